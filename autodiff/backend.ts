@@ -1,0 +1,232 @@
+/**
+ * The kernel interface every backend implements.
+ *
+ * Kernels work on flat, contiguous buffers described by shapes and element strides; they never see
+ * `Tensor`s or autograd. Every kernel allocates and returns a fresh output buffer (except
+ * `stridedCopyInto` and `scatterAddInto`, which write into a buffer the caller owns). All buffers hold
+ * 4-byte elements: float32, int32, or bool stored as 0/1 (Uint8Array on the CPU, u32 on WebGPU).
+ *
+ * @module
+ */
+
+/** Element types a tensor can hold. */
+export type DType = "float32" | "int32" | "bool";
+
+/** Where a tensor's storage lives. */
+export type Device = "cpu" | "webgpu";
+
+/** Typed array for each dtype as returned by {@linkcode Backend.read}. */
+export type TypedArrayFor<D extends DType> = D extends "float32" ? Float32Array
+  : D extends "int32" ? Int32Array
+  : Uint8Array;
+
+/** Any of the typed arrays a backend reads or writes. */
+export type HostArray = Float32Array | Int32Array | Uint8Array;
+
+/** An opaque buffer owned by a backend. `length` is the number of elements. */
+export interface BackendBuffer {
+  /** Number of elements. */
+  readonly length: number;
+  /** Element type. */
+  readonly dtype: DType;
+}
+
+/** Elementwise unary ops (see `op_table.ts` for their definitions). */
+export type UnaryOp =
+  | "neg"
+  | "abs"
+  | "exp"
+  | "log"
+  | "sqrt"
+  | "rsqrt"
+  | "sin"
+  | "cos"
+  | "tanh"
+  | "sigmoid"
+  | "relu"
+  | "gelu"
+  | "silu"
+  | "softplus"
+  | "erf"
+  | "sign"
+  | "reciprocal"
+  | "square"
+  | "floor"
+  | "ceil"
+  | "round"
+  | "logicalNot"
+  | "geluGrad"
+  | "siluGrad"
+  | "isnan";
+
+/** Elementwise binary ops (see `op_table.ts`). Comparisons and logical ops return bool. */
+export type BinaryOp =
+  | "add"
+  | "sub"
+  | "mul"
+  | "div"
+  | "pow"
+  | "maximum"
+  | "minimum"
+  | "eq"
+  | "ne"
+  | "lt"
+  | "le"
+  | "gt"
+  | "ge"
+  | "logicalAnd"
+  | "logicalOr";
+
+/** Reductions over the middle axis of an (outer, size, inner) view. */
+export type ReduceOp = "sum" | "max" | "min" | "argmax" | "argmin";
+
+/** Parameters of one (possibly batched) matrix product `C[b] = op(A[b]) @ op(B[b])`. */
+export interface MatmulParams {
+  /** Number of products. */
+  batch: number;
+  /** Rows of the result. */
+  m: number;
+  /** Columns of the result. */
+  n: number;
+  /** Contraction length. */
+  k: number;
+  /** A is stored as (k, m) row-major instead of (m, k). */
+  transA: boolean;
+  /** B is stored as (n, k) row-major instead of (k, n). */
+  transB: boolean;
+  /** Elements between consecutive A matrices: m*k, or 0 to reuse one A for every batch. */
+  strideA: number;
+  /** Elements between consecutive B matrices: k*n, or 0 to reuse one B for every batch. */
+  strideB: number;
+}
+
+/** Geometry of an unfold (im2col) / fold (col2im) over NCHW images. */
+export interface Im2colParams {
+  batch: number;
+  channels: number;
+  height: number;
+  width: number;
+  kernelH: number;
+  kernelW: number;
+  strideH: number;
+  strideW: number;
+  padH: number;
+  padW: number;
+  dilationH: number;
+  dilationW: number;
+  /** Output height: floor((H + 2 padH - dilationH (kernelH - 1) - 1) / strideH) + 1. */
+  outH: number;
+  /** Output width, likewise. */
+  outW: number;
+}
+
+/** Live memory of one backend. */
+export interface MemoryInfo {
+  /** Bytes held by live buffers. */
+  bytes: number;
+  /** Number of live buffers. */
+  buffers: number;
+  /** Bytes held in a reuse pool (not live); 0 where the backend has no pool. */
+  pooledBytes: number;
+}
+
+/**
+ * A compute backend. All shapes are row-major; strides are in elements and may be 0 (broadcast) or
+ * negative (flip). Kernels are synchronous to enqueue; only {@linkcode Backend.read} waits.
+ */
+export interface Backend {
+  /** The device name. */
+  readonly device: Device;
+  /** Allocates an uninitialised buffer of `length` elements (length 0 allowed). */
+  alloc(length: number, dtype: DType): BackendBuffer;
+  /** Releases a buffer; it must not be used afterwards. */
+  free(buf: BackendBuffer): void;
+  /** Uploads host data into a new buffer. */
+  upload(data: HostArray, dtype: DType): BackendBuffer;
+  /** Reads a buffer back to the host. */
+  read(buf: BackendBuffer): Promise<HostArray>;
+  /** Waits until all enqueued work has finished. */
+  sync(): Promise<void>;
+  /** Live memory. */
+  memory(): MemoryInfo;
+
+  /** A new buffer of `length` elements all equal to `value`. */
+  fill(length: number, value: number, dtype: DType): BackendBuffer;
+  /** Converts element types (float→int truncates toward zero; anything→bool is `x != 0`). */
+  cast(x: BackendBuffer, dtype: DType): BackendBuffer;
+  /** `out[i] = f(x[i])`; x is contiguous; the output has x's dtype (bool for `isnan`). */
+  unary(op: UnaryOp, x: BackendBuffer): BackendBuffer;
+  /**
+   * `out[i] = f(a[ia(i)], b[ib(i)])` over `shape`, where ia/ib use `stridesA`/`stridesB`
+   * (0 on broadcast dims). Output dtype: bool for comparisons and logical ops, else a's dtype.
+   */
+  binary(
+    op: BinaryOp,
+    a: BackendBuffer,
+    b: BackendBuffer,
+    shape: readonly number[],
+    stridesA: readonly number[],
+    stridesB: readonly number[],
+  ): BackendBuffer;
+  /** `out = cond ? a : b` with broadcast strides; output dtype is a's. */
+  where(
+    cond: BackendBuffer,
+    a: BackendBuffer,
+    b: BackendBuffer,
+    shape: readonly number[],
+    stridesCond: readonly number[],
+    stridesA: readonly number[],
+    stridesB: readonly number[],
+  ): BackendBuffer;
+  /** `out = clamp(x, lo, hi)` elementwise (x contiguous). */
+  clamp(x: BackendBuffer, lo: number, hi: number): BackendBuffer;
+  /** Scalar affine `out = x * scale + shift` (x contiguous, float32). */
+  affine(x: BackendBuffer, scale: number, shift: number): BackendBuffer;
+  /**
+   * Strided copy: for every index tuple i over `shape`,
+   * `dst[dstOffset + Σ i_d dstStrides_d] = src[srcOffset + Σ i_d srcStrides_d]`. Writes into `dst`.
+   */
+  stridedCopyInto(
+    src: BackendBuffer,
+    srcOffset: number,
+    srcStrides: readonly number[],
+    dst: BackendBuffer,
+    dstOffset: number,
+    dstStrides: readonly number[],
+    shape: readonly number[],
+  ): void;
+  /** Reduces x viewed as (outer, size, inner) over the middle axis → (outer, inner). argmax/argmin give int32 (first index on ties). */
+  reduce(op: ReduceOp, x: BackendBuffer, outer: number, size: number, inner: number): BackendBuffer;
+  /** Inclusive cumulative sum of x viewed as (outer, size, inner) along the middle axis. */
+  cumsum(x: BackendBuffer, outer: number, size: number, inner: number): BackendBuffer;
+  /** Batched matrix product, float32, output (batch, m, n) contiguous. */
+  matmul(a: BackendBuffer, b: BackendBuffer, p: MatmulParams): BackendBuffer;
+  /** Unfold NCHW x into columns (batch, channels*kernelH*kernelW, outH*outW); out-of-image taps read `padValue`. */
+  im2col(x: BackendBuffer, p: Im2colParams, padValue: number): BackendBuffer;
+  /** The adjoint of im2col (padValue 0): sums columns back into (batch, channels, height, width). */
+  col2im(cols: BackendBuffer, p: Im2colParams): BackendBuffer;
+  /**
+   * torch.gather: `out[i] = x[i with axis coordinate replaced by index[i]]` for i over `indexShape`.
+   * x has `xShape` (same rank); index is int32 contiguous. Out-of-range indices must not read out of
+   * bounds (CPU throws; WebGPU writes 0) — the op layer checks ranges first where it can.
+   */
+  gather(
+    x: BackendBuffer,
+    xShape: readonly number[],
+    axis: number,
+    index: BackendBuffer,
+    indexShape: readonly number[],
+  ): BackendBuffer;
+  /**
+   * torch.Tensor.scatter_add_ in place on `dst` (shape `dstShape`): for i over `indexShape`,
+   * `dst[i with axis coordinate replaced by index[i]] += src[i]` (src contiguous with `indexShape`).
+   */
+  scatterAddInto(
+    dst: BackendBuffer,
+    dstShape: readonly number[],
+    axis: number,
+    index: BackendBuffer,
+    src: BackendBuffer,
+    indexShape: readonly number[],
+  ): void;
+}
