@@ -16,11 +16,11 @@ export function erf(x: number): number {
   const r = t * Math.exp(
     -z * z - 1.26551223 +
       t * (1.00002368 +
-        t * (0.37409196 +
-          t * (0.09678418 +
-            t * (-0.18628806 +
-              t * (0.27886807 +
-                t * (-1.13520398 + t * (1.48851587 + t * (-0.82215223 + t * 0.17087277)))))))),
+          t * (0.37409196 +
+              t * (0.09678418 +
+                  t * (-0.18628806 +
+                      t * (0.27886807 +
+                          t * (-1.13520398 + t * (1.48851587 + t * (-0.82215223 + t * 0.17087277)))))))),
   );
   return x >= 0 ? 1 - r : r - 1;
 }
@@ -128,8 +128,18 @@ export const BINARY: Record<BinaryOp, BinaryDef> = {
   le: { js: (a, b) => +(a <= b), wgsl: "a <= b", wgslInt: "a <= b", bool: true },
   gt: { js: (a, b) => +(a > b), wgsl: "a > b", wgslInt: "a > b", bool: true },
   ge: { js: (a, b) => +(a >= b), wgsl: "a >= b", wgslInt: "a >= b", bool: true },
-  logicalAnd: { js: (a, b) => +(a !== 0 && b !== 0), wgsl: "(a != 0.0) && (b != 0.0)", wgslInt: "(a != 0) && (b != 0)", bool: true },
-  logicalOr: { js: (a, b) => +(a !== 0 || b !== 0), wgsl: "(a != 0.0) || (b != 0.0)", wgslInt: "(a != 0) || (b != 0)", bool: true },
+  logicalAnd: {
+    js: (a, b) => +(a !== 0 && b !== 0),
+    wgsl: "(a != 0.0) && (b != 0.0)",
+    wgslInt: "(a != 0) && (b != 0)",
+    bool: true,
+  },
+  logicalOr: {
+    js: (a, b) => +(a !== 0 || b !== 0),
+    wgsl: "(a != 0.0) || (b != 0.0)",
+    wgslInt: "(a != 0) || (b != 0)",
+    bool: true,
+  },
 };
 
 /** WGSL helper functions referenced by the table's expressions. */

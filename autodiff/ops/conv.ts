@@ -1,0 +1,235 @@
+/**
+ * Convolution and pooling, lowered to unfold (im2col) + matrix products and reductions, so their
+ * gradients follow from the rules of those ops: dW = dY·colsᵀ, dcols = Wᵀ·dY, dx = fold(dcols).
+ *
+ * @module
+ */
+
+import type { Im2colParams } from "../backend.ts";
+import { record, Tensor } from "../tensor.ts";
+import { add, cast, eq, mul } from "./elementwise.ts";
+import { arange } from "./creation.ts";
+import { bmm } from "./linalg.ts";
+import { argmax, mean, sum } from "./reduce.ts";
+import { pad, permute, reshape } from "./shape.ts";
+import { fmt, pair, requireFloat, sameDevice } from "./util.ts";
+
+/** Geometry arguments shared by unfold, conv and pooling. */
+export interface WindowOptions {
+  /** Step between windows (default 1). */
+  stride?: number | [number, number];
+  /** Zero padding on each side (default 0). */
+  padding?: number | [number, number];
+  /** Spacing between kernel taps (default 1). */
+  dilation?: number | [number, number];
+}
+
+function geometry(
+  op: string,
+  x: Tensor,
+  kernel: [number, number],
+  stride: [number, number],
+  padding: [number, number],
+  dilation: [number, number],
+): Im2colParams {
+  if (x.ndim !== 4) throw new Error(`${op}: expected a 4-D (N, C, H, W) input, got ${fmt(x.shape)}`);
+  const [batch, channels, height, width] = x.shape;
+  for (const v of [...kernel, ...stride, ...dilation]) {
+    if (!Number.isInteger(v) || v < 1) {
+      throw new RangeError(`${op}: kernel, stride and dilation must be positive integers`);
+    }
+  }
+  const outH = Math.floor((height + 2 * padding[0] - dilation[0] * (kernel[0] - 1) - 1) / stride[0]) + 1;
+  const outW = Math.floor((width + 2 * padding[1] - dilation[1] * (kernel[1] - 1) - 1) / stride[1]) + 1;
+  if (outH < 1 || outW < 1) {
+    throw new Error(
+      `${op}: input ${fmt(x.shape)} is too small for kernel ${kernel.join("x")} with padding ${padding.join(",")}`,
+    );
+  }
+  return {
+    batch,
+    channels,
+    height,
+    width,
+    kernelH: kernel[0],
+    kernelW: kernel[1],
+    strideH: stride[0],
+    strideW: stride[1],
+    padH: padding[0],
+    padW: padding[1],
+    dilationH: dilation[0],
+    dilationW: dilation[1],
+    outH,
+    outW,
+  };
+}
+
+function unfoldRaw(x: Tensor, p: Im2colParams, padValue: number): Tensor {
+  const buf = x.backend.im2col(x.buffer, p, padValue);
+  return Tensor.fromBuffer(buf, [p.batch, p.channels * p.kernelH * p.kernelW, p.outH * p.outW], x.dtype, x.device);
+}
+
+function foldRaw(cols: Tensor, p: Im2colParams): Tensor {
+  const buf = cols.backend.col2im(cols.buffer, p);
+  return Tensor.fromBuffer(buf, [p.batch, p.channels, p.height, p.width], "float32", cols.device);
+}
+
+/** torch.nn.functional.unfold (im2col): (N, C, H, W) → (N, C·kh·kw, L). Taps outside the image read `padValue`. */
+export function unfold(
+  x: Tensor,
+  kernelSize: number | [number, number],
+  opts: WindowOptions & { padValue?: number } = {},
+): Tensor {
+  const p = geometry(
+    "unfold",
+    x,
+    pair(kernelSize),
+    pair(opts.stride ?? 1),
+    pair(opts.padding ?? 0),
+    pair(opts.dilation ?? 1),
+  );
+  const out = unfoldRaw(x, p, opts.padValue ?? 0);
+  return record("unfold", out, [x], [], (g) => [fold(g, p)]);
+}
+
+/** The adjoint of {@linkcode unfold}: sums (N, C·kh·kw, L) columns back into images. */
+export function fold(cols: Tensor, p: Im2colParams): Tensor {
+  const out = foldRaw(cols, p);
+  return record("fold", out, [cols], [], (g) => [unfoldRaw(g, p, 0)]);
+}
+
+/** Options of {@linkcode conv2d}. */
+export interface Conv2dOptions {
+  /** Step between windows (default 1). */
+  stride?: number | [number, number];
+  /** Zero padding per side, or "same" / "valid" (default 0). */
+  padding?: number | [number, number] | "same" | "valid";
+  /** Spacing between kernel taps (default 1). */
+  dilation?: number | [number, number];
+  /** Channel groups (default 1; groups = C gives a depthwise conv). */
+  groups?: number;
+}
+
+/**
+ * 2-D cross-correlation as torch.nn.functional.conv2d: x (N, C, H, W), weight (O, C/groups, kh, kw),
+ * optional bias (O).
+ */
+export function conv2d(x: Tensor, weight: Tensor, bias?: Tensor | null, opts: Conv2dOptions = {}): Tensor {
+  requireFloat("conv2d", x, "input");
+  requireFloat("conv2d", weight, "weight");
+  sameDevice("conv2d", x, weight, ...(bias ? [bias] : []));
+  if (x.ndim !== 4 || weight.ndim !== 4) {
+    throw new Error(`conv2d: expected 4-D input and weight, got ${fmt(x.shape)} and ${fmt(weight.shape)}`);
+  }
+  const groups = opts.groups ?? 1;
+  const [n, c] = x.shape;
+  const [o, cg, kh, kw] = weight.shape;
+  if (!Number.isInteger(groups) || groups < 1 || c % groups !== 0 || o % groups !== 0) {
+    throw new Error(`conv2d: groups=${groups} must divide input channels ${c} and output channels ${o}`);
+  }
+  if (cg !== c / groups) {
+    throw new Error(
+      `conv2d: weight ${fmt(weight.shape)} expects ${cg * groups} input channels, input ${fmt(x.shape)} has ${c}`,
+    );
+  }
+  if (bias && (bias.ndim !== 1 || bias.shape[0] !== o)) {
+    throw new Error(`conv2d: bias ${fmt(bias.shape)} must have shape [${o}]`);
+  }
+  const stride = pair(opts.stride ?? 1), dilation = pair(opts.dilation ?? 1);
+  let padding: [number, number];
+  if (opts.padding === "same") {
+    if (stride[0] !== 1 || stride[1] !== 1) throw new Error(`conv2d: padding "same" requires stride 1`);
+    const th = dilation[0] * (kh - 1), tw = dilation[1] * (kw - 1);
+    if (th % 2 !== 0 || tw % 2 !== 0) {
+      // asymmetric: PyTorch pads the extra row/column at the end
+      const padded = pad(x, [Math.floor(tw / 2), tw - Math.floor(tw / 2), Math.floor(th / 2), th - Math.floor(th / 2)]);
+      return conv2d(padded, weight, bias, { ...opts, padding: 0 });
+    }
+    padding = [th / 2, tw / 2];
+  } else if (opts.padding === "valid" || opts.padding === undefined) {
+    padding = [0, 0];
+  } else {
+    padding = pair(opts.padding);
+  }
+  const p = geometry("conv2d", x, [kh, kw], stride, padding, dilation);
+  const cols = unfold(x, [kh, kw], { stride, padding, dilation }); // (N, C·kh·kw, L)
+  const L = p.outH * p.outW;
+  let y: Tensor;
+  if (groups === 1) {
+    y = bmm(reshape(weight, [1, o, c * kh * kw]), cols); // (N, O, L)
+  } else {
+    // (G, Cg·k², N·L) so that one batched product runs every group
+    const og = o / groups, kk = cg * kh * kw;
+    const colsG = reshape(permute(reshape(cols, [n, groups, kk, L]), [1, 2, 0, 3]), [groups, kk, n * L]);
+    const yg = bmm(reshape(weight, [groups, og, kk]), colsG); // (G, Og, N·L)
+    y = permute(reshape(yg, [groups, og, n, L]), [2, 0, 1, 3]);
+  }
+  const out = reshape(y, [n, o, p.outH, p.outW]);
+  return bias ? add(out, reshape(bias, [1, o, 1, 1])) : out;
+}
+
+/** Options of {@linkcode maxPool2d}. */
+export interface MaxPool2dOptions extends WindowOptions {}
+
+/** Max pooling; the gradient goes to the first maximum of each window, as PyTorch. Padding reads -inf. */
+export function maxPool2d(x: Tensor, kernelSize: number | [number, number], opts: MaxPool2dOptions = {}): Tensor {
+  requireFloat("maxPool2d", x);
+  const k = pair(kernelSize);
+  const stride = pair(opts.stride ?? k), padding = pair(opts.padding ?? 0), dilation = pair(opts.dilation ?? 1);
+  if (padding[0] > k[0] / 2 || padding[1] > k[1] / 2) {
+    throw new Error(`maxPool2d: padding ${padding} must be at most half the kernel ${k}`);
+  }
+  const p = geometry("maxPool2d", x, k, stride, padding, dilation);
+  const [n, c] = x.shape;
+  const kk = k[0] * k[1], L = p.outH * p.outW;
+  const cols = unfoldRaw(x, p, -Infinity);
+  const windows = cols.shareWithShape([n, c, kk, L]);
+  cols.dispose();
+  const idx = argmax(windows, 2, true); // (N, C, 1, L)
+  const buf = x.backend.gather(windows.buffer, windows.shape, 2, idx.buffer, idx.shape);
+  windows.dispose();
+  const out = Tensor.fromBuffer(buf, [n, c, p.outH, p.outW], "float32", x.device);
+  const result = record("maxPool2d", out, [x], [idx], (g, [ix]) => {
+    const taps = reshape(arange(kk, undefined, 1, { device: g.device }), [1, 1, kk, 1]);
+    const onehot = cast(eq(taps, ix), "float32"); // (N, C, kk, L)
+    const gcols = mul(onehot, reshape(g, [n, c, 1, L]));
+    return [fold(reshape(gcols, [n, c * kk, L]), p)];
+  });
+  idx.dispose();
+  return result;
+}
+
+/** Options of {@linkcode avgPool2d}. */
+export interface AvgPool2dOptions {
+  /** Step between windows (default: the kernel size). */
+  stride?: number | [number, number];
+  /** Zero padding per side (default 0). */
+  padding?: number | [number, number];
+  /** Count padded zeros in the divisor (default true, as PyTorch). */
+  countIncludePad?: boolean;
+}
+
+/** Average pooling. */
+export function avgPool2d(x: Tensor, kernelSize: number | [number, number], opts: AvgPool2dOptions = {}): Tensor {
+  requireFloat("avgPool2d", x);
+  const k = pair(kernelSize);
+  const stride = pair(opts.stride ?? k), padding = pair(opts.padding ?? 0);
+  const p = geometry("avgPool2d", x, k, stride, padding, [1, 1]);
+  const [n, c] = x.shape;
+  const kk = k[0] * k[1], L = p.outH * p.outW;
+  const windows = reshape(unfold(x, k, { stride, padding }), [n, c, kk, L]);
+  if (opts.countIncludePad ?? true) return reshape(mean(windows, 2), [n, c, p.outH, p.outW]);
+  // divide by the number of in-image taps of each window
+  const onesImg = Tensor.fromBuffer(
+    x.backend.fill(p.height * p.width, 1, "float32"),
+    [1, 1, p.height, p.width],
+    "float32",
+    x.device,
+  );
+  const count = sum(unfoldRaw(onesImg, { ...p, batch: 1, channels: 1 }, 0), 1); // (1, L)
+  onesImg.dispose();
+  const total = sum(windows, 2); // (N, C, L)
+  const inv = Tensor.fromBuffer(count.backend.unary("reciprocal", count.buffer), [1, 1, L], "float32", x.device);
+  count.dispose();
+  return reshape(mul(total, inv), [n, c, p.outH, p.outW]);
+}

@@ -1,0 +1,14 @@
+/**
+ * All tensor ops, re-exported.
+ *
+ * @module
+ */
+
+export * from "./creation.ts";
+export * from "./elementwise.ts";
+export * from "./shape.ts";
+export * from "./reduce.ts";
+export * from "./linalg.ts";
+export * from "./indexing.ts";
+export * from "./conv.ts";
+export * from "./resize.ts";

@@ -1,0 +1,44 @@
+/**
+ * A typed tensor/autodiff framework for Deno with CPU and WebGPU backends.
+ *
+ * ```ts
+ * import { tensor, matmul, sum } from "./mod.ts";
+ * const a = tensor([[1, 2], [3, 4]], { requiresGrad: true });
+ * const loss = sum(matmul(a, a));
+ * loss.backward();
+ * console.log(await a.grad!.array());
+ * ```
+ *
+ * @module
+ */
+
+export type {
+  Backend,
+  BackendBuffer,
+  BinaryOp,
+  Device,
+  DType,
+  HostArray,
+  Im2colParams,
+  MatmulParams,
+  MemoryInfo,
+  ReduceOp,
+  UnaryOp,
+} from "./autodiff/backend.ts";
+export { getBackend, getDefaultDevice, initDefaultDevice, initWebGPU, setDefaultDevice } from "./autodiff/device.ts";
+export type { WebGPUOptions } from "./autodiff/backends/webgpu/backend.ts";
+export { Generator, globalGenerator, manualSeed } from "./autodiff/random.ts";
+export {
+  type GradNode,
+  isGradEnabled,
+  keep,
+  noGrad,
+  record,
+  Storage,
+  Tensor,
+  tidy,
+  withGradMode,
+} from "./autodiff/tensor.ts";
+export * from "./autodiff/ops/index.ts";
+export { gradcheck, type GradcheckOptions, type GradcheckResult } from "./autodiff/gradcheck.ts";
+export { type MemoryStats, memoryStats } from "./autodiff/memory.ts";
