@@ -202,7 +202,25 @@ export class Tensor {
     return new Tensor(s, shape, this.dtype, this.device);
   }
 
-  /** Releases this tensor's reference to its storage (idempotent). Its gradient is disposed too. */
+  /**
+   * Replaces this tensor's data with `src`'s (same shape and dtype) by sharing `src`'s storage: the way
+   * optimizers update parameters in place while the parameter object (and its identity) stays.
+   */
+  assign(src: Tensor): this {
+    if (src.shape.join() !== this.shape.join() || src.dtype !== this.dtype || src.device !== this.device) {
+      throw new Error(
+        `assign: source ${src.dtype} [${src.shape}] on ${src.device} does not match ${this.dtype} [${this.shape}] on ${this.device}`,
+      );
+    }
+    if (this.node) throw new Error("assign: only leaf tensors can be assigned (this one was produced by an op)");
+    const s = src.storage;
+    s.refs++;
+    this.#storage?.release();
+    this.#storage = s;
+    return this;
+  }
+
+  /** Releases this tensor's reference to its storage (idempotent). */
   dispose(): void {
     if (this.#storage) {
       this.#storage.release();
@@ -490,6 +508,14 @@ function backward(root: Tensor, grad: Tensor | undefined, retainGraph: boolean):
         );
       }
       const inGrads = tidy(() => node.backward!(g));
+      // a rule may pass g through or return one tensor for several inputs: give each its own reference
+      const owned = new Set<Tensor>();
+      node.inputs.forEach((_, k) => {
+        const ig = inGrads[k];
+        if (!ig) return;
+        inGrads[k] = ig === g || owned.has(ig) ? ig.shareWithShape(ig.shape) : ig;
+        owned.add(inGrads[k]!);
+      });
       g.dispose();
       node.inputs.forEach((inp, k) => {
         const ig = inGrads[k];
