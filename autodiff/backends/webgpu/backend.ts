@@ -1,0 +1,123 @@
+/**
+ * The WebGPU backend: implements {@linkcode Backend} on one `GPUDevice`, with a size-class buffer
+ * pool, a pipeline cache keyed by WGSL source, and one batched command encoder (see `runtime.ts`).
+ * Kernels are generated from the typed templates in this folder.
+ *
+ * @module
+ */
+
+import type {
+  Backend,
+  BackendBuffer,
+  BinaryOp,
+  DType,
+  HostArray,
+  Im2colParams,
+  MatmulParams,
+  MemoryInfo,
+  ReduceOp,
+  UnaryOp,
+} from "../../backend.ts";
+import { requestDevice, type WebGPUOptions } from "./device.ts";
+import { type GPUBuf, Runtime } from "./runtime.ts";
+import * as ew from "./elementwise.ts";
+import { cumsum, reduce } from "./reduce.ts";
+import { matmul } from "./matmul.ts";
+import { col2im, im2col } from "./conv.ts";
+import { gather, scatterAddInto } from "./gather.ts";
+
+export type { WebGPUOptions } from "./device.ts";
+
+/** The WebGPU backend object, with adapter facts beyond {@linkcode Backend}. */
+export interface WebGPUBackend extends Backend {
+  /** True when the adapter is a software fallback (e.g. lavapipe). */
+  readonly isFallbackAdapter: boolean;
+  /** Adapter description. */
+  readonly adapterDescription: string;
+  /** The runtime (device, pools, pipeline cache); for diagnostics and benchmarks. */
+  readonly runtime: Runtime;
+}
+
+/** Widens host data to 4-byte elements of `dtype` (bool → u32 0/1). */
+function widen(data: HostArray, dtype: DType): Float32Array | Int32Array | Uint32Array {
+  if (dtype === "float32") return data instanceof Float32Array ? data : Float32Array.from(data);
+  if (dtype === "int32") return data instanceof Int32Array ? data : Int32Array.from(data, (v) => Math.trunc(v));
+  const out = new Uint32Array(data.length);
+  for (let i = 0; i < data.length; i++) out[i] = data[i] !== 0 ? 1 : 0;
+  return out;
+}
+
+/**
+ * Creates the WebGPU backend. Throws `Error("WebGPU unavailable: ...")` when `navigator.gpu` or an
+ * adapter is missing.
+ */
+export async function createWebGPUBackend(options: WebGPUOptions = {}): Promise<WebGPUBackend> {
+  const info = await requestDevice(options);
+  const rt = new Runtime(info.device);
+  const c = (b: BackendBuffer): GPUBuf => rt.check(b);
+  return {
+    device: "webgpu",
+    isFallbackAdapter: info.isFallbackAdapter,
+    adapterDescription: info.description,
+    runtime: rt,
+    alloc: (length: number, dtype: DType): BackendBuffer => rt.alloc(length, dtype),
+    free: (buf: BackendBuffer): void => rt.free(buf),
+    upload: (data: HostArray, dtype: DType): BackendBuffer => rt.upload(widen(data, dtype), dtype),
+    read: (buf: BackendBuffer): Promise<HostArray> => rt.read(buf),
+    sync: (): Promise<void> => rt.sync(),
+    memory: (): MemoryInfo => rt.memory(),
+    fill: (length: number, value: number, dtype: DType): BackendBuffer => ew.fill(rt, length, value, dtype),
+    cast: (x: BackendBuffer, dtype: DType): BackendBuffer => ew.cast(rt, c(x), dtype),
+    unary: (op: UnaryOp, x: BackendBuffer): BackendBuffer => ew.unary(rt, op, c(x)),
+    binary: (
+      op: BinaryOp,
+      a: BackendBuffer,
+      b: BackendBuffer,
+      shape: readonly number[],
+      stridesA: readonly number[],
+      stridesB: readonly number[],
+    ): BackendBuffer => ew.binary(rt, op, c(a), c(b), shape, stridesA, stridesB),
+    where: (
+      cond: BackendBuffer,
+      a: BackendBuffer,
+      b: BackendBuffer,
+      shape: readonly number[],
+      stridesCond: readonly number[],
+      stridesA: readonly number[],
+      stridesB: readonly number[],
+    ): BackendBuffer => ew.where(rt, c(cond), c(a), c(b), shape, stridesCond, stridesA, stridesB),
+    clamp: (x: BackendBuffer, lo: number, hi: number): BackendBuffer => ew.clamp(rt, c(x), lo, hi),
+    affine: (x: BackendBuffer, scale: number, shift: number): BackendBuffer => ew.affine(rt, c(x), scale, shift),
+    stridedCopyInto: (
+      src: BackendBuffer,
+      srcOffset: number,
+      srcStrides: readonly number[],
+      dst: BackendBuffer,
+      dstOffset: number,
+      dstStrides: readonly number[],
+      shape: readonly number[],
+    ): void => ew.stridedCopyInto(rt, c(src), srcOffset, srcStrides, c(dst), dstOffset, dstStrides, shape),
+    reduce: (op: ReduceOp, x: BackendBuffer, outer: number, size: number, inner: number): BackendBuffer =>
+      reduce(rt, op, c(x), outer, size, inner),
+    cumsum: (x: BackendBuffer, outer: number, size: number, inner: number): BackendBuffer =>
+      cumsum(rt, c(x), outer, size, inner),
+    matmul: (a: BackendBuffer, b: BackendBuffer, p: MatmulParams): BackendBuffer => matmul(rt, c(a), c(b), p),
+    im2col: (x: BackendBuffer, p: Im2colParams, padValue: number): BackendBuffer => im2col(rt, c(x), p, padValue),
+    col2im: (cols: BackendBuffer, p: Im2colParams): BackendBuffer => col2im(rt, c(cols), p),
+    gather: (
+      x: BackendBuffer,
+      xShape: readonly number[],
+      axis: number,
+      index: BackendBuffer,
+      indexShape: readonly number[],
+    ): BackendBuffer => gather(rt, c(x), xShape, axis, c(index), indexShape),
+    scatterAddInto: (
+      dst: BackendBuffer,
+      dstShape: readonly number[],
+      axis: number,
+      index: BackendBuffer,
+      src: BackendBuffer,
+      indexShape: readonly number[],
+    ): void => scatterAddInto(rt, c(dst), dstShape, axis, c(index), c(src), indexShape),
+  };
+}

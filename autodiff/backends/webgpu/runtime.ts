@@ -1,0 +1,235 @@
+/**
+ * The WebGPU runtime: buffers, the batched command encoder, per-dispatch uniforms, uploads and reads.
+ *
+ * Dispatches are recorded into one command encoder (one compute pass) that is submitted only when
+ * data is needed (`read`, `sync`) or after {@linkcode MAX_BATCH} dispatches. Buffers freed while an
+ * unsubmitted command references them wait on a pending list and go back to the pool after submit.
+ *
+ * @module
+ */
+
+import type { BackendBuffer, DType, HostArray, MemoryInfo } from "../../backend.ts";
+import { BufferPool } from "./buffer_pool.ts";
+import { type BindingKind, PipelineCache } from "./pipeline_cache.ts";
+import type { Uniforms } from "./templates.ts";
+
+/** Dispatches recorded before the encoder is submitted regardless. */
+export const MAX_BATCH = 128;
+/** Bytes of the per-batch uniform staging area. */
+const UNIFORM_CAPACITY = 64 * 1024;
+
+const STORAGE_USAGE = GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST;
+const UNIFORM_USAGE = GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST;
+const READ_USAGE = GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST;
+
+/** A WebGPU buffer of 4-byte elements. */
+export class GPUBuf implements BackendBuffer {
+  /** Number of elements. */
+  readonly length: number;
+  /** Element type. */
+  readonly dtype: DType;
+  /** The underlying buffer (at least 4 bytes, size-class rounded). */
+  readonly buffer: GPUBuffer;
+  /** Encoder epoch that last referenced this buffer (-1: none). */
+  epoch: number = -1;
+  /** Set once freed. */
+  freed: boolean = false;
+
+  /** Wraps `buffer` as `length` elements of `dtype`. */
+  constructor(length: number, dtype: DType, buffer: GPUBuffer) {
+    this.length = length;
+    this.dtype = dtype;
+    this.buffer = buffer;
+  }
+
+  /** Bytes to bind: the data rounded up to 16 so `vec4` views validate (the size class always covers it). */
+  get bindSize(): number {
+    return Math.max(16, Math.ceil(this.length / 4) * 16);
+  }
+}
+
+/** A kernel ready to dispatch: WGSL (entry `main`), its binding kinds, buffers and grid. */
+export interface Dispatch {
+  /** WGSL source. */
+  code: string;
+  /** Uniform block at binding 0, if any. */
+  uniforms?: Uniforms;
+  /** Storage buffers bound at 1.. (or 0.. without uniforms), with their access. */
+  buffers: readonly (readonly [GPUBuf, "read" | "rw"])[];
+  /** Workgroups in x, y, z. */
+  groups: readonly [number, number, number];
+}
+
+/** Owns the device, pools, pipeline cache and the open command encoder. */
+export class Runtime {
+  /** The device. */
+  readonly device: GPUDevice;
+  /** Storage/uniform/readback buffer pool. */
+  readonly pool: BufferPool;
+  /** Compiled kernels. */
+  readonly pipelines: PipelineCache;
+  #encoder: GPUCommandEncoder | null = null;
+  #pass: GPUComputePassEncoder | null = null;
+  #dispatches = 0;
+  #epoch = 0;
+  #pending: GPUBuffer[] = [];
+  #uniformBuf: GPUBuffer | null = null;
+  #uniformStage = new Uint8Array(UNIFORM_CAPACITY);
+  #uniformUsed = 0;
+  #uniformAlign: number;
+  #liveBytes = 0;
+  #liveBuffers = 0;
+  #error: Error | null = null;
+
+  /** A runtime on `device`. */
+  constructor(device: GPUDevice) {
+    this.device = device;
+    this.pool = new BufferPool(device);
+    this.pipelines = new PipelineCache(device);
+    this.#uniformAlign = device.limits.minUniformBufferOffsetAlignment ?? 256;
+    device.addEventListener("uncapturederror", (ev) => {
+      const err = (ev as GPUUncapturedErrorEvent).error;
+      this.#error ??= new Error(`WebGPU error: ${err.message}`);
+    });
+  }
+
+  /** Live memory held by callers, plus idle pooled bytes. */
+  memory(): MemoryInfo {
+    return { bytes: this.#liveBytes, buffers: this.#liveBuffers, pooledBytes: this.pool.pooledBytes };
+  }
+
+  /** A new uninitialised buffer. */
+  alloc(length: number, dtype: DType): GPUBuf {
+    if (!Number.isInteger(length) || length < 0) throw new Error(`invalid buffer length ${length}`);
+    const buf = new GPUBuf(length, dtype, this.pool.acquire(Math.max(4, length * 4), STORAGE_USAGE));
+    this.#liveBytes += length * 4;
+    this.#liveBuffers++;
+    return buf;
+  }
+
+  /** Releases a buffer: to the pool now, or after the next submit if unsubmitted work uses it. */
+  free(b: BackendBuffer): void {
+    const buf = this.check(b);
+    buf.freed = true;
+    this.#liveBytes -= buf.length * 4;
+    this.#liveBuffers--;
+    if (buf.epoch === this.#epoch && this.#encoder) this.#pending.push(buf.buffer);
+    else this.pool.release(buf.buffer);
+  }
+
+  /** Casts a caller's buffer to {@linkcode GPUBuf}, rejecting foreign or freed buffers. */
+  check(b: BackendBuffer): GPUBuf {
+    if (!(b instanceof GPUBuf)) throw new Error("buffer does not belong to the WebGPU backend");
+    if (b.freed) throw new Error("use of a freed WebGPU buffer");
+    return b;
+  }
+
+  /** Uploads host data (already widened to 4-byte elements) into a fresh or pooled buffer. */
+  upload(data: Float32Array | Int32Array | Uint32Array, dtype: DType): GPUBuf {
+    const buf = this.alloc(data.length, dtype);
+    // The buffer is fresh or came from the pool, so no unsubmitted command references it.
+    if (data.length > 0) this.device.queue.writeBuffer(buf.buffer, 0, data as BufferSource);
+    return buf;
+  }
+
+  /** Records one dispatch. */
+  dispatch(d: Dispatch): void {
+    if (d.groups[0] === 0 || d.groups[1] === 0 || d.groups[2] === 0) return;
+    const kinds: BindingKind[] = d.uniforms ? ["uniform"] : [];
+    for (const [, kind] of d.buffers) kinds.push(kind);
+    const { pipeline, layout } = this.pipelines.get(d.code, kinds);
+    const entries: GPUBindGroupEntry[] = [];
+    if (d.uniforms) {
+      const bytes = d.uniforms.data.byteLength;
+      if (this.#uniformUsed + bytes > UNIFORM_CAPACITY) this.flush();
+      this.#open();
+      const offset = this.#uniformUsed;
+      this.#uniformStage.set(new Uint8Array(d.uniforms.data), offset);
+      this.#uniformUsed = Math.ceil((offset + bytes) / this.#uniformAlign) * this.#uniformAlign;
+      entries.push({ binding: 0, resource: { buffer: this.#uniformBuf!, offset, size: bytes } });
+    } else {
+      this.#open();
+    }
+    for (const [buf] of d.buffers) {
+      buf.epoch = this.#epoch;
+      entries.push({ binding: entries.length, resource: { buffer: buf.buffer, offset: 0, size: buf.bindSize } });
+    }
+    const bindGroup = this.device.createBindGroup({ layout, entries });
+    const pass = this.#pass!;
+    pass.setPipeline(pipeline);
+    pass.setBindGroup(0, bindGroup);
+    pass.dispatchWorkgroups(d.groups[0], d.groups[1], d.groups[2]);
+    if (++this.#dispatches >= MAX_BATCH) this.flush();
+  }
+
+  #open(): void {
+    if (!this.#encoder) {
+      this.#encoder = this.device.createCommandEncoder();
+      this.#uniformBuf = this.pool.acquire(UNIFORM_CAPACITY, UNIFORM_USAGE);
+      this.#uniformUsed = 0;
+    }
+    if (!this.#pass) this.#pass = this.#encoder.beginComputePass();
+  }
+
+  /** Submits the open encoder (if any) and recycles buffers that waited for it. */
+  flush(): void {
+    if (!this.#encoder) return;
+    this.#pass?.end();
+    this.#pass = null;
+    if (this.#uniformUsed > 0) {
+      this.device.queue.writeBuffer(this.#uniformBuf!, 0, this.#uniformStage.buffer, 0, this.#uniformUsed);
+    }
+    this.device.queue.submit([this.#encoder.finish()]);
+    this.#encoder = null;
+    this.#dispatches = 0;
+    this.#epoch++;
+    // Everything queued later runs after this submit, so waiting buffers can be reused now.
+    this.pool.release(this.#uniformBuf!);
+    this.#uniformBuf = null;
+    for (const b of this.#pending) this.pool.release(b);
+    this.#pending = [];
+    if (this.#error) {
+      const e = this.#error;
+      this.#error = null;
+      throw e;
+    }
+  }
+
+  /** Reads a buffer back as a typed array of its dtype. */
+  async read(b: BackendBuffer): Promise<HostArray> {
+    const buf = this.check(b);
+    const n = buf.length;
+    if (n === 0) {
+      return buf.dtype === "float32"
+        ? new Float32Array(0)
+        : buf.dtype === "int32"
+        ? new Int32Array(0)
+        : new Uint8Array(0);
+    }
+    this.#open();
+    this.#pass!.end();
+    this.#pass = null;
+    const staging = this.pool.acquire(n * 4, READ_USAGE);
+    this.#encoder!.copyBufferToBuffer(buf.buffer, 0, staging, 0, n * 4);
+    buf.epoch = this.#epoch;
+    this.flush();
+    try {
+      await staging.mapAsync(GPUMapMode.READ, 0, n * 4);
+    } catch (e) {
+      staging.destroy();
+      throw e;
+    }
+    const bytes = staging.getMappedRange(0, n * 4).slice(0);
+    staging.unmap();
+    this.pool.release(staging);
+    if (buf.dtype === "float32") return new Float32Array(bytes);
+    if (buf.dtype === "int32") return new Int32Array(bytes);
+    return Uint8Array.from(new Uint32Array(bytes));
+  }
+
+  /** Submits pending work and waits for the queue to drain. */
+  async sync(): Promise<void> {
+    this.flush();
+    await this.device.queue.onSubmittedWorkDone();
+  }
+}
