@@ -11,7 +11,7 @@ import { add, cast, eq, mul } from "./elementwise.ts";
 import { arange } from "./creation.ts";
 import { bmm } from "./linalg.ts";
 import { argmax, mean, sum } from "./reduce.ts";
-import { pad, permute, reshape } from "./shape.ts";
+import { concat, pad, permute, reshape, split } from "./shape.ts";
 import { fmt, pair, requireFloat, sameDevice } from "./util.ts";
 
 /** Geometry arguments shared by unfold, conv and pooling. */
@@ -62,6 +62,20 @@ function geometry(
     outH,
     outW,
   };
+}
+
+/**
+ * Unfolded columns are k² times the input; past this many elements (64 MiB, half of WebGPU's usual
+ * 128 MiB binding limit) the batch is processed in chunks.
+ */
+const MAX_COLUMN_ELEMENTS = 1 << 24;
+
+/** Runs `fn` on batch chunks whose columns fit {@linkcode MAX_COLUMN_ELEMENTS}; null when one chunk suffices. */
+function inBatchChunks(x: Tensor, columnsPerSample: number, fn: (chunk: Tensor) => Tensor): Tensor | null {
+  const n = x.shape[0];
+  const per = Math.max(1, Math.floor(MAX_COLUMN_ELEMENTS / columnsPerSample));
+  if (per >= n) return null;
+  return concat(split(x, per, 0).map(fn), 0);
 }
 
 function unfoldRaw(x: Tensor, p: Im2colParams, padValue: number): Tensor {
@@ -152,6 +166,8 @@ export function conv2d(x: Tensor, weight: Tensor, bias?: Tensor | null, opts: Co
     padding = pair(opts.padding);
   }
   const p = geometry("conv2d", x, [kh, kw], stride, padding, dilation);
+  const chunked = inBatchChunks(x, c * kh * kw * p.outH * p.outW, (xs) => conv2d(xs, weight, bias, { ...opts, padding }));
+  if (chunked) return chunked;
   const cols = unfold(x, [kh, kw], { stride, padding, dilation }); // (N, C·kh·kw, L)
   const L = p.outH * p.outW;
   let y: Tensor;
@@ -181,6 +197,8 @@ export function maxPool2d(x: Tensor, kernelSize: number | [number, number], opts
   }
   const p = geometry("maxPool2d", x, k, stride, padding, dilation);
   const [n, c] = x.shape;
+  const chunked = inBatchChunks(x, c * k[0] * k[1] * p.outH * p.outW, (xs) => maxPool2d(xs, k, opts));
+  if (chunked) return chunked;
   const kk = k[0] * k[1], L = p.outH * p.outW;
   const cols = unfoldRaw(x, p, -Infinity);
   const windows = cols.shareWithShape([n, c, kk, L]);
@@ -216,6 +234,8 @@ export function avgPool2d(x: Tensor, kernelSize: number | [number, number], opts
   const stride = pair(opts.stride ?? k), padding = pair(opts.padding ?? 0);
   const p = geometry("avgPool2d", x, k, stride, padding, [1, 1]);
   const [n, c] = x.shape;
+  const chunked = inBatchChunks(x, c * k[0] * k[1] * p.outH * p.outW, (xs) => avgPool2d(xs, k, opts));
+  if (chunked) return chunked;
   const kk = k[0] * k[1], L = p.outH * p.outW;
   const windows = reshape(unfold(x, k, { stride, padding }), [n, c, kk, L]);
   if (opts.countIncludePad ?? true) return reshape(mean(windows, 2), [n, c, p.outH, p.outW]);
