@@ -1,0 +1,159 @@
+/**
+ * Benchmarks of the core: `deno task bench [-- --json] [--repeats N] [--only key,key]`.
+ * Every timing waits for the result (WebGPU: `sync()`); figures are medians. With `--json` the last
+ * line is one JSON object with the keys listed in KEYS.
+ */
+import { parseArgs } from "node:util";
+import * as T from "../mod.ts";
+import type { Device } from "../mod.ts";
+import { blasAvailable, setBlasEnabled } from "../autodiff/backends/cpu/gemm.ts";
+
+const args = parseArgs({
+  args: Deno.args,
+  options: { json: { type: "boolean", default: false }, repeats: { type: "string", default: "5" }, only: { type: "string" } },
+});
+const REPEATS = Number(args.values.repeats);
+const only = args.values.only?.split(",");
+const log = (msg: string) => console.error(msg);
+
+async function median(device: Device, fn: () => void | Promise<void>, repeats = REPEATS): Promise<number> {
+  const backend = T.getBackend(device);
+  await fn(); // warm-up: pipelines compiled, pools filled
+  await backend.sync();
+  const times: number[] = [];
+  for (let i = 0; i < repeats; i++) {
+    const t0 = performance.now();
+    await fn();
+    await backend.sync();
+    times.push(performance.now() - t0);
+  }
+  times.sort((a, b) => a - b);
+  return times[Math.floor(times.length / 2)];
+}
+
+function matmulBench(device: Device, n: number): () => void {
+  const a = T.keep(T.randn([n, n], { device })), b = T.keep(T.randn([n, n], { device }));
+  return () => T.matmul(a, b).dispose();
+}
+
+const conv = { b: 8, c: 64, hw: 64 };
+const convFlops = 2 * conv.b * conv.c * conv.hw * conv.hw * conv.c * 9;
+
+function convForward(device: Device): () => void {
+  const x = T.keep(T.randn([conv.b, conv.c, conv.hw, conv.hw], { device }));
+  const w = T.keep(T.randn([conv.c, conv.c, 3, 3], { device }));
+  return () => T.tidy(() => T.conv2d(x, w, null, { padding: 1 })).dispose();
+}
+
+/** Backward only: the forward is built outside the timed region each repeat. */
+async function convBackwardMs(device: Device): Promise<number> {
+  const x = T.keep(T.randn([conv.b, conv.c, conv.hw, conv.hw], { device, requiresGrad: true }));
+  const w = T.keep(T.randn([conv.c, conv.c, 3, 3], { device, requiresGrad: true }));
+  const r = T.keep(T.randn([conv.b, conv.c, conv.hw, conv.hw], { device }));
+  const backend = T.getBackend(device);
+  const times: number[] = [];
+  for (let i = 0; i <= REPEATS; i++) {
+    const y = T.tidy(() => T.conv2d(x, w, null, { padding: 1 }));
+    await backend.sync();
+    const t0 = performance.now();
+    y.backward(r);
+    await backend.sync();
+    if (i > 0) times.push(performance.now() - t0);
+    y.dispose();
+    x.zeroGrad();
+    w.zeroGrad();
+  }
+  times.sort((a, b) => a - b);
+  return times[Math.floor(times.length / 2)];
+}
+
+function dwconvForward(device: Device): () => void {
+  const x = T.keep(T.randn([8, 256, 64, 64], { device }));
+  const w = T.keep(T.randn([256, 1, 3, 3], { device }));
+  return () => T.tidy(() => T.conv2d(x, w, null, { padding: 1, groups: 256 })).dispose();
+}
+
+function siluBench(device: Device): () => void {
+  const x = T.keep(T.randn([16 * 1024 * 1024], { device }));
+  return () => T.silu(x).dispose();
+}
+
+/** B8, 3→32→64 channels, 64×64 input, plain SGD: one full step (forward, backward, update). */
+function smallCnnStep(device: Device): () => Promise<void> {
+  T.manualSeed(0);
+  const params = T.tidy(() => [
+    T.mul(T.randn([32, 3, 3, 3], { device }), 0.2),
+    T.zeros([32], { device }),
+    T.mul(T.randn([64, 32, 3, 3], { device }), 0.05),
+    T.zeros([64], { device }),
+    T.mul(T.randn([10, 64 * 32 * 32], { device }), 0.004),
+    T.zeros([10], { device }),
+  ]).map((p) => T.keep(p).requiresGrad_(true));
+  const [w1, b1, w2, b2, w3, b3] = params;
+  const x = T.keep(T.randn([8, 3, 64, 64], { device }));
+  const y = T.keep(T.randint(0, 10, [8, 1], { device }));
+  return async () => {
+    const loss = T.tidy(() => {
+      let h = T.relu(T.conv2d(x, w1, b1, { padding: 1 }));
+      h = T.relu(T.conv2d(h, w2, b2, { padding: 1 }));
+      h = T.maxPool2d(h, 2);
+      const logits = T.add(T.matmul(T.flatten(h, 1), T.transpose(w3, 0, 1)), b3);
+      return T.neg(T.mean(T.gather(T.logSoftmax(logits, 1), 1, y)));
+    });
+    loss.backward();
+    T.noGrad(() => T.tidy(() => params.forEach((p) => p.assign(T.sub(p, T.mul(p.grad!, 0.01))))));
+    params.forEach((p) => p.zeroGrad());
+    await loss.item(); // the one readback a training loop does
+    loss.dispose();
+  };
+}
+
+const results: Record<string, number> = {};
+async function run(key: string, fn: () => Promise<number>): Promise<void> {
+  if (only && !only.includes(key)) return;
+  try {
+    results[key] = Number((await fn()).toFixed(3));
+    log(`${key}: ${results[key]}`);
+  } catch (e) {
+    log(`${key}: failed: ${(e as Error).message}`);
+    results[key] = NaN;
+  }
+}
+
+const gflops = (flops: number, ms: number) => flops / (ms * 1e6);
+let gpu = false;
+try {
+  const b = await T.initWebGPU();
+  gpu = true;
+  log(`webgpu adapter: ${(b as unknown as { adapterName?: string }).adapterName ?? "ok"}`);
+} catch (e) {
+  log(`webgpu unavailable: ${(e as Error).message}`);
+}
+log(`openblas: ${blasAvailable() ? "loaded" : "not found"}`);
+
+if (gpu) {
+  await run("matmul1024_gflops_webgpu", async () => gflops(2 * 1024 ** 3, await median("webgpu", matmulBench("webgpu", 1024))));
+}
+await run("matmul1024_gflops_cpu", async () => gflops(2 * 1024 ** 3, await median("cpu", matmulBench("cpu", 1024))));
+await run("matmul1024_gflops_cpu_noblas", async () => {
+  setBlasEnabled(false);
+  try {
+    return gflops(2 * 1024 ** 3, await median("cpu", matmulBench("cpu", 1024), 3));
+  } finally {
+    setBlasEnabled(true);
+  }
+});
+if (gpu) {
+  await run("conv3x3_b8_c64_64px_fwd_gflops_webgpu", async () => gflops(convFlops, await median("webgpu", convForward("webgpu"))));
+}
+await run("conv3x3_b8_c64_64px_fwd_gflops_cpu", async () => gflops(convFlops, await median("cpu", convForward("cpu"))));
+if (gpu) {
+  await run("conv3x3_b8_c64_64px_bwd_ms_webgpu", () => convBackwardMs("webgpu"));
+  await run("dwconv3x3_b8_c256_64px_fwd_ms_webgpu", () => median("webgpu", dwconvForward("webgpu")));
+  await run("silu_16m_gbps_webgpu", async () => (2 * 4 * 16 * 1024 * 1024) / ((await median("webgpu", siluBench("webgpu"))) * 1e6));
+  await run("smallcnn_train_step_ms_webgpu", () => median("webgpu", smallCnnStep("webgpu")));
+}
+await run("smallcnn_train_step_ms_cpu", () => median("cpu", smallCnnStep("cpu")));
+
+if (args.values.json) console.log(JSON.stringify(results));
+else for (const [k, v] of Object.entries(results)) console.log(`${k}\t${v}`);
