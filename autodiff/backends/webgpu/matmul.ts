@@ -24,12 +24,23 @@ export interface MatmulTile {
   wgy: number;
 }
 
-/** Default tile; override for experiments with {@linkcode setMatmulTile}. */
-let TILE: MatmulTile = { tm: 8, tn: 8, wgx: 8, wgy: 8 };
+/**
+ * Large products: 16×16 per thread, one row of 16 threads per workgroup (A addresses then depend on
+ * the workgroup only). Best measured on lavapipe; loads are what cost there, so big register tiles win.
+ */
+const LARGE_TILE: MatmulTile = { tm: 16, tn: 16, wgx: 16, wgy: 1 };
+/** Small or thin products: 4×4 per thread so edge threads waste little work. */
+const SMALL_TILE: MatmulTile = { tm: 4, tn: 4, wgx: 8, wgy: 8 };
+let override: MatmulTile | null = null;
 
-/** Sets the matmul tile (for tuning). */
-export function setMatmulTile(tile: MatmulTile): void {
-  TILE = tile;
+/** Forces one tile for every matmul (for tuning); `null` restores the size-based choice. */
+export function setMatmulTile(tile: MatmulTile | null): void {
+  override = tile;
+}
+
+/** The tile used for an m×n result. */
+export function chooseTile(m: number, n: number): MatmulTile {
+  return override ?? (m >= 32 && n >= 32 ? LARGE_TILE : SMALL_TILE);
 }
 
 /** Layout facts that select a kernel variant. */
@@ -148,14 +159,14 @@ export function matmulCode(tile: MatmulTile, v: Variant): string {
     storage(2, "B", v.vecB ? "vec4<f32>" : "f32", "read") +
     storage(3, "C", v.vecC ? "vec4<f32>" : "f32", "rw") +
     `@compute @workgroup_size(${wgx}, ${wgy})
-fn main(@builtin(global_invocation_id) g: vec3<u32>) {
+fn main(@builtin(global_invocation_id) g: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>) {
     let M = P.M;
     let N = P.N;
     let K = P.K;
-    let row0 = g.y * ${tm}u;
+    let row0 = ${wgy === 1 ? "wid.y" : "g.y"} * ${tm}u;
     let col0 = g.x * ${tn}u;
     if (row0 >= M || col0 >= N) { return; }
-    let bt = g.z + P.boff;
+    let bt = wid.z + P.boff;
     let aBase = bt * P.sa;
     let bBase = bt * P.sb;
     let cBase = bt * M * N;
@@ -173,7 +184,7 @@ export function matmul(rt: Runtime, a: GPUBuf, b: GPUBuf, p: MatmulParams): GPUB
     rt.free(out);
     return fill(rt, batch * m * n, 0, "float32");
   }
-  const tile = TILE;
+  const tile = chooseTile(m, n);
   const variant: Variant = {
     transA,
     transB,
