@@ -482,7 +482,7 @@ function backward(root: Tensor, grad: Tensor | undefined, retainGraph: boolean):
   const order = topoSort(root);
   const grads = new Map<Tensor, Tensor>();
   withGradMode(false, () => {
-    grads.set(root, grad ? grad.detach() : keep(ops.onesLike(root)));
+    grads.set(root, keep(grad ? grad.detach() : ops.onesLike(root)));
     for (let i = order.length - 1; i >= 0; i--) {
       const t = order[i];
       const g = grads.get(t);

@@ -230,15 +230,13 @@ test("requiresGrad_ only for float32 tensors", (device) => {
 });
 
 // torch: x.float() on a float tensor returns x itself and clone() is differentiable, so gradients flow.
-// BUG: ops/elementwise.ts `cast` returns `x.shareWithShape(...)` without `record` when the dtype already
-// matches, so `x.float()` (and cast(x, "float32")) silently cuts the graph.
 test("x.float() / cast to the same dtype keeps the graph", async (device) => {
   const x = tensor([1, 2], { device, requiresGrad: true });
   const y = x.float();
   assert.equal(y.requiresGrad, true);
   sum(mul(cast(x, "float32"), 3)).backward();
   await assertClose(x.grad, [3, 3]);
-}, { ignore: true });
+});
 
 test("clone() is differentiable", async (device) => {
   const x = tensor([1, 2], { device, requiresGrad: true });
@@ -268,16 +266,13 @@ test("backward(grad) on a leaf stores that gradient", async (device) => {
   await assertClose(x.grad, [3, -4]);
 });
 
-// BUG: tensor.ts `backward` seeds the root with `grad.detach()`, which is registered in the enclosing
-// tidy scope (unlike every other gradient, which is keep()'d): calling `leaf.backward(g)` inside tidy
-// leaves `leaf.grad` disposed when the tidy ends.
 test("backward(grad) on a leaf inside tidy keeps the gradient", async (device) => {
   const x = tensor([1, 2], { device, requiresGrad: true });
   const g = tensor([3, -4], { device });
   tidy(() => x.backward(g));
   assert.equal(x.grad?.disposed, false, "x.grad was disposed by tidy");
   await assertClose(x.grad, [3, -4]);
-}, { ignore: true });
+});
 
 test("backward inside tidy keeps the leaf gradients (the training-step pattern)", async (device) => {
   const w = tensor([[1, 2], [3, 4]], { device, requiresGrad: true });
@@ -702,12 +697,10 @@ test("tensor() with int32 and bool dtypes", async (device) => {
 });
 
 // torch.tensor([True, False, True]).dtype == torch.bool.
-// BUG: ops/creation.ts `tensor` infers "bool" only for a bare boolean or a Uint8Array; a (nested) array
-// of booleans becomes float32.
 test("tensor() infers bool from an array of booleans", async (device) => {
   const b = tensor([true, false, true], { device });
   assert.equal(b.dtype, "bool");
   assert.deepEqual(await values(b), [1, 0, 1]);
   const nested = tensor([[true], [false]], { device });
   assert.equal(nested.dtype, "bool");
-}, { ignore: true });
+});

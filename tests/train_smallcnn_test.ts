@@ -83,7 +83,11 @@ Deno.test({
         assert.ok(r.losses[STEPS - 1] < 0.8 * r.losses[0], `${device}: loss ${r.losses[0]} -> ${r.losses[STEPS - 1]}`);
         // no growth after step 5, and everything released at the end
         for (let s = 5; s < STEPS; s++) {
-          assert.equal(r.memory[s], r.memory[5], `${device}: live bytes grew at step ${s}: ${r.memory[5]} -> ${r.memory[s]}`);
+          assert.equal(
+            r.memory[s],
+            r.memory[5],
+            `${device}: live bytes grew at step ${s}: ${r.memory[5]} -> ${r.memory[s]}`,
+          );
         }
         assert.equal(T.memoryStats()[device]!.bytes, before, `${device}: memory not released after training`);
       });

@@ -166,7 +166,11 @@ export function conv2d(x: Tensor, weight: Tensor, bias?: Tensor | null, opts: Co
     padding = pair(opts.padding);
   }
   const p = geometry("conv2d", x, [kh, kw], stride, padding, dilation);
-  const chunked = inBatchChunks(x, c * kh * kw * p.outH * p.outW, (xs) => conv2d(xs, weight, bias, { ...opts, padding }));
+  const chunked = inBatchChunks(
+    x,
+    c * kh * kw * p.outH * p.outW,
+    (xs) => conv2d(xs, weight, bias, { ...opts, padding }),
+  );
   if (chunked) return chunked;
   const cols = unfold(x, [kh, kw], { stride, padding, dilation }); // (N, C·kh·kw, L)
   const L = p.outH * p.outW;

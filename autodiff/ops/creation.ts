@@ -40,6 +40,12 @@ function finish(data: HostArray, shape: readonly number[], opts: CreateOptions, 
   return t;
 }
 
+function firstLeaf(data: NestedArray): NestedArray | undefined {
+  let cur: NestedArray | undefined = data;
+  while (Array.isArray(cur)) cur = cur[0];
+  return cur;
+}
+
 function inferShape(data: NestedArray): number[] {
   const shape: number[] = [];
   let cur: NestedArray = data;
@@ -61,7 +67,7 @@ export function tensor(
 ): Tensor {
   let dtype: DType = opts.dtype ??
     (data instanceof Int32Array ? "int32" : data instanceof Uint8Array ? "bool" : "float32");
-  if (!opts.dtype && typeof data === "boolean") dtype = "bool";
+  if (!opts.dtype && !ArrayBuffer.isView(data) && typeof firstLeaf(data as NestedArray) === "boolean") dtype = "bool";
   let flat: ArrayLike<number>;
   let shape: readonly number[];
   if (ArrayBuffer.isView(data)) {
@@ -73,7 +79,11 @@ export function tensor(
     const walk = (v: NestedArray, depth: number): void => {
       if (Array.isArray(v)) {
         if (v.length !== inferred[depth]) {
-          throw new Error(`tensor: ragged nested array (dim ${depth} has lengths ${inferred[depth]} and ${v.length})`);
+          throw new Error(
+            `tensor: ragged nested array (at dim ${depth} expected ${
+              inferred[depth] ?? "a number"
+            }, got a list of ${v.length})`,
+          );
         }
         for (const x of v) walk(x, depth + 1);
       } else {

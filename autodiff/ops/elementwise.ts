@@ -177,7 +177,7 @@ export function clamp(x: Tensor, min?: number, max?: number): Tensor {
 
 /** Converts the element type (float→int truncates; →bool is x != 0). Differentiable float→float only. */
 export function cast(x: Tensor, dtype: DType): Tensor {
-  if (x.dtype === dtype) return x.shareWithShape(x.shape);
+  if (x.dtype === dtype) return record("cast", x.shareWithShape(x.shape), [x], [], (g) => [g]);
   return Tensor.fromBuffer(x.backend.cast(x.buffer, dtype), x.shape, dtype, x.device);
 }
 

@@ -68,6 +68,9 @@ export function bmm(a: Tensor, b: Tensor, opts: BmmOptions = {}): Tensor {
  * batch dims broadcast.
  */
 export function matmul(a: Tensor, b: Tensor): Tensor {
+  sameDevice("matmul", a, b);
+  requireFloat("matmul", a, "a");
+  requireFloat("matmul", b, "b");
   if (a.ndim === 0 || b.ndim === 0) {
     throw new Error(`matmul: both arguments need at least 1 dim, got ${fmt(a.shape)} and ${fmt(b.shape)}`);
   }
@@ -77,10 +80,11 @@ export function matmul(a: Tensor, b: Tensor): Tensor {
     }
     return reshape(bmm(reshape(a, [1, 1, -1]), reshape(b, [1, -1, 1])), []);
   }
+  const ka = a.shape[a.ndim - 1], kb = b.ndim === 1 ? b.shape[0] : b.shape[b.ndim - 2];
+  if (ka !== kb) throw new Error(`matmul: inner dims differ: ${fmt(a.shape)} @ ${fmt(b.shape)} (${ka} vs ${kb})`);
   if (a.ndim === 1) return squeeze(matmul(unsqueeze(a, 0), b), -2);
   if (b.ndim === 1) return squeeze(matmul(a, unsqueeze(b, -1)), -1);
-  const [m, k] = a.shape.slice(-2), [kb, n] = b.shape.slice(-2);
-  if (k !== kb) throw new Error(`matmul: inner dims differ: ${fmt(a.shape)} @ ${fmt(b.shape)} (${k} vs ${kb})`);
+  const [m, k] = a.shape.slice(-2), n = b.shape[b.ndim - 1];
   const batchA = a.shape.slice(0, -2), batchB = b.shape.slice(0, -2);
   const batch = broadcastShapes("matmul", batchA, batchB);
   const nb = numel(batch);

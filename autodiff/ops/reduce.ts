@@ -183,7 +183,7 @@ function recipDiff(x: Tensor): Tensor {
 
 /** log(softmax(x)) along `dim`, computed stably. */
 export function logSoftmax(x: Tensor, dim: number): Tensor {
-  return sub(x, logsumexp(x, dim, true));
+  return sub(x, logsumexp(x, normAxis("logSoftmax", dim, x.ndim, x.shape), true));
 }
 
 /** Inclusive cumulative sum along `dim`. */

@@ -57,27 +57,57 @@ function make(length: number, dtype: DType): CpuBuffer {
   return new CpuBuffer(newArray(length, dtype), dtype);
 }
 
-/** Visits every index tuple of `shape` in row-major order, calling `fn(flatOut, offA, offB, offC)`. */
-function forEachStrided(
+/**
+ * Merges adjacent dims that every operand walks contiguously (and drops size-1 dims), so the inner
+ * loops run over rows as long as possible.
+ */
+function coalesce(shape: readonly number[], strides: readonly (readonly number[])[]): [number[], number[][]] {
+  const outShape: number[] = [];
+  const outStrides: number[][] = strides.map(() => []);
+  for (let d = 0; d < shape.length; d++) {
+    if (shape[d] === 1) continue;
+    const last = outShape.length - 1;
+    if (last >= 0 && strides.every((st, k) => outStrides[k][last] === st[d] * shape[d])) {
+      outShape[last] *= shape[d];
+      strides.forEach((st, k) => (outStrides[k][last] = st[d]));
+    } else {
+      outShape.push(shape[d]);
+      strides.forEach((st, k) => outStrides[k].push(st[d]));
+    }
+  }
+  if (outShape.length === 0) {
+    outShape.push(1);
+    strides.forEach((_, k) => outStrides[k].push(0));
+  }
+  return [outShape, outStrides];
+}
+
+/**
+ * Walks `shape` in row-major order one innermost row at a time: `row(offsets, rowStart, length,
+ * innerStrides)` gets each operand's offset at the row start and the row's flat output index.
+ */
+function forEachRow(
   shape: readonly number[],
   strides: readonly (readonly number[])[],
-  offsets: number[],
-  fn: (i: number, offs: number[]) => void,
+  offsets: readonly number[],
+  row: (offs: number[], outIndex: number, length: number, inner: number[]) => void,
 ): void {
-  const nd = shape.length;
-  const total = shape.reduce((a, b) => a * b, 1);
-  if (total === 0) return;
-  const idx = new Array(nd).fill(0);
+  if (shape.some((d) => d === 0)) return;
+  const [cs, cst] = coalesce(shape, strides);
+  const nd = cs.length;
+  const len = cs[nd - 1];
+  const inner = cst.map((st) => st[nd - 1]);
+  const rows = cs.slice(0, nd - 1).reduce((a, b) => a * b, 1);
+  const idx = new Array(nd - 1).fill(0);
   const offs = offsets.slice();
-  const k = strides.length;
-  for (let i = 0; i < total; i++) {
-    fn(i, offs);
-    // increment the multi-index, updating every operand offset incrementally
-    for (let d = nd - 1; d >= 0; d--) {
+  const k = cst.length;
+  for (let r = 0; r < rows; r++) {
+    row(offs.slice(), r * len, len, inner);
+    for (let d = nd - 2; d >= 0; d--) {
       idx[d]++;
-      for (let s = 0; s < k; s++) offs[s] += strides[s][d];
-      if (idx[d] < shape[d]) break;
-      for (let s = 0; s < k; s++) offs[s] -= strides[s][d] * shape[d];
+      for (let s = 0; s < k; s++) offs[s] += cst[s][d];
+      if (idx[d] < cs[d]) break;
+      for (let s = 0; s < k; s++) offs[s] -= cst[s][d] * cs[d];
       idx[d] = 0;
     }
   }
@@ -150,13 +180,10 @@ export const cpuBackend: Backend = {
     const n = shape.reduce((p, q) => p * q, 1);
     const out = make(n, def.bool ? "bool" : a.dtype);
     const o = out.data, x = arr(a), y = arr(b);
-    if (x.length === n && y.length === n && isContiguous(shape, stridesA) && isContiguous(shape, stridesB)) {
-      for (let i = 0; i < n; i++) o[i] = f(x[i], y[i]);
-    } else {
-      forEachStrided(shape, [stridesA, stridesB], [0, 0], (i, offs) => {
-        o[i] = f(x[offs[0]], y[offs[1]]);
-      });
-    }
+    forEachRow(shape, [stridesA, stridesB], [0, 0], (offs, o0, len, [ia, ib]) => {
+      let pa = offs[0], pb = offs[1];
+      for (let j = 0; j < len; j++, pa += ia, pb += ib) o[o0 + j] = f(x[pa], y[pb]);
+    });
     return out;
   },
   where(
@@ -171,8 +198,9 @@ export const cpuBackend: Backend = {
     const n = shape.reduce((p, q) => p * q, 1);
     const out = make(n, a.dtype);
     const o = out.data, c = arr(cond), x = arr(a), y = arr(b);
-    forEachStrided(shape, [stridesCond, stridesA, stridesB], [0, 0, 0], (i, offs) => {
-      o[i] = c[offs[0]] !== 0 ? x[offs[1]] : y[offs[2]];
+    forEachRow(shape, [stridesCond, stridesA, stridesB], [0, 0, 0], (offs, o0, len, [ic, ia, ib]) => {
+      let pc = offs[0], pa = offs[1], pb = offs[2];
+      for (let j = 0; j < len; j++, pc += ic, pa += ia, pb += ib) o[o0 + j] = c[pc] !== 0 ? x[pa] : y[pb];
     });
     return out;
   },
@@ -203,27 +231,11 @@ export const cpuBackend: Backend = {
     shape: readonly number[],
   ): void {
     const s = arr(src), d = arr(dst);
-    const nd = shape.length;
-    // inner loop over the last axis for speed
-    if (nd === 0) {
-      d[dstOffset] = s[srcOffset];
-      return;
-    }
-    const last = shape[nd - 1], ss = srcStrides[nd - 1], ds = dstStrides[nd - 1];
-    const outer = shape.slice(0, nd - 1);
-    forEachStrided(
-      outer,
-      [srcStrides.slice(0, nd - 1), dstStrides.slice(0, nd - 1)],
-      [srcOffset, dstOffset],
-      (_, o) => {
-        let si = o[0], di = o[1];
-        if (ss === 1 && ds === 1) {
-          d.set(s.subarray(si, si + last), di);
-          return;
-        }
-        for (let j = 0; j < last; j++, si += ss, di += ds) d[di] = s[si];
-      },
-    );
+    forEachRow(shape, [srcStrides, dstStrides], [srcOffset, dstOffset], (offs, _, len, [is, id]) => {
+      const si = offs[0], di = offs[1];
+      if (is === 1 && id === 1) d.set(s.subarray(si, si + len), di);
+      else for (let j = 0, a = si, b = di; j < len; j++, a += is, b += id) d[b] = s[a];
+    });
   },
   reduce(op: ReduceOp, x: BackendBuffer, outer: number, size: number, inner: number): BackendBuffer {
     const s = arr(x);
@@ -299,24 +311,25 @@ export const cpuBackend: Backend = {
   },
   im2col(x: BackendBuffer, p: Im2colParams, padValue: number): BackendBuffer {
     const { batch, channels, height: H, width: W, kernelH: KH, kernelW: KW, outH: OH, outW: OW } = p;
-    const L = OH * OW;
-    const rows = channels * KH * KW;
-    const out = make(batch * rows * L, x.dtype);
+    const out = make(batch * channels * KH * KW * OH * OW, x.dtype);
     const o = out.data, s = arr(x);
-    for (let b = 0; b < batch; b++) {
-      for (let c = 0; c < channels; c++) {
-        const src = (b * channels + c) * H * W;
-        for (let ki = 0; ki < KH; ki++) {
-          for (let kj = 0; kj < KW; kj++) {
-            let dst = ((b * rows) + (c * KH + ki) * KW + kj) * L;
-            for (let oh = 0; oh < OH; oh++) {
-              const ih = oh * p.strideH - p.padH + ki * p.dilationH;
-              const rowOk = ih >= 0 && ih < H;
-              for (let ow = 0; ow < OW; ow++, dst++) {
-                const iw = ow * p.strideW - p.padW + kj * p.dilationW;
-                o[dst] = rowOk && iw >= 0 && iw < W ? s[src + ih * W + iw] : padValue;
-              }
+    let dst = 0;
+    for (let bc = 0; bc < batch * channels; bc++) {
+      const src = bc * H * W;
+      for (let ki = 0; ki < KH; ki++) {
+        for (let kj = 0; kj < KW; kj++) {
+          const [lo, hi] = validRange(OW, p.strideW, kj * p.dilationW - p.padW, W);
+          for (let oh = 0; oh < OH; oh++, dst += OW) {
+            const ih = oh * p.strideH - p.padH + ki * p.dilationH;
+            if (ih < 0 || ih >= H) {
+              o.fill(padValue, dst, dst + OW);
+              continue;
             }
+            if (lo > 0) o.fill(padValue, dst, dst + lo);
+            if (hi < OW) o.fill(padValue, dst + hi, dst + OW);
+            const row = src + ih * W + kj * p.dilationW - p.padW;
+            if (p.strideW === 1) o.set(s.subarray(row + lo, row + hi), dst + lo);
+            else for (let ow = lo; ow < hi; ow++) o[dst + ow] = s[row + ow * p.strideW];
           }
         }
       }
@@ -325,24 +338,20 @@ export const cpuBackend: Backend = {
   },
   col2im(cols: BackendBuffer, p: Im2colParams): BackendBuffer {
     const { batch, channels, height: H, width: W, kernelH: KH, kernelW: KW, outH: OH, outW: OW } = p;
-    const L = OH * OW;
-    const rows = channels * KH * KW;
     const out = make(batch * channels * H * W, "float32");
     const o = out.data, s = arr(cols);
-    for (let b = 0; b < batch; b++) {
-      for (let c = 0; c < channels; c++) {
-        const dstBase = (b * channels + c) * H * W;
-        for (let ki = 0; ki < KH; ki++) {
-          for (let kj = 0; kj < KW; kj++) {
-            let src = ((b * rows) + (c * KH + ki) * KW + kj) * L;
-            for (let oh = 0; oh < OH; oh++) {
-              const ih = oh * p.strideH - p.padH + ki * p.dilationH;
-              const rowOk = ih >= 0 && ih < H;
-              for (let ow = 0; ow < OW; ow++, src++) {
-                const iw = ow * p.strideW - p.padW + kj * p.dilationW;
-                if (rowOk && iw >= 0 && iw < W) o[dstBase + ih * W + iw] += s[src];
-              }
-            }
+    let src = 0;
+    for (let bc = 0; bc < batch * channels; bc++) {
+      const dstBase = bc * H * W;
+      for (let ki = 0; ki < KH; ki++) {
+        for (let kj = 0; kj < KW; kj++) {
+          const [lo, hi] = validRange(OW, p.strideW, kj * p.dilationW - p.padW, W);
+          for (let oh = 0; oh < OH; oh++, src += OW) {
+            const ih = oh * p.strideH - p.padH + ki * p.dilationH;
+            if (ih < 0 || ih >= H) continue;
+            const row = dstBase + ih * W + kj * p.dilationW - p.padW;
+            const sw = p.strideW;
+            for (let ow = lo; ow < hi; ow++) o[row + ow * sw] += s[src + ow];
           }
         }
       }
@@ -362,10 +371,13 @@ export const cpuBackend: Backend = {
     const xs = contiguousStrides(xShape);
     const xsNoAxis = xs.map((v, d) => (d === axis ? 0 : v));
     const size = xShape[axis];
-    forEachStrided(indexShape, [xsNoAxis], [0], (i, offs) => {
-      const v = idx[i];
-      checkGatherIndex(v, size, "gather");
-      o[i] = s[offs[0] + v * xs[axis]];
+    const step = xs[axis];
+    forEachRow(indexShape, [xsNoAxis, contiguousStrides(indexShape)], [0, 0], (offs, _, len, [ix, ii]) => {
+      for (let j = 0, p = offs[0], i = offs[1]; j < len; j++, p += ix, i += ii) {
+        const v = idx[i];
+        checkGatherIndex(v, size, "gather");
+        o[i] = s[p + v * step];
+      }
     });
     return out;
   },
@@ -381,13 +393,23 @@ export const cpuBackend: Backend = {
     const ds = contiguousStrides(dstShape);
     const dsNoAxis = ds.map((v, k) => (k === axis ? 0 : v));
     const size = dstShape[axis];
-    forEachStrided(indexShape, [dsNoAxis], [0], (i, offs) => {
-      const v = idx[i];
-      checkGatherIndex(v, size, "scatterAdd");
-      d[offs[0] + v * ds[axis]] += s[i];
+    const step = ds[axis];
+    forEachRow(indexShape, [dsNoAxis, contiguousStrides(indexShape)], [0, 0], (offs, _, len, [ix, ii]) => {
+      for (let j = 0, p = offs[0], i = offs[1]; j < len; j++, p += ix, i += ii) {
+        const v = idx[i];
+        checkGatherIndex(v, size, "scatterAdd");
+        d[p + v * step] += s[i];
+      }
     });
   },
 };
+
+/** The output columns [lo, hi) whose input column `ow * stride + shift` lies inside [0, width). */
+function validRange(outW: number, stride: number, shift: number, width: number): [number, number] {
+  const lo = Math.min(outW, Math.max(0, Math.ceil(-shift / stride)));
+  const hi = Math.max(lo, Math.min(outW, Math.floor((width - 1 - shift) / stride) + 1));
+  return [lo, hi];
+}
 
 /** Row-major strides of a contiguous shape. */
 export function contiguousStrides(shape: readonly number[]): number[] {
@@ -398,13 +420,4 @@ export function contiguousStrides(shape: readonly number[]): number[] {
     acc *= shape[d];
   }
   return s;
-}
-
-function isContiguous(shape: readonly number[], strides: readonly number[]): boolean {
-  let acc = 1;
-  for (let d = shape.length - 1; d >= 0; d--) {
-    if (shape[d] !== 1 && strides[d] !== acc) return false;
-    acc *= shape[d];
-  }
-  return true;
 }
