@@ -10,7 +10,11 @@ import { blasAvailable, setBlasEnabled } from "../autodiff/backends/cpu/gemm.ts"
 
 const args = parseArgs({
   args: Deno.args,
-  options: { json: { type: "boolean", default: false }, repeats: { type: "string", default: "5" }, only: { type: "string" } },
+  options: {
+    json: { type: "boolean", default: false },
+    repeats: { type: "string", default: "5" },
+    only: { type: "string" },
+  },
 });
 const REPEATS = Number(args.values.repeats);
 const only = args.values.only?.split(",");
@@ -132,7 +136,10 @@ try {
 log(`openblas: ${blasAvailable() ? "loaded" : "not found"}`);
 
 if (gpu) {
-  await run("matmul1024_gflops_webgpu", async () => gflops(2 * 1024 ** 3, await median("webgpu", matmulBench("webgpu", 1024))));
+  await run(
+    "matmul1024_gflops_webgpu",
+    async () => gflops(2 * 1024 ** 3, await median("webgpu", matmulBench("webgpu", 1024))),
+  );
 }
 await run("matmul1024_gflops_cpu", async () => gflops(2 * 1024 ** 3, await median("cpu", matmulBench("cpu", 1024))));
 await run("matmul1024_gflops_cpu_noblas", async () => {
@@ -144,13 +151,19 @@ await run("matmul1024_gflops_cpu_noblas", async () => {
   }
 });
 if (gpu) {
-  await run("conv3x3_b8_c64_64px_fwd_gflops_webgpu", async () => gflops(convFlops, await median("webgpu", convForward("webgpu"))));
+  await run(
+    "conv3x3_b8_c64_64px_fwd_gflops_webgpu",
+    async () => gflops(convFlops, await median("webgpu", convForward("webgpu"))),
+  );
 }
 await run("conv3x3_b8_c64_64px_fwd_gflops_cpu", async () => gflops(convFlops, await median("cpu", convForward("cpu"))));
 if (gpu) {
   await run("conv3x3_b8_c64_64px_bwd_ms_webgpu", () => convBackwardMs("webgpu"));
   await run("dwconv3x3_b8_c256_64px_fwd_ms_webgpu", () => median("webgpu", dwconvForward("webgpu")));
-  await run("silu_16m_gbps_webgpu", async () => (2 * 4 * 16 * 1024 * 1024) / ((await median("webgpu", siluBench("webgpu"))) * 1e6));
+  await run(
+    "silu_16m_gbps_webgpu",
+    async () => (2 * 4 * 16 * 1024 * 1024) / ((await median("webgpu", siluBench("webgpu"))) * 1e6),
+  );
   await run("smallcnn_train_step_ms_webgpu", () => median("webgpu", smallCnnStep("webgpu")));
 }
 await run("smallcnn_train_step_ms_cpu", () => median("cpu", smallCnnStep("cpu")));
