@@ -75,7 +75,8 @@ export type BinaryOp =
   | "gt"
   | "ge"
   | "logicalAnd"
-  | "logicalOr";
+  | "logicalOr"
+  | "maskPositive";
 
 /** Reductions over the middle axis of an (outer, size, inner) view. */
 export type ReduceOp = "sum" | "max" | "min" | "argmax" | "argmin";

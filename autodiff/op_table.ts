@@ -134,6 +134,8 @@ export const BINARY: Record<BinaryOp, BinaryDef> = {
     wgslInt: "(a != 0) && (b != 0)",
     bool: true,
   },
+  // a where b > 0, else 0: the backward of relu (and of max pooling masks) in one pass
+  maskPositive: { js: (a, b) => (b > 0 ? a : 0), wgsl: "select(0.0, a, b > 0.0)" },
   logicalOr: {
     js: (a, b) => +(a !== 0 || b !== 0),
     wgsl: "(a != 0.0) || (b != 0.0)",

@@ -7,7 +7,7 @@
 
 import type { Im2colParams } from "../backend.ts";
 import { record, Tensor } from "../tensor.ts";
-import { add, cast, eq, mul } from "./elementwise.ts";
+import { add, eq, mul, where } from "./elementwise.ts";
 import { arange } from "./creation.ts";
 import { bmm } from "./linalg.ts";
 import { argmax, mean, sum } from "./reduce.ts";
@@ -213,8 +213,8 @@ export function maxPool2d(x: Tensor, kernelSize: number | [number, number], opts
   const out = Tensor.fromBuffer(buf, [n, c, p.outH, p.outW], "float32", x.device);
   const result = record("maxPool2d", out, [x], [idx], (g, [ix]) => {
     const taps = reshape(arange(kk, undefined, 1, { device: g.device }), [1, 1, kk, 1]);
-    const onehot = cast(eq(taps, ix), "float32"); // (N, C, kk, L)
-    const gcols = mul(onehot, reshape(g, [n, c, 1, L]));
+    // route each window's gradient to its argmax tap
+    const gcols = where(eq(taps, ix), reshape(g, [n, c, 1, L]), 0); // (N, C, kk, L)
     return [fold(reshape(gcols, [n, c * kk, L]), p)];
   });
   idx.dispose();

@@ -39,7 +39,7 @@ const UNARY_GRAD: Partial<Record<UnaryOp, { save: "x" | "out"; rule: (g: Tensor,
   cos: { save: "x", rule: (g, x) => neg(mul(g, unaryKernel("sin", x))) },
   tanh: { save: "out", rule: (g, y) => mul(g, affineKernel(mul(y, y), -1, 1)) },
   sigmoid: { save: "out", rule: (g, y) => mul(g, mul(y, affineKernel(y, -1, 1))) },
-  relu: { save: "out", rule: (g, y) => mul(g, cast(gt(y, 0), "float32")) },
+  relu: { save: "out", rule: (g, y) => maskPositive(g, y) },
   gelu: { save: "x", rule: (g, x) => mul(g, unaryKernel("geluGrad", x)) },
   silu: { save: "x", rule: (g, x) => mul(g, unaryKernel("siluGrad", x)) },
   // softplus' = sigmoid(x); above the threshold 20 it is 1 (sigmoid(20) rounds to 1 in float32)
@@ -349,6 +349,10 @@ export function gt(a: Tensor | number, b: Tensor | number): Tensor {
 /** a >= b (bool). */
 export function ge(a: Tensor | number, b: Tensor | number): Tensor {
   return binary("ge", a, b);
+}
+/** `a` where `b > 0`, else 0 (broadcasting; no gradient): the relu backward in one pass. */
+export function maskPositive(a: Tensor, b: Tensor): Tensor {
+  return binary("maskPositive", a, b);
 }
 /** Logical and (bool). */
 export function logicalAnd(a: Tensor, b: Tensor): Tensor {

@@ -55,10 +55,15 @@ export function bmm(a: Tensor, b: Tensor, opts: BmmOptions = {}): Tensor {
   const out = Tensor.fromBuffer(buf, [batch, m, n], "float32", a.device);
   return record("matmul", out, [a, b], [a, b], (g, [sa, sb]) => {
     // C = opA(A) opB(B): dA and dB written so that no explicit transpose is materialised
-    let ga = transA ? bmm(sb, g, { transA: transB, transB: true }) : bmm(g, sb, { transB: !transB });
-    let gb = transB ? bmm(g, sa, { transA: true, transB: transA }) : bmm(sa, g, { transA: !transA });
-    if (ba === 1 && batch > 1) ga = sum(ga, 0, true);
-    if (bb === 1 && batch > 1) gb = sum(gb, 0, true);
+    let ga: Tensor | null = null, gb: Tensor | null = null;
+    if (a.requiresGrad) {
+      ga = transA ? bmm(sb, g, { transA: transB, transB: true }) : bmm(g, sb, { transB: !transB });
+      if (ba === 1 && batch > 1) ga = sum(ga, 0, true);
+    }
+    if (b.requiresGrad) {
+      gb = transB ? bmm(g, sa, { transA: true, transB: transA }) : bmm(sa, g, { transA: !transA });
+      if (bb === 1 && batch > 1) gb = sum(gb, 0, true);
+    }
     return [ga, gb];
   });
 }
