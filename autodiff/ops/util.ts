@@ -5,7 +5,7 @@
  */
 
 import type { Device, DType } from "../backend.ts";
-import { Tensor } from "../tensor.ts";
+import type { Tensor } from "../tensor.ts";
 
 /** Product of dims. */
 export function numel(shape: readonly number[]): number {
