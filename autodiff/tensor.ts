@@ -21,6 +21,11 @@ export class Storage {
   readonly backend: Backend;
   /** Number of live tensors using this storage. */
   refs = 1;
+  /**
+   * Known [min, max] of an int32 storage (set for host uploads and argmax results): index ops check it
+   * up front, since a WebGPU kernel cannot raise an error for an out-of-range index.
+   */
+  valueRange: [number, number] | null = null;
   constructor(buffer: BackendBuffer, backend: Backend) {
     this.buffer = buffer;
     this.backend = backend;
@@ -166,7 +171,17 @@ export class Tensor {
   /** Uploads host data. */
   static fromHost(data: HostArray, shape: readonly number[], dtype: DType, device: Device): Tensor {
     const backend = getBackend(device);
-    return Tensor.fromBuffer(backend.upload(data, dtype), shape, dtype, device);
+    const t = Tensor.fromBuffer(backend.upload(data, dtype), shape, dtype, device);
+    if (dtype === "int32") {
+      let lo = Infinity, hi = -Infinity;
+      for (let i = 0; i < data.length; i++) {
+        const v = data[i];
+        if (v < lo) lo = v;
+        if (v > hi) hi = v;
+      }
+      t.storage.valueRange = [lo, hi];
+    }
+    return t;
   }
 
   /** Number of elements. */

@@ -234,3 +234,18 @@ test("backward on a tensor without grad", (device) => {
 test("item() on a tensor with more than one element names the shape", async (device) => {
   await assert.rejects(() => ones([2, 3], { device }).item(), /item.*one element.*\[2,3\]/);
 });
+
+test("index ops: an out-of-range index is refused before any kernel runs", (device) => {
+  const x = tensor([[1, 2, 3], [4, 5, 6]], { device });
+  const idx = tensor([[0, 3]], { dtype: "int32", device });
+  assert.throws(() => gather(x, 1, idx), /gather: index 3 is out of range for dim 1 of size 3.*\[2, 3\]/);
+  const neg = tensor([-1], { dtype: "int32", device });
+  assert.throws(() => indexSelect(x, 0, neg), /indexSelect: index -1 is out of range for dim 0 of size 2/);
+  assert.throws(
+    () => scatterAdd(x, 0, tensor([[2, 0, 0]], { dtype: "int32", device }), ones([1, 3], { device })),
+    /scatterAdd: index 2 is out of range for dim 0 of size 2/,
+  );
+  // argmax results carry their range: in range for the axis they came from
+  const am = argmax(x, 1, true);
+  assert.doesNotThrow(() => gather(x, 1, am).dispose());
+});

@@ -16,6 +16,18 @@ function checkIndex(op: string, x: Tensor, axis: number, index: Tensor, indexSha
   if (!indexShapeOk) {
     throw new Error(`${op}: index shape ${fmt(index.shape)} does not fit input ${fmt(x.shape)} along dim ${axis}`);
   }
+  // known ranges are checked here; unknown ones are checked by the CPU kernel, and the WebGPU kernel
+  // reads nothing out of bounds (it writes 0)
+  const range = index.storage.valueRange;
+  const size = x.shape[axis];
+  if (range && index.size > 0 && (range[0] < 0 || range[1] >= size)) {
+    const bad = range[0] < 0 ? range[0] : range[1];
+    throw new RangeError(
+      `${op}: index ${bad} is out of range for dim ${axis} of size ${size} (input ${fmt(x.shape)}, index ${
+        fmt(index.shape)
+      })`,
+    );
+  }
 }
 
 /** torch.gather: `out[i][j][k] = x[i][index[i][j][k]][k]` (for dim 1). index has x's rank and fits inside it. */
@@ -55,6 +67,7 @@ export function indexSelect(x: Tensor, dim: number, index: Tensor): Tensor {
   b.stridedCopyInto(idx1.buffer, 0, strides, full, 0, contiguous(shape), shape);
   idx1.dispose();
   const fullIdx = Tensor.fromBuffer(full, shape, "int32", x.device);
+  fullIdx.storage.valueRange = index.storage.valueRange;
   const out = gather(x, axis, fullIdx);
   fullIdx.dispose();
   return out;

@@ -110,12 +110,14 @@ function argExtremum(op: "argmax" | "argmin", x: Tensor, dim: number | undefined
   if (dim === undefined) {
     const flat = reshape(x, [x.size]);
     const out = reduceKernel(op, flat, [0]);
+    out.storage.valueRange = [0, x.size - 1];
     flat.dispose();
     return keepdim ? reshapeOwned(out, x.shape.map(() => 1)) : out;
   }
   const axis = normAxis(op, dim, x.ndim, x.shape);
   if (x.shape[axis] === 0) throw new Error(`${op}: cannot reduce over an empty dim of ${fmt(x.shape)}`);
   const out = reduceKernel(op, x, [axis]);
+  out.storage.valueRange = [0, x.shape[axis] - 1];
   return keepdim ? reshapeOwned(out, reducedShape(x.shape, [axis], true)) : out;
 }
 

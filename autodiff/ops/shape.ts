@@ -15,7 +15,9 @@ function gatherView(x: Tensor, shape: readonly number[], strides: readonly numbe
   const b = x.backend;
   const out = b.alloc(numel(shape), x.dtype);
   b.stridedCopyInto(x.buffer, offset, strides, out, 0, stridesOf(shape), shape);
-  return Tensor.fromBuffer(out, shape, x.dtype, x.device);
+  const t = Tensor.fromBuffer(out, shape, x.dtype, x.device);
+  t.storage.valueRange = x.storage.valueRange; // a subset of the same values
+  return t;
 }
 
 /** Writes `src` into a region of a new tensor filled with `fill` (the adjoint of a strided view). */
