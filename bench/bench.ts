@@ -101,7 +101,7 @@ function smallCnnStep(device: Device): () => Promise<void> {
       let h = T.relu(T.conv2d(x, w1, b1, { padding: 1 }));
       h = T.relu(T.conv2d(h, w2, b2, { padding: 1 }));
       h = T.maxPool2d(h, 2);
-      const logits = T.add(T.matmul(T.flatten(h, 1), T.transpose(w3, 0, 1)), b3);
+      const logits = T.linear(T.flatten(h, 1), w3, b3);
       return T.neg(T.mean(T.gather(T.logSoftmax(logits, 1), 1, y)));
     });
     loss.backward();

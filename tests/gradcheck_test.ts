@@ -302,6 +302,12 @@ const GROUPS: Record<string, GradCase[]> = {
       fn: same((a, b) => ops.matmul(ops.transpose(a, 0, 1), ops.transpose(b, 0, 1))),
       eps: L,
     },
+    {
+      name: "linear",
+      inputs: [{ shape: [2, 3, 4] }, { shape: [5, 4] }, { shape: [5] }],
+      fn: same((x, w, b) => ops.linear(x, w, b)),
+      eps: L,
+    },
   ],
   nn: [
     {

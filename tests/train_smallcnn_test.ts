@@ -33,7 +33,7 @@ function smallCnn(device: Device): Net {
       let h = T.relu(T.conv2d(x, w1, b1, { padding: 1 }));
       h = T.relu(T.conv2d(h, w2, b2, { padding: "same" }));
       h = T.maxPool2d(h, 2);
-      return T.add(T.matmul(T.flatten(h, 1), T.transpose(w3, 0, 1)), b3);
+      return T.linear(T.flatten(h, 1), w3, b3);
     },
   };
 }

@@ -215,6 +215,7 @@ OPS = {
     "cumsum": lambda x, d: torch.cumsum(x, d),
     # matmul
     "matmul": torch.matmul,
+    "linear": F.linear,
     # nn
     "conv2d": t_conv2d,
     "maxPool2d": t_maxpool,
@@ -649,6 +650,11 @@ def matmul_cases():
     for name, sa, sb, kw in mm:
         case(g, "matmul", name, [inp(sa, permute=kw.get("pa")), inp(sb, permute=kw.get("pb"), rg=kw.get("rgb"))],
              [T(0), T(1)])
+    # F.linear: x @ weightᵀ + bias
+    case(g, "linear", "bias_2d", [inp([7, 13]), inp([5, 13]), inp([5])], [T(0), T(1), T(2)])
+    case(g, "linear", "no_bias_3d", [inp([2, 3, 4]), inp([6, 4])], [T(0), T(1)])
+    case(g, "linear", "permuted_input", [inp([4, 3, 2], permute=[2, 1, 0]), inp([5, 4]), inp([5])], [T(0), T(1), T(2)])
+    case(g, "linear", "1d_input", [inp([4]), inp([3, 4]), inp([3])], [T(0), T(1), T(2)])
 
 
 # ---------------------------------------------------------------------------------------------- nn

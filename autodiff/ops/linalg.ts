@@ -6,6 +6,7 @@
  */
 
 import { record, Tensor } from "../tensor.ts";
+import { add } from "./elementwise.ts";
 import { sum } from "./reduce.ts";
 import { expand, reshape, squeeze, unsqueeze } from "./shape.ts";
 import { broadcastShapes, fmt, numel, requireFloat, sameDevice } from "./util.ts";
@@ -103,4 +104,26 @@ export function matmul(a: Tensor, b: Tensor): Tensor {
     : reshape(batchA.join() === batch.join() ? a : expand(a, [...batch, m, k]), [nb, m, k]);
   const b3 = reshape(batchB.join() === batch.join() ? b : expand(b, [...batch, k, n]), [nb, k, n]);
   return reshape(bmm(a3, b3), [...batch, m, n]);
+}
+
+/**
+ * torch.nn.functional.linear: `x @ weightᵀ + bias` for x (..., in), weight (out, in), bias (out). The
+ * weight is read transposed in place (no copy), and the batch dims fold into one GEMM.
+ */
+export function linear(x: Tensor, weight: Tensor, bias?: Tensor | null): Tensor {
+  sameDevice("linear", x, weight, ...(bias ? [bias] : []));
+  requireFloat("linear", x, "input");
+  requireFloat("linear", weight, "weight");
+  if (weight.ndim !== 2 || x.ndim < 1 || x.shape[x.ndim - 1] !== weight.shape[1]) {
+    throw new Error(
+      `linear: input ${fmt(x.shape)} does not match weight ${fmt(weight.shape)} (expected last dim ${weight.shape[1]})`,
+    );
+  }
+  const [out, inF] = weight.shape;
+  if (bias && (bias.ndim !== 1 || bias.shape[0] !== out)) {
+    throw new Error(`linear: bias ${fmt(bias.shape)} must have shape [${out}]`);
+  }
+  const y = bmm(reshape(x, [1, -1, inF]), reshape(weight, [1, out, inF]), { transB: true });
+  const shaped = reshape(y, [...x.shape.slice(0, -1), out]);
+  return bias ? add(shaped, bias) : shaped;
 }
