@@ -106,6 +106,10 @@ export function tidy<T>(fn: () => T): T {
   let result: T;
   try {
     result = fn();
+  } catch (e) {
+    // nothing created inside can be reached any more
+    for (const t of scope) t.dispose();
+    throw e;
   } finally {
     scopes.pop();
   }

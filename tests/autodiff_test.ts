@@ -704,3 +704,16 @@ test("tensor() infers bool from an array of booleans", async (device) => {
   const nested = tensor([[true], [false]], { device });
   assert.equal(nested.dtype, "bool");
 });
+
+test("tidy: a throwing function still releases what it created", async (device) => {
+  const before = memoryStats()[device]!.buffers;
+  assert.throws(
+    () =>
+      tidy(() => {
+        mul(ones([4, 4], { device }), 2);
+        throw new Error("boom");
+      }),
+    /boom/,
+  );
+  assert.equal(memoryStats()[device]!.buffers, before);
+});
