@@ -26,6 +26,7 @@ export class Storage {
    * up front, since a WebGPU kernel cannot raise an error for an out-of-range index.
    */
   valueRange: [number, number] | null = null;
+  /** Wraps a buffer with one reference. */
   constructor(buffer: BackendBuffer, backend: Backend) {
     this.buffer = buffer;
     this.backend = backend;
