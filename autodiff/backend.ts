@@ -103,17 +103,29 @@ export interface MatmulParams {
 
 /** Geometry of an unfold (im2col) / fold (col2im) over NCHW images. */
 export interface Im2colParams {
+  /** Images (N). */
   batch: number;
+  /** Channels per image (C). */
   channels: number;
+  /** Input height (H). */
   height: number;
+  /** Input width (W). */
   width: number;
+  /** Kernel rows. */
   kernelH: number;
+  /** Kernel columns. */
   kernelW: number;
+  /** Vertical step between windows. */
   strideH: number;
+  /** Horizontal step between windows. */
   strideW: number;
+  /** Rows of padding above and below. */
   padH: number;
+  /** Columns of padding left and right. */
   padW: number;
+  /** Vertical spacing between kernel taps. */
   dilationH: number;
+  /** Horizontal spacing between kernel taps. */
   dilationW: number;
   /** Output height: floor((H + 2 padH - dilationH (kernelH - 1) - 1) / strideH) + 1. */
   outH: number;
@@ -206,6 +218,25 @@ export interface Backend {
   im2col(x: BackendBuffer, p: Im2colParams, padValue: number): BackendBuffer;
   /** The adjoint of im2col (padValue 0): sums columns back into (batch, channels, height, width). */
   col2im(cols: BackendBuffer, p: Im2colParams): BackendBuffer;
+  /**
+   * Depthwise 2-D cross-correlation (groups = channels, one filter per channel), float32:
+   * x (batch, channels, height, width) and w (channels, 1, kernelH, kernelW) → (batch, channels, outH, outW),
+   * `out[n,c,oh,ow] = Σ_{ki,kj} w[c,ki,kj] · x[n, c, oh·strideH − padH + ki·dilationH, ow·strideW − padW + kj·dilationW]`
+   * with out-of-image taps reading 0. Geometry (stride, padding, dilation) comes from `p`.
+   */
+  depthwiseConv2d(x: BackendBuffer, w: BackendBuffer, p: Im2colParams): BackendBuffer;
+  /**
+   * Gradient of {@linkcode Backend.depthwiseConv2d} with respect to x: gy (batch, channels, outH, outW) and
+   * w (channels, 1, kernelH, kernelW) → (batch, channels, height, width); each pixel sums `gy · w` over the
+   * (output position, tap) pairs that read it.
+   */
+  depthwiseConv2dBackwardInput(gy: BackendBuffer, w: BackendBuffer, p: Im2colParams): BackendBuffer;
+  /**
+   * Gradient of {@linkcode Backend.depthwiseConv2d} with respect to w: x (batch, channels, height, width) and
+   * gy (batch, channels, outH, outW) → (channels, 1, kernelH, kernelW); each (channel, tap) entry is the sum
+   * over batch and output positions of `gy · x[tap position]` (in-image taps only).
+   */
+  depthwiseConv2dBackwardWeight(x: BackendBuffer, gy: BackendBuffer, p: Im2colParams): BackendBuffer;
   /**
    * torch.gather: `out[i] = x[i with axis coordinate replaced by index[i]]` for i over `indexShape`.
    * x has `xShape` (same rank); index is int32 contiguous. Out-of-range indices must not read out of

@@ -1,6 +1,8 @@
 /**
  * Convolution and pooling, lowered to unfold (im2col) + matrix products and reductions, so their
  * gradients follow from the rules of those ops: dW = dY·colsᵀ, dcols = Wᵀ·dY, dx = fold(dcols).
+ * Depthwise convolutions (groups = input channels = output channels) instead use the backends' direct
+ * depthwise kernels, whose columns would otherwise be k² times the input.
  *
  * @module
  */
@@ -112,6 +114,33 @@ export function fold(cols: Tensor, p: Im2colParams): Tensor {
   return record("fold", out, [cols], [], (g) => [unfoldRaw(g, p, 0)]);
 }
 
+/**
+ * Depthwise convolution x (N, C, H, W) ⊛ weight (C, 1, kh, kw) → (N, C, outH, outW) with the backend's
+ * direct kernels; the gradient rule calls their two backward kernels (it is not itself differentiable).
+ * Only the operands a gradient needs are saved: the weight for dx, the input for dW.
+ */
+function depthwiseConv2d(x: Tensor, weight: Tensor, p: Im2colParams): Tensor {
+  const buf = x.backend.depthwiseConv2d(x.buffer, weight.buffer, p);
+  const out = Tensor.fromBuffer(buf, [p.batch, p.channels, p.outH, p.outW], "float32", x.device);
+  const needX = x.requiresGrad, needW = weight.requiresGrad;
+  const save = [...(needX ? [weight] : []), ...(needW ? [x] : [])];
+  return record("depthwiseConv2d", out, [x, weight], save, (g, saved) => {
+    const sw = needX ? saved[0] : null, sx = needW ? saved[saved.length - 1] : null;
+    const gx = sw
+      ? Tensor.fromBuffer(g.backend.depthwiseConv2dBackwardInput(g.buffer, sw.buffer, p), x.shape, "float32", g.device)
+      : null;
+    const gw = sx
+      ? Tensor.fromBuffer(
+        g.backend.depthwiseConv2dBackwardWeight(sx.buffer, g.buffer, p),
+        weight.shape,
+        "float32",
+        g.device,
+      )
+      : null;
+    return [gx, gw];
+  });
+}
+
 /** Options of {@linkcode conv2d}. */
 export interface Conv2dOptions {
   /** Step between windows (default 1). */
@@ -166,6 +195,11 @@ export function conv2d(x: Tensor, weight: Tensor, bias?: Tensor | null, opts: Co
     padding = pair(opts.padding);
   }
   const p = geometry("conv2d", x, [kh, kw], stride, padding, dilation);
+  if (groups === c && o === c) {
+    // depthwise (one filter per channel): direct kernels, no unfolded columns
+    const out = depthwiseConv2d(x, weight, p);
+    return bias ? add(out, reshape(bias, [1, o, 1, 1])) : out;
+  }
   const chunked = inBatchChunks(
     x,
     c * kh * kw * p.outH * p.outW,

@@ -2,7 +2,7 @@
  * The CPU backend: plain TypeScript on typed arrays. It is the semantic reference for every kernel
  * and the fallback when no WebGPU adapter exists. Matrix products (and convolutions, which the op
  * layer lowers to im2col + matmul) go through {@linkcode sgemm}: OpenBLAS when present, else a
- * cache-blocked TypeScript kernel.
+ * cache-blocked TypeScript kernel. Depthwise convolutions have direct row loops instead.
  *
  * @module
  */
@@ -401,6 +401,21 @@ export const cpuBackend: Backend = {
     }
     return out;
   },
+  depthwiseConv2d(x: BackendBuffer, w: BackendBuffer, p: Im2colParams): BackendBuffer {
+    const out = make(p.batch * p.channels * p.outH * p.outW, "float32");
+    depthwiseForward(out.data as Float32Array, arr(x) as Float32Array, arr(w) as Float32Array, p);
+    return out;
+  },
+  depthwiseConv2dBackwardInput(gy: BackendBuffer, w: BackendBuffer, p: Im2colParams): BackendBuffer {
+    const out = make(p.batch * p.channels * p.height * p.width, "float32");
+    depthwiseBackwardInput(out.data as Float32Array, arr(gy) as Float32Array, arr(w) as Float32Array, p);
+    return out;
+  },
+  depthwiseConv2dBackwardWeight(x: BackendBuffer, gy: BackendBuffer, p: Im2colParams): BackendBuffer {
+    const out = make(p.channels * p.kernelH * p.kernelW, "float32");
+    depthwiseBackwardWeight(out.data as Float32Array, arr(x) as Float32Array, arr(gy) as Float32Array, p);
+    return out;
+  },
   gather(
     x: BackendBuffer,
     xShape: readonly number[],
@@ -452,6 +467,100 @@ function validRange(outW: number, stride: number, shift: number, width: number):
   const lo = Math.min(outW, Math.max(0, Math.ceil(-shift / stride)));
   const hi = Math.max(lo, Math.min(outW, Math.floor((width - 1 - shift) / stride) + 1));
   return [lo, hi];
+}
+
+/**
+ * Per kernel column kj of a depthwise conv: the input column offset `kj·dilationW − padW` and the output
+ * columns [lo, hi) whose tap lies inside the image.
+ */
+function tapColumns(p: Im2colParams): { shift: Int32Array; lo: Int32Array; hi: Int32Array } {
+  const KW = p.kernelW;
+  const shift = new Int32Array(KW), lo = new Int32Array(KW), hi = new Int32Array(KW);
+  for (let kj = 0; kj < KW; kj++) {
+    shift[kj] = kj * p.dilationW - p.padW;
+    [lo[kj], hi[kj]] = validRange(p.outW, p.strideW, shift[kj], p.width);
+  }
+  return { shift, lo, hi };
+}
+
+/** Depthwise conv forward: each output row accumulates (in float64) its taps' input rows. */
+function depthwiseForward(o: Float32Array, x: Float32Array, w: Float32Array, p: Im2colParams): void {
+  const { batch, channels: C, height: H, width: W, kernelH: KH, kernelW: KW, outH: OH, outW: OW } = p;
+  const sh = p.strideH, sw = p.strideW, dh = p.dilationH, ph = p.padH, KK = KH * KW;
+  const { shift, lo, hi } = tapColumns(p);
+  const acc = new Float64Array(OW);
+  for (let bc = 0; bc < batch * C; bc++) {
+    const src = bc * H * W, wBase = (bc % C) * KK;
+    for (let oh = 0; oh < OH; oh++) {
+      acc.fill(0);
+      for (let ki = 0; ki < KH; ki++) {
+        const ih = oh * sh - ph + ki * dh;
+        if (ih < 0 || ih >= H) continue;
+        const row = src + ih * W;
+        for (let kj = 0; kj < KW; kj++) {
+          const wv = w[wBase + ki * KW + kj], a = lo[kj], b = hi[kj];
+          let xi = row + shift[kj] + a * sw;
+          if (sw === 1) { for (let ow = a; ow < b; ow++) acc[ow] += wv * x[xi++]; }
+          else for (let ow = a; ow < b; ow++, xi += sw) acc[ow] += wv * x[xi];
+        }
+      }
+      o.set(acc, (bc * OH + oh) * OW);
+    }
+  }
+}
+
+/** Depthwise conv input gradient: the adjoint loop of {@linkcode depthwiseForward}, scattering into a float64 plane. */
+function depthwiseBackwardInput(o: Float32Array, gy: Float32Array, w: Float32Array, p: Im2colParams): void {
+  const { batch, channels: C, height: H, width: W, kernelH: KH, kernelW: KW, outH: OH, outW: OW } = p;
+  const sh = p.strideH, sw = p.strideW, dh = p.dilationH, ph = p.padH, KK = KH * KW;
+  const { shift, lo, hi } = tapColumns(p);
+  const plane = new Float64Array(H * W);
+  for (let bc = 0; bc < batch * C; bc++) {
+    const wBase = (bc % C) * KK;
+    plane.fill(0);
+    for (let oh = 0; oh < OH; oh++) {
+      const g0 = (bc * OH + oh) * OW;
+      for (let ki = 0; ki < KH; ki++) {
+        const ih = oh * sh - ph + ki * dh;
+        if (ih < 0 || ih >= H) continue;
+        const row = ih * W;
+        for (let kj = 0; kj < KW; kj++) {
+          const wv = w[wBase + ki * KW + kj], a = lo[kj], b = hi[kj];
+          let xi = row + shift[kj] + a * sw;
+          if (sw === 1) { for (let ow = a; ow < b; ow++) plane[xi++] += wv * gy[g0 + ow]; }
+          else for (let ow = a; ow < b; ow++, xi += sw) plane[xi] += wv * gy[g0 + ow];
+        }
+      }
+    }
+    o.set(plane, bc * H * W);
+  }
+}
+
+/** Depthwise conv weight gradient: per (channel, tap), float64 dot products of gradient rows and input rows. */
+function depthwiseBackwardWeight(o: Float32Array, x: Float32Array, gy: Float32Array, p: Im2colParams): void {
+  const { batch, channels: C, height: H, width: W, kernelH: KH, kernelW: KW, outH: OH, outW: OW } = p;
+  const sh = p.strideH, sw = p.strideW, dh = p.dilationH, ph = p.padH, KK = KH * KW;
+  const { shift, lo, hi } = tapColumns(p);
+  const acc = new Float64Array(C * KK);
+  for (let bc = 0; bc < batch * C; bc++) {
+    const src = bc * H * W, wBase = (bc % C) * KK;
+    for (let oh = 0; oh < OH; oh++) {
+      const g0 = (bc * OH + oh) * OW;
+      for (let ki = 0; ki < KH; ki++) {
+        const ih = oh * sh - ph + ki * dh;
+        if (ih < 0 || ih >= H) continue;
+        const row = src + ih * W;
+        for (let kj = 0; kj < KW; kj++) {
+          const a = lo[kj], b = hi[kj];
+          let xi = row + shift[kj] + a * sw, dot = 0;
+          if (sw === 1) { for (let ow = a; ow < b; ow++) dot += gy[g0 + ow] * x[xi++]; }
+          else for (let ow = a; ow < b; ow++, xi += sw) dot += gy[g0 + ow] * x[xi];
+          acc[wBase + ki * KW + kj] += dot;
+        }
+      }
+    }
+  }
+  o.set(acc);
 }
 
 /**

@@ -24,6 +24,7 @@ import * as ew from "./elementwise.ts";
 import { cumsum, reduce } from "./reduce.ts";
 import { matmul } from "./matmul.ts";
 import { col2im, im2col } from "./conv.ts";
+import { depthwiseConv2d, depthwiseConv2dBackwardInput, depthwiseConv2dBackwardWeight } from "./depthwise.ts";
 import { gather, scatterAddInto } from "./gather.ts";
 
 export type { WebGPUOptions } from "./device.ts";
@@ -104,6 +105,12 @@ export async function createWebGPUBackend(options: WebGPUOptions = {}): Promise<
     matmul: (a: BackendBuffer, b: BackendBuffer, p: MatmulParams): BackendBuffer => matmul(rt, c(a), c(b), p),
     im2col: (x: BackendBuffer, p: Im2colParams, padValue: number): BackendBuffer => im2col(rt, c(x), p, padValue),
     col2im: (cols: BackendBuffer, p: Im2colParams): BackendBuffer => col2im(rt, c(cols), p),
+    depthwiseConv2d: (x: BackendBuffer, w: BackendBuffer, p: Im2colParams): BackendBuffer =>
+      depthwiseConv2d(rt, c(x), c(w), p),
+    depthwiseConv2dBackwardInput: (gy: BackendBuffer, w: BackendBuffer, p: Im2colParams): BackendBuffer =>
+      depthwiseConv2dBackwardInput(rt, c(gy), c(w), p),
+    depthwiseConv2dBackwardWeight: (x: BackendBuffer, gy: BackendBuffer, p: Im2colParams): BackendBuffer =>
+      depthwiseConv2dBackwardWeight(rt, c(x), c(gy), p),
     gather: (
       x: BackendBuffer,
       xShape: readonly number[],

@@ -1,0 +1,184 @@
+/**
+ * Depthwise 2-D convolution (groups = channels, one filter per channel) over NCHW images, without im2col.
+ *
+ * - Forward: one thread per output element reads its kh·kw taps.
+ * - Input gradient: one thread per input pixel gathers the (output position, tap) pairs that read it,
+ *   checking stride divisibility as col2im does, so it needs no atomics.
+ * - Weight gradient: one workgroup per (channel, tap, slice of the batch·outH·outW positions); lanes
+ *   stride the slice and combine in workgroup memory (f32). With more than one slice per (channel, tap),
+ *   the partial sums are added by a second pass (the middle-axis `reduce`).
+ *
+ * @module
+ */
+
+import type { Im2colParams } from "../../backend.ts";
+import type { GPUBuf, Runtime } from "./runtime.ts";
+import { reduce } from "./reduce.ts";
+import { entry1d, grid, storage, uniforms, type UniformScalar, WG } from "./templates.ts";
+
+/** Threads per workgroup of the weight-gradient reduction (a power of two). */
+const RWG = 256;
+/** Weight-gradient workgroups worth splitting the reduction into, when channels·taps alone are fewer. */
+const TARGET_GROUPS = 1024;
+/** Fewest positions a weight-gradient lane walks before the reduction is split further. */
+const MIN_PER_LANE = 16;
+
+function geometry(p: Im2colParams): UniformScalar[] {
+  return [
+    ["C", "u32", p.channels],
+    ["H", "i32", p.height],
+    ["W", "i32", p.width],
+    ["kh", "u32", p.kernelH],
+    ["kw", "u32", p.kernelW],
+    ["sh", "i32", p.strideH],
+    ["sw", "i32", p.strideW],
+    ["ph", "i32", p.padH],
+    ["pw", "i32", p.padW],
+    ["dh", "i32", p.dilationH],
+    ["dw", "i32", p.dilationW],
+    ["oh", "u32", p.outH],
+    ["ow", "u32", p.outW],
+  ];
+}
+
+/** `depthwiseConv2d`: x (batch, C, H, W), w (C, 1, kh, kw) → (batch, C, outH, outW). */
+export function depthwiseConv2d(rt: Runtime, x: GPUBuf, w: GPUBuf, p: Im2colParams): GPUBuf {
+  const n = p.batch * p.channels * p.outH * p.outW;
+  const out = rt.alloc(n, "float32");
+  if (n === 0) return out;
+  const u = uniforms([["n", "u32", n], ...geometry(p)]);
+  const code = u.decl + storage(1, "x", "f32", "read") + storage(2, "w", "f32", "read") +
+    storage(3, "out", "f32", "rw") +
+    entry1d(`  if (gidx >= P.n) { return; }
+  let L = P.oh * P.ow;
+  let l = gidx % L;
+  let bc = gidx / L;
+  let c = bc % P.C;
+  let h0 = i32(l / P.ow) * P.sh - P.ph;
+  let w0 = i32(l % P.ow) * P.sw - P.pw;
+  let xBase = bc * u32(P.H);
+  let wBase = c * P.kh * P.kw;
+  var acc = 0.0;
+  for (var ki = 0u; ki < P.kh; ki++) {
+    let ih = h0 + i32(ki) * P.dh;
+    if (ih < 0 || ih >= P.H) { continue; }
+    let row = (xBase + u32(ih)) * u32(P.W);
+    for (var kj = 0u; kj < P.kw; kj++) {
+      let iw = w0 + i32(kj) * P.dw;
+      if (iw < 0 || iw >= P.W) { continue; }
+      acc += w[wBase + ki * P.kw + kj] * x[row + u32(iw)];
+    }
+  }
+  out[gidx] = acc;`);
+  rt.dispatch({
+    code,
+    uniforms: u,
+    buffers: [[x, "read"], [w, "read"], [out, "rw"]],
+    groups: grid(Math.ceil(n / WG)),
+  });
+  return out;
+}
+
+/** `depthwiseConv2dBackwardInput`: gy (batch, C, outH, outW), w (C, 1, kh, kw) → (batch, C, H, W). */
+export function depthwiseConv2dBackwardInput(rt: Runtime, gy: GPUBuf, w: GPUBuf, p: Im2colParams): GPUBuf {
+  const n = p.batch * p.channels * p.height * p.width;
+  const out = rt.alloc(n, "float32");
+  if (n === 0) return out;
+  const u = uniforms([["n", "u32", n], ...geometry(p)]);
+  const code = u.decl + storage(1, "gy", "f32", "read") + storage(2, "w", "f32", "read") +
+    storage(3, "out", "f32", "rw") +
+    entry1d(`  if (gidx >= P.n) { return; }
+  let xw = i32(gidx % u32(P.W));
+  let xh = i32((gidx / u32(P.W)) % u32(P.H));
+  let bc = gidx / u32(P.W * P.H);
+  let c = bc % P.C;
+  let gBase = bc * P.oh;
+  let wBase = c * P.kh * P.kw;
+  var acc = 0.0;
+  for (var ki = 0u; ki < P.kh; ki++) {
+    let th = xh + P.ph - i32(ki) * P.dh;
+    if (th < 0 || th % P.sh != 0) { continue; }
+    let oh = u32(th / P.sh);
+    if (oh >= P.oh) { continue; }
+    let row = (gBase + oh) * P.ow;
+    for (var kj = 0u; kj < P.kw; kj++) {
+      let tw = xw + P.pw - i32(kj) * P.dw;
+      if (tw < 0 || tw % P.sw != 0) { continue; }
+      let ow = u32(tw / P.sw);
+      if (ow >= P.ow) { continue; }
+      acc += gy[row + ow] * w[wBase + ki * P.kw + kj];
+    }
+  }
+  out[gidx] = acc;`);
+  rt.dispatch({
+    code,
+    uniforms: u,
+    buffers: [[gy, "read"], [w, "read"], [out, "rw"]],
+    groups: grid(Math.ceil(n / WG)),
+  });
+  return out;
+}
+
+/** `depthwiseConv2dBackwardWeight`: x (batch, C, H, W), gy (batch, C, outH, outW) → (C, 1, kh, kw). */
+export function depthwiseConv2dBackwardWeight(rt: Runtime, x: GPUBuf, gy: GPUBuf, p: Im2colParams): GPUBuf {
+  const taps = p.channels * p.kernelH * p.kernelW;
+  const m = p.batch * p.outH * p.outW; // positions summed per (channel, tap)
+  // Split each (channel, tap) sum into slices when channels·taps alone would leave the device idle.
+  const slices = Math.max(1, Math.min(Math.ceil(TARGET_GROUPS / taps), Math.ceil(m / (RWG * MIN_PER_LANE))));
+  const chunk = Math.ceil(m / slices);
+  const partial = rt.alloc(taps * slices, "float32");
+  if (taps === 0) return partial;
+  // (m = 0 needs no special case: every lane sums nothing and the result is 0)
+  const u = uniforms([
+    ["groups", "u32", taps * slices],
+    ["m", "u32", m],
+    ["slices", "u32", slices],
+    ["chunk", "u32", chunk],
+    ...geometry(p),
+  ]);
+  const code = u.decl + storage(1, "x", "f32", "read") + storage(2, "gy", "f32", "read") +
+    storage(3, "out", "f32", "rw") + `var<workgroup> sv: array<f32, ${RWG}>;
+@compute @workgroup_size(${RWG})
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+        @builtin(local_invocation_index) lid: u32) {
+  let g = wid.y * nwg.x + wid.x;
+  let valid = g < P.groups;
+  let gg = min(g, P.groups - 1u);
+  let s = gg % P.slices;
+  let tap = (gg / P.slices) % (P.kh * P.kw);
+  let c = gg / (P.slices * P.kh * P.kw);
+  let dy = i32(tap / P.kw) * P.dh - P.ph;
+  let dx = i32(tap % P.kw) * P.dw - P.pw;
+  let L = P.oh * P.ow;
+  let iEnd = min(P.m, (s + 1u) * P.chunk);
+  var acc = 0.0;
+  for (var i = s * P.chunk + lid; i < iEnd; i += ${RWG}u) {
+    let b = i / L;
+    let l = i % L;
+    let ih = i32(l / P.ow) * P.sh + dy;
+    let iw = i32(l % P.ow) * P.sw + dx;
+    if (ih >= 0 && ih < P.H && iw >= 0 && iw < P.W) {
+      let bc = b * P.C + c;
+      acc += gy[bc * L + l] * x[(bc * u32(P.H) + u32(ih)) * u32(P.W) + u32(iw)];
+    }
+  }
+  sv[lid] = acc;
+  workgroupBarrier();
+  for (var k = ${RWG / 2}u; k > 0u; k >>= 1u) {
+    if (lid < k) { sv[lid] += sv[lid + k]; }
+    workgroupBarrier();
+  }
+  if (lid == 0u && valid) { out[g] = sv[0]; }
+}
+`;
+  rt.dispatch({
+    code,
+    uniforms: u,
+    buffers: [[x, "read"], [gy, "read"], [partial, "rw"]],
+    groups: grid(taps * slices),
+  });
+  if (slices === 1) return partial;
+  const out = reduce(rt, "sum", partial, taps, slices, 1);
+  rt.free(partial);
+  return out;
+}
