@@ -9,7 +9,8 @@ import type { Device } from "../mod.ts";
 import { blasAvailable, setBlasEnabled } from "../autodiff/backends/cpu/gemm.ts";
 
 const args = parseArgs({
-  args: Deno.args,
+  // `deno task bench -- --json` passes the separator through
+  args: Deno.args.filter((a) => a !== "--"),
   options: {
     json: { type: "boolean", default: false },
     repeats: { type: "string", default: "5" },

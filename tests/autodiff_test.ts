@@ -705,7 +705,7 @@ test("tensor() infers bool from an array of booleans", async (device) => {
   assert.equal(nested.dtype, "bool");
 });
 
-test("tidy: a throwing function still releases what it created", async (device) => {
+test("tidy: a throwing function still releases what it created", (device) => {
   const before = memoryStats()[device]!.buffers;
   assert.throws(
     () =>
