@@ -397,6 +397,30 @@ test("matmul: transposes, odd sizes, batch strides 0", async (g) => {
   );
 });
 
+test("matmul: the hardware-GPU tile (chosen when the adapter is not a software one) gives the same products", async (g) => {
+  const software = g.runtime.software;
+  g.runtime.software = false;
+  try {
+    for (const [m, n, k] of [[33, 65, 17], [64, 64, 64], [130, 257, 67], [48, 36, 9]]) {
+      for (const transA of [false, true]) {
+        for (const transB of [false, true]) {
+          const p: MatmulParams = { batch: 2, m, n, k, transA, transB, strideA: m * k, strideB: 0 };
+          await parity(
+            g,
+            `gpu-tile matmul ${JSON.stringify(p)}`,
+            [[randf(2 * m * k), "float32"], [randf(k * n), "float32"]],
+            (be, [x, y]) => be.matmul(x, y, p),
+            1e-5,
+            1e-4,
+          );
+        }
+      }
+    }
+  } finally {
+    g.runtime.software = software;
+  }
+});
+
 function geom(
   batch: number,
   channels: number,

@@ -55,6 +55,7 @@ function widen(data: HostArray, dtype: DType): Float32Array | Int32Array | Uint3
 export async function createWebGPUBackend(options: WebGPUOptions = {}): Promise<WebGPUBackend> {
   const info = await requestDevice(options);
   const rt = new Runtime(info.device);
+  rt.software = info.isFallbackAdapter;
   const c = (b: BackendBuffer): GPUBuf => rt.check(b);
   return {
     device: "webgpu",

@@ -31,6 +31,11 @@ export interface MatmulTile {
 const LARGE_TILE: MatmulTile = { tm: 16, tn: 16, wgx: 16, wgy: 1 };
 /** Small or thin products: 4×4 per thread so edge threads waste little work. */
 const SMALL_TILE: MatmulTile = { tm: 4, tn: 4, wgx: 8, wgy: 8 };
+/**
+ * Hardware GPUs: 16×16 threads of 4×4 (a 64×64 block of C per workgroup). 256 accumulators per thread
+ * would spill and starve occupancy there, so the lavapipe tile is not used on real GPUs.
+ */
+const GPU_TILE: MatmulTile = { tm: 4, tn: 4, wgx: 16, wgy: 16 };
 let override: MatmulTile | null = null;
 
 /** Forces one tile for every matmul (for tuning); `null` restores the size-based choice. */
@@ -38,9 +43,11 @@ export function setMatmulTile(tile: MatmulTile | null): void {
   override = tile;
 }
 
-/** The tile used for an m×n result. */
-export function chooseTile(m: number, n: number): MatmulTile {
-  return override ?? (m >= 32 && n >= 32 ? LARGE_TILE : SMALL_TILE);
+/** The tile used for an m×n result on a software (`software`) or hardware adapter. */
+export function chooseTile(m: number, n: number, software = true): MatmulTile {
+  if (override) return override;
+  if (m < 32 || n < 32) return SMALL_TILE;
+  return software ? LARGE_TILE : GPU_TILE;
 }
 
 /** Layout facts that select a kernel variant. */
@@ -184,7 +191,7 @@ export function matmul(rt: Runtime, a: GPUBuf, b: GPUBuf, p: MatmulParams): GPUB
     rt.free(out);
     return fill(rt, batch * m * n, 0, "float32");
   }
-  const tile = chooseTile(m, n);
+  const tile = chooseTile(m, n, rt.software);
   const variant: Variant = {
     transA,
     transB,

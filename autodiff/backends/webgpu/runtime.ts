@@ -68,6 +68,8 @@ export class Runtime {
   readonly pool: BufferPool;
   /** Compiled kernels. */
   readonly pipelines: PipelineCache;
+  /** The adapter is a CPU implementation (lavapipe/llvmpipe): kernels pick shapes tuned for it. */
+  software = false;
   #encoder: GPUCommandEncoder | null = null;
   #pass: GPUComputePassEncoder | null = null;
   #dispatches = 0;
