@@ -219,6 +219,16 @@ export interface Backend {
   /** The adjoint of im2col (padValue 0): sums columns back into (batch, channels, height, width). */
   col2im(cols: BackendBuffer, p: Im2colParams): BackendBuffer;
   /**
+   * Optional fused dense convolution (groups = 1), float32: x (batch, channels, height, width) and
+   * w (outChannels, channels, kernelH, kernelW) → (batch, outChannels, outH, outW). Backends that have it
+   * (the CPU: GEMMs without an unfolded copy) are used instead of the op layer's im2col + matmul lowering.
+   */
+  conv2d?(x: BackendBuffer, w: BackendBuffer, p: Im2colParams, outChannels: number): BackendBuffer;
+  /** Gradient of {@linkcode Backend.conv2d} with respect to x: gy (batch, outChannels, outH, outW) → (batch, channels, height, width). */
+  conv2dBackwardInput?(gy: BackendBuffer, w: BackendBuffer, p: Im2colParams, outChannels: number): BackendBuffer;
+  /** Gradient of {@linkcode Backend.conv2d} with respect to w: → (outChannels, channels, kernelH, kernelW), summed over the batch. */
+  conv2dBackwardWeight?(x: BackendBuffer, gy: BackendBuffer, p: Im2colParams, outChannels: number): BackendBuffer;
+  /**
    * Depthwise 2-D cross-correlation (groups = channels, one filter per channel), float32:
    * x (batch, channels, height, width) and w (channels, 1, kernelH, kernelW) → (batch, channels, outH, outW),
    * `out[n,c,oh,ow] = Σ_{ki,kj} w[c,ki,kj] · x[n, c, oh·strideH − padH + ki·dilationH, ow·strideW − padW + kj·dilationW]`

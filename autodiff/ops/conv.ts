@@ -141,6 +141,28 @@ function depthwiseConv2d(x: Tensor, weight: Tensor, p: Im2colParams): Tensor {
   });
 }
 
+/**
+ * Dense convolution with the backend's fused kernels (where it has them); the gradient rule calls its
+ * two backward kernels.
+ */
+function fusedConv2d(x: Tensor, weight: Tensor, p: Im2colParams): Tensor {
+  const b = x.backend;
+  const o = weight.shape[0];
+  const out = Tensor.fromBuffer(
+    b.conv2d!(x.buffer, weight.buffer, p, o),
+    [p.batch, o, p.outH, p.outW],
+    "float32",
+    x.device,
+  );
+  const needX = x.requiresGrad, needW = weight.requiresGrad;
+  return record("conv2d", out, [x, weight], [x, weight], (g, [sx, sw]) => [
+    needX ? Tensor.fromBuffer(b.conv2dBackwardInput!(g.buffer, sw.buffer, p, o), x.shape, "float32", g.device) : null,
+    needW
+      ? Tensor.fromBuffer(b.conv2dBackwardWeight!(sx.buffer, g.buffer, p, o), weight.shape, "float32", g.device)
+      : null,
+  ]);
+}
+
 /** Options of {@linkcode conv2d}. */
 export interface Conv2dOptions {
   /** Step between windows (default 1). */
@@ -198,6 +220,10 @@ export function conv2d(x: Tensor, weight: Tensor, bias?: Tensor | null, opts: Co
   if (groups === c && o === c) {
     // depthwise (one filter per channel): direct kernels, no unfolded columns
     const out = depthwiseConv2d(x, weight, p);
+    return bias ? add(out, reshape(bias, [1, o, 1, 1])) : out;
+  }
+  if (groups === 1 && x.backend.conv2d) {
+    const out = fusedConv2d(x, weight, p);
     return bias ? add(out, reshape(bias, [1, o, 1, 1])) : out;
   }
   const chunked = inBatchChunks(

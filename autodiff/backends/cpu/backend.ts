@@ -21,6 +21,14 @@ import type {
 } from "../../backend.ts";
 import { BINARY, UNARY } from "../../op_table.ts";
 import { sgemm } from "./gemm.ts";
+import {
+  col2imInto,
+  conv2dBackwardInput,
+  conv2dBackwardWeight,
+  conv2dForward,
+  im2colInto,
+  validRange,
+} from "./conv.ts";
 
 /** A CPU buffer: a typed array of the dtype's host type. */
 export class CpuBuffer implements BackendBuffer {
@@ -46,6 +54,10 @@ function newArray(length: number, dtype: DType): HostArray {
 
 function arr(b: BackendBuffer): HostArray {
   return (b as CpuBuffer).data;
+}
+
+function f32(b: BackendBuffer): Float32Array {
+  return (b as CpuBuffer).data as Float32Array;
 }
 
 let liveBytes = 0;
@@ -352,53 +364,28 @@ export const cpuBackend: Backend = {
     return out;
   },
   im2col(x: BackendBuffer, p: Im2colParams, padValue: number): BackendBuffer {
-    const { batch, channels, height: H, width: W, kernelH: KH, kernelW: KW, outH: OH, outW: OW } = p;
-    const out = make(batch * channels * KH * KW * OH * OW, x.dtype);
-    const o = out.data, s = arr(x);
-    let dst = 0;
-    for (let bc = 0; bc < batch * channels; bc++) {
-      const src = bc * H * W;
-      for (let ki = 0; ki < KH; ki++) {
-        for (let kj = 0; kj < KW; kj++) {
-          const [lo, hi] = validRange(OW, p.strideW, kj * p.dilationW - p.padW, W);
-          for (let oh = 0; oh < OH; oh++, dst += OW) {
-            const ih = oh * p.strideH - p.padH + ki * p.dilationH;
-            if (ih < 0 || ih >= H) {
-              for (let ow = 0; ow < OW; ow++) o[dst + ow] = padValue;
-              continue;
-            }
-            for (let ow = 0; ow < lo; ow++) o[dst + ow] = padValue;
-            for (let ow = hi; ow < OW; ow++) o[dst + ow] = padValue;
-            const row = src + ih * W + kj * p.dilationW - p.padW;
-            const sw = p.strideW;
-            for (let ow = lo; ow < hi; ow++) o[dst + ow] = s[row + ow * sw];
-          }
-        }
-      }
-    }
+    const out = make(p.batch * p.channels * p.kernelH * p.kernelW * p.outH * p.outW, x.dtype);
+    im2colInto(arr(x), 0, p.batch, p, padValue, out.data);
     return out;
   },
   col2im(cols: BackendBuffer, p: Im2colParams): BackendBuffer {
-    const { batch, channels, height: H, width: W, kernelH: KH, kernelW: KW, outH: OH, outW: OW } = p;
-    const out = make(batch * channels * H * W, "float32");
-    const o = out.data, s = arr(cols);
-    o.fill(0);
-    let src = 0;
-    for (let bc = 0; bc < batch * channels; bc++) {
-      const dstBase = bc * H * W;
-      for (let ki = 0; ki < KH; ki++) {
-        for (let kj = 0; kj < KW; kj++) {
-          const [lo, hi] = validRange(OW, p.strideW, kj * p.dilationW - p.padW, W);
-          for (let oh = 0; oh < OH; oh++, src += OW) {
-            const ih = oh * p.strideH - p.padH + ki * p.dilationH;
-            if (ih < 0 || ih >= H) continue;
-            const row = dstBase + ih * W + kj * p.dilationW - p.padW;
-            const sw = p.strideW;
-            for (let ow = lo; ow < hi; ow++) o[row + ow * sw] += s[src + ow];
-          }
-        }
-      }
-    }
+    const out = make(p.batch * p.channels * p.height * p.width, "float32");
+    col2imInto(arr(cols), 0, p.batch, p, out.data as Float32Array);
+    return out;
+  },
+  conv2d(x: BackendBuffer, w: BackendBuffer, p: Im2colParams, outChannels: number): BackendBuffer {
+    const out = make(p.batch * outChannels * p.outH * p.outW, "float32");
+    conv2dForward(f32(x), f32(w), out.data as Float32Array, p, outChannels);
+    return out;
+  },
+  conv2dBackwardInput(gy: BackendBuffer, w: BackendBuffer, p: Im2colParams, outChannels: number): BackendBuffer {
+    const out = make(p.batch * p.channels * p.height * p.width, "float32");
+    conv2dBackwardInput(f32(gy), f32(w), out.data as Float32Array, p, outChannels);
+    return out;
+  },
+  conv2dBackwardWeight(x: BackendBuffer, gy: BackendBuffer, p: Im2colParams, outChannels: number): BackendBuffer {
+    const out = make(outChannels * p.channels * p.kernelH * p.kernelW, "float32");
+    conv2dBackwardWeight(f32(x), f32(gy), out.data as Float32Array, p, outChannels);
     return out;
   },
   depthwiseConv2d(x: BackendBuffer, w: BackendBuffer, p: Im2colParams): BackendBuffer {
@@ -461,13 +448,6 @@ export const cpuBackend: Backend = {
     });
   },
 };
-
-/** The output columns [lo, hi) whose input column `ow * stride + shift` lies inside [0, width). */
-function validRange(outW: number, stride: number, shift: number, width: number): [number, number] {
-  const lo = Math.min(outW, Math.max(0, Math.ceil(-shift / stride)));
-  const hi = Math.max(lo, Math.min(outW, Math.floor((width - 1 - shift) / stride) + 1));
-  return [lo, hi];
-}
 
 /**
  * Per kernel column kj of a depthwise conv: the input column offset `kj·dilationW − padW` and the output
