@@ -15,7 +15,7 @@ function reducedShape(shape: readonly number[], axes: number[], keepdim: boolean
   return keepdim ? shape.map((d, i) => (axes.includes(i) ? 1 : d)) : shape.filter((_, i) => !axes.includes(i));
 }
 
-/** Runs a reduce kernel over `axes` (contiguous blocks directly, others after moving them last). */
+/** Runs a reduce kernel over sorted `axes`: contiguous blocks directly, split or transposed otherwise. */
 function reduceKernel(op: ReduceOp, x: Tensor, axes: number[]): Tensor {
   const shape = x.shape;
   const outShape = shape.filter((_, i) => !axes.includes(i));
@@ -30,6 +30,16 @@ function reduceKernel(op: ReduceOp, x: Tensor, axes: number[]): Tensor {
     outer = numel(shape.slice(0, axes[0]));
     size = numel(axes.map((a) => shape[a]));
     inner = numel(shape.slice(axes[axes.length - 1] + 1));
+  } else if (op === "sum" || op === "max" || op === "min") {
+    // associative: reduce one contiguous block of axes at a time, last first (no transposed copy)
+    let blockStart = axes.length - 1;
+    while (blockStart > 0 && axes[blockStart - 1] === axes[blockStart] - 1) blockStart--;
+    const last = axes.slice(blockStart);
+    const partial = reduceKernel(op, x, last);
+    const rest = axes.slice(0, blockStart); // still valid axis numbers: they precede the removed block
+    const out = reduceKernel(op, partial, rest);
+    partial.dispose();
+    return out;
   } else {
     const keepAxes = shape.map((_, i) => i).filter((i) => !axes.includes(i));
     src = permute(x, [...keepAxes, ...axes]);
