@@ -248,6 +248,22 @@ export interface Backend {
    */
   depthwiseConv2dBackwardWeight(x: BackendBuffer, gy: BackendBuffer, p: Im2colParams): BackendBuffer;
   /**
+   * 2-D max pooling, float32: x (batch, channels, height, width) → `out` (batch, channels, outH, outW) float32 and
+   * `indices` (same shape) int32, the flat position `h·width + w` of each window's maximum inside its image plane
+   * (PyTorch's `return_indices` convention). Window taps are `(oh·strideH − padH + ki·dilationH,
+   * ow·strideW − padW + kj·dilationW)`; out-of-image taps are skipped (they count as −∞). Taps are scanned
+   * row-major (ki, then kj) and a tap replaces the running maximum when it is greater or NaN, as PyTorch's kernels:
+   * on ties the first maximum wins, and a NaN in the window is the result (the last NaN's index). A window whose
+   * in-image taps are all −∞ gives −∞ and its first in-image tap. Every window must contain an in-image tap.
+   */
+  maxPool2d(x: BackendBuffer, p: Im2colParams): { out: BackendBuffer; indices: BackendBuffer };
+  /**
+   * Gradient of {@linkcode Backend.maxPool2d}: gy (batch, channels, outH, outW) float32 and the forward's `indices`
+   * → dx (batch, channels, height, width) float32, where each pixel sums the gy of the windows whose index
+   * points at it (0 elsewhere).
+   */
+  maxPool2dBackward(gy: BackendBuffer, indices: BackendBuffer, p: Im2colParams): BackendBuffer;
+  /**
    * torch.gather: `out[i] = x[i with axis coordinate replaced by index[i]]` for i over `indexShape`.
    * x has `xShape` (same rank); index is int32 contiguous. Out-of-range indices must not read out of
    * bounds (CPU throws; WebGPU writes 0) — the op layer checks ranges first where it can.

@@ -2,17 +2,17 @@
  * Convolution and pooling, lowered to unfold (im2col) + matrix products and reductions, so their
  * gradients follow from the rules of those ops: dW = dY·colsᵀ, dcols = Wᵀ·dY, dx = fold(dcols).
  * Depthwise convolutions (groups = input channels = output channels) instead use the backends' direct
- * depthwise kernels, whose columns would otherwise be k² times the input.
+ * depthwise kernels, whose columns would otherwise be k² times the input, and max pooling uses the backends'
+ * direct pooling kernels (values + argmax indices forward, an index-routed sum backward).
  *
  * @module
  */
 
 import type { Im2colParams } from "../backend.ts";
 import { record, Tensor } from "../tensor.ts";
-import { add, eq, mul, where } from "./elementwise.ts";
-import { arange } from "./creation.ts";
+import { add, mul } from "./elementwise.ts";
 import { bmm } from "./linalg.ts";
-import { argmax, mean, sum } from "./reduce.ts";
+import { mean, sum } from "./reduce.ts";
 import { concat, pad, permute, reshape, split } from "./shape.ts";
 import { fmt, pair, requireFloat, sameDevice } from "./util.ts";
 
@@ -251,34 +251,58 @@ export function conv2d(x: Tensor, weight: Tensor, bias?: Tensor | null, opts: Co
 /** Options of {@linkcode maxPool2d}. */
 export interface MaxPool2dOptions extends WindowOptions {}
 
-/** Max pooling; the gradient goes to the first maximum of each window, as PyTorch. Padding reads -inf. */
-export function maxPool2d(x: Tensor, kernelSize: number | [number, number], opts: MaxPool2dOptions = {}): Tensor {
-  requireFloat("maxPool2d", x);
+/**
+ * Max pooling with the backend's direct kernels: the values (recorded for autograd) and the int32 indices
+ * of each window's maximum. The gradient rule saves the indices and calls the backward kernel.
+ */
+function maxPool2dRaw(
+  op: string,
+  x: Tensor,
+  kernelSize: number | [number, number],
+  opts: MaxPool2dOptions,
+): { values: Tensor; indices: Tensor } {
+  requireFloat(op, x);
   const k = pair(kernelSize);
   const stride = pair(opts.stride ?? k), padding = pair(opts.padding ?? 0), dilation = pair(opts.dilation ?? 1);
   if (padding[0] > k[0] / 2 || padding[1] > k[1] / 2) {
-    throw new Error(`maxPool2d: padding ${padding} must be at most half the kernel ${k}`);
+    throw new Error(`${op}: padding ${padding} must be at most half the kernel ${k}`);
   }
-  const p = geometry("maxPool2d", x, k, stride, padding, dilation);
-  const [n, c] = x.shape;
-  const chunked = inBatchChunks(x, c * k[0] * k[1] * p.outH * p.outW, (xs) => maxPool2d(xs, k, opts));
-  if (chunked) return chunked;
-  const kk = k[0] * k[1], L = p.outH * p.outW;
-  const cols = unfoldRaw(x, p, -Infinity);
-  const windows = cols.shareWithShape([n, c, kk, L]);
-  cols.dispose();
-  const idx = argmax(windows, 2, true); // (N, C, 1, L)
-  const buf = x.backend.gather(windows.buffer, windows.shape, 2, idx.buffer, idx.shape);
-  windows.dispose();
-  const out = Tensor.fromBuffer(buf, [n, c, p.outH, p.outW], "float32", x.device);
-  const result = record("maxPool2d", out, [x], [idx], (g, [ix]) => {
-    const taps = reshape(arange(kk, undefined, 1, { device: g.device }), [1, 1, kk, 1]);
-    // route each window's gradient to its argmax tap
-    const gcols = where(eq(taps, ix), reshape(g, [n, c, 1, L]), 0); // (N, C, kk, L)
-    return [fold(reshape(gcols, [n, c * kk, L]), p)];
-  });
-  idx.dispose();
-  return result;
+  const p = geometry(op, x, k, stride, padding, dilation);
+  const shape = [p.batch, p.channels, p.outH, p.outW];
+  const { out, indices: ibuf } = x.backend.maxPool2d(x.buffer, p);
+  const indices = Tensor.fromBuffer(ibuf, shape, "int32", x.device);
+  indices.storage.valueRange = [0, p.height * p.width - 1];
+  const values = record(
+    "maxPool2d",
+    Tensor.fromBuffer(out, shape, "float32", x.device),
+    [x],
+    [indices],
+    (g, [ix]) => [Tensor.fromBuffer(g.backend.maxPool2dBackward(g.buffer, ix.buffer, p), x.shape, "float32", g.device)],
+  );
+  return { values, indices };
+}
+
+/**
+ * Max pooling as torch.nn.functional.max_pool2d: x (N, C, H, W) → (N, C, outH, outW). The stride defaults
+ * to the kernel size; padding (at most half the kernel) reads -inf. On ties the first maximum of the window
+ * (row-major over the kernel taps) wins and receives the gradient; a NaN in a window propagates, as PyTorch.
+ */
+export function maxPool2d(x: Tensor, kernelSize: number | [number, number], opts: MaxPool2dOptions = {}): Tensor {
+  const { values, indices } = maxPool2dRaw("maxPool2d", x, kernelSize, opts);
+  indices.dispose(); // the gradient rule, if one was recorded, holds its own reference
+  return values;
+}
+
+/**
+ * {@linkcode maxPool2d} that also returns, as torch's `return_indices=True`, the int32 indices (N, C, outH, outW)
+ * of each window's maximum as flat positions `h·W + w` within its (H, W) input plane.
+ */
+export function maxPool2dWithIndices(
+  x: Tensor,
+  kernelSize: number | [number, number],
+  opts: MaxPool2dOptions = {},
+): { values: Tensor; indices: Tensor } {
+  return maxPool2dRaw("maxPool2dWithIndices", x, kernelSize, opts);
 }
 
 /** Options of {@linkcode avgPool2d}. */

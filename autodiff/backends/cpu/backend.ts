@@ -2,7 +2,7 @@
  * The CPU backend: plain TypeScript on typed arrays. It is the semantic reference for every kernel
  * and the fallback when no WebGPU adapter exists. Matrix products (and convolutions, which the op
  * layer lowers to im2col + matmul) go through {@linkcode sgemm}: OpenBLAS when present, else a
- * cache-blocked TypeScript kernel. Depthwise convolutions have direct row loops instead.
+ * cache-blocked TypeScript kernel. Depthwise convolutions and max pooling have direct loops instead.
  *
  * @module
  */
@@ -29,6 +29,7 @@ import {
   im2colInto,
   validRange,
 } from "./conv.ts";
+import { isPlain2x2, maxPool2dBackward, maxPool2dForward, maxPool2dForward2x2 } from "./pool.ts";
 
 /** A CPU buffer: a typed array of the dtype's host type. */
 export class CpuBuffer implements BackendBuffer {
@@ -401,6 +402,18 @@ export const cpuBackend: Backend = {
   depthwiseConv2dBackwardWeight(x: BackendBuffer, gy: BackendBuffer, p: Im2colParams): BackendBuffer {
     const out = make(p.channels * p.kernelH * p.kernelW, "float32");
     depthwiseBackwardWeight(out.data as Float32Array, arr(x) as Float32Array, arr(gy) as Float32Array, p);
+    return out;
+  },
+  maxPool2d(x: BackendBuffer, p: Im2colParams): { out: BackendBuffer; indices: BackendBuffer } {
+    const n = p.batch * p.channels * p.outH * p.outW;
+    const out = make(n, "float32"), indices = make(n, "int32");
+    const forward = isPlain2x2(p) ? maxPool2dForward2x2 : maxPool2dForward;
+    forward(f32(x), out.data as Float32Array, indices.data as Int32Array, p);
+    return { out, indices };
+  },
+  maxPool2dBackward(gy: BackendBuffer, indices: BackendBuffer, p: Im2colParams): BackendBuffer {
+    const out = make(p.batch * p.channels * p.height * p.width, "float32");
+    maxPool2dBackward(f32(gy), arr(indices) as Int32Array, out.data as Float32Array, p);
     return out;
   },
   gather(

@@ -26,6 +26,7 @@ import { matmul } from "./matmul.ts";
 import { col2im, im2col } from "./conv.ts";
 import { depthwiseConv2d, depthwiseConv2dBackwardInput, depthwiseConv2dBackwardWeight } from "./depthwise.ts";
 import { gather, scatterAddInto } from "./gather.ts";
+import { maxPool2d, maxPool2dBackward } from "./pool.ts";
 
 export type { WebGPUOptions } from "./device.ts";
 
@@ -112,6 +113,10 @@ export async function createWebGPUBackend(options: WebGPUOptions = {}): Promise<
       depthwiseConv2dBackwardInput(rt, c(gy), c(w), p),
     depthwiseConv2dBackwardWeight: (x: BackendBuffer, gy: BackendBuffer, p: Im2colParams): BackendBuffer =>
       depthwiseConv2dBackwardWeight(rt, c(x), c(gy), p),
+    maxPool2d: (x: BackendBuffer, p: Im2colParams): { out: BackendBuffer; indices: BackendBuffer } =>
+      maxPool2d(rt, c(x), p),
+    maxPool2dBackward: (gy: BackendBuffer, indices: BackendBuffer, p: Im2colParams): BackendBuffer =>
+      maxPool2dBackward(rt, c(gy), c(indices), p),
     gather: (
       x: BackendBuffer,
       xShape: readonly number[],

@@ -7,25 +7,7 @@
 
 import type { Im2colParams } from "../../backend.ts";
 import type { GPUBuf, Runtime } from "./runtime.ts";
-import { entry1d, grid, storage, uniforms, type UniformScalar, WG } from "./templates.ts";
-
-function geometry(p: Im2colParams): UniformScalar[] {
-  return [
-    ["C", "u32", p.channels],
-    ["H", "i32", p.height],
-    ["W", "i32", p.width],
-    ["kh", "u32", p.kernelH],
-    ["kw", "u32", p.kernelW],
-    ["sh", "i32", p.strideH],
-    ["sw", "i32", p.strideW],
-    ["ph", "i32", p.padH],
-    ["pw", "i32", p.padW],
-    ["dh", "i32", p.dilationH],
-    ["dw", "i32", p.dilationW],
-    ["oh", "u32", p.outH],
-    ["ow", "u32", p.outW],
-  ];
-}
+import { entry1d, grid, storage, uniforms, WG, windowUniforms } from "./templates.ts";
 
 /** `im2col`: x (batch, C, H, W) → (batch, C·kh·kw, outH·outW); out-of-image taps read `padValue`. */
 export function im2col(rt: Runtime, x: GPUBuf, p: Im2colParams, padValue: number): GPUBuf {
@@ -39,7 +21,7 @@ export function im2col(rt: Runtime, x: GPUBuf, p: Im2colParams, padValue: number
   if (x.dtype === "float32") new Float32Array(bits.buffer)[0] = padValue;
   else if (x.dtype === "int32") new Int32Array(bits.buffer)[0] = padValue;
   else bits[0] = padValue !== 0 ? 1 : 0;
-  const u = uniforms([["n", "u32", n], ["pad", "u32", bits[0]], ...geometry(p)]);
+  const u = uniforms([["n", "u32", n], ["pad", "u32", bits[0]], ...windowUniforms(p)]);
   const code = u.decl + storage(1, "x", "u32", "read") + storage(2, "out", "u32", "rw") +
     entry1d(`  if (gidx >= P.n) { return; }
   let L = P.oh * P.ow;
@@ -66,7 +48,7 @@ export function col2im(rt: Runtime, cols: GPUBuf, p: Im2colParams): GPUBuf {
   const n = p.batch * p.channels * p.height * p.width;
   const out = rt.alloc(n, "float32");
   if (n === 0) return out;
-  const u = uniforms([["n", "u32", n], ...geometry(p)]);
+  const u = uniforms([["n", "u32", n], ...windowUniforms(p)]);
   const code = u.decl + storage(1, "cols", "f32", "read") + storage(2, "out", "f32", "rw") +
     entry1d(`  if (gidx >= P.n) { return; }
   let w = i32(gidx % u32(P.W));

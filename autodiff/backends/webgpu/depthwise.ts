@@ -14,7 +14,7 @@
 import type { Im2colParams } from "../../backend.ts";
 import type { GPUBuf, Runtime } from "./runtime.ts";
 import { reduce } from "./reduce.ts";
-import { entry1d, grid, storage, uniforms, type UniformScalar, WG } from "./templates.ts";
+import { entry1d, grid, storage, uniforms, WG, windowUniforms } from "./templates.ts";
 
 /** Threads per workgroup of the weight-gradient reduction (a power of two). */
 const RWG = 256;
@@ -23,30 +23,12 @@ const TARGET_GROUPS = 1024;
 /** Fewest positions a weight-gradient lane walks before the reduction is split further. */
 const MIN_PER_LANE = 16;
 
-function geometry(p: Im2colParams): UniformScalar[] {
-  return [
-    ["C", "u32", p.channels],
-    ["H", "i32", p.height],
-    ["W", "i32", p.width],
-    ["kh", "u32", p.kernelH],
-    ["kw", "u32", p.kernelW],
-    ["sh", "i32", p.strideH],
-    ["sw", "i32", p.strideW],
-    ["ph", "i32", p.padH],
-    ["pw", "i32", p.padW],
-    ["dh", "i32", p.dilationH],
-    ["dw", "i32", p.dilationW],
-    ["oh", "u32", p.outH],
-    ["ow", "u32", p.outW],
-  ];
-}
-
 /** `depthwiseConv2d`: x (batch, C, H, W), w (C, 1, kh, kw) → (batch, C, outH, outW). */
 export function depthwiseConv2d(rt: Runtime, x: GPUBuf, w: GPUBuf, p: Im2colParams): GPUBuf {
   const n = p.batch * p.channels * p.outH * p.outW;
   const out = rt.alloc(n, "float32");
   if (n === 0) return out;
-  const u = uniforms([["n", "u32", n], ...geometry(p)]);
+  const u = uniforms([["n", "u32", n], ...windowUniforms(p)]);
   const code = u.decl + storage(1, "x", "f32", "read") + storage(2, "w", "f32", "read") +
     storage(3, "out", "f32", "rw") +
     entry1d(`  if (gidx >= P.n) { return; }
@@ -84,7 +66,7 @@ export function depthwiseConv2dBackwardInput(rt: Runtime, gy: GPUBuf, w: GPUBuf,
   const n = p.batch * p.channels * p.height * p.width;
   const out = rt.alloc(n, "float32");
   if (n === 0) return out;
-  const u = uniforms([["n", "u32", n], ...geometry(p)]);
+  const u = uniforms([["n", "u32", n], ...windowUniforms(p)]);
   const code = u.decl + storage(1, "gy", "f32", "read") + storage(2, "w", "f32", "read") +
     storage(3, "out", "f32", "rw") +
     entry1d(`  if (gidx >= P.n) { return; }
@@ -134,7 +116,7 @@ export function depthwiseConv2dBackwardWeight(rt: Runtime, x: GPUBuf, gy: GPUBuf
     ["m", "u32", m],
     ["slices", "u32", slices],
     ["chunk", "u32", chunk],
-    ...geometry(p),
+    ...windowUniforms(p),
   ]);
   const code = u.decl + storage(1, "x", "f32", "read") + storage(2, "gy", "f32", "read") +
     storage(3, "out", "f32", "rw") + `var<workgroup> sv: array<f32, ${RWG}>;

@@ -5,7 +5,7 @@
  * @module
  */
 
-import type { DType } from "../../backend.ts";
+import type { DType, Im2colParams } from "../../backend.ts";
 import type { BindingKind } from "./pipeline_cache.ts";
 
 /** Threads per workgroup of 1-D kernels. */
@@ -51,6 +51,29 @@ export function uniforms(scalars: readonly UniformScalar[], arrays: readonly Uni
   });
   const decl = `struct Params {\n  ${fields.join("\n  ")}\n}\n@group(0) @binding(0) var<uniform> P: Params;\n`;
   return { decl, data };
+}
+
+/**
+ * The uniform fields of an NCHW window geometry (unfold, fold, depthwise conv, pooling): `C`, `H`, `W`,
+ * kernel `kh`/`kw`, stride `sh`/`sw`, padding `ph`/`pw`, dilation `dh`/`dw`, output `oh`/`ow`. Fields that
+ * enter signed tap arithmetic are `i32`.
+ */
+export function windowUniforms(p: Im2colParams): UniformScalar[] {
+  return [
+    ["C", "u32", p.channels],
+    ["H", "i32", p.height],
+    ["W", "i32", p.width],
+    ["kh", "u32", p.kernelH],
+    ["kw", "u32", p.kernelW],
+    ["sh", "i32", p.strideH],
+    ["sw", "i32", p.strideW],
+    ["ph", "i32", p.padH],
+    ["pw", "i32", p.padW],
+    ["dh", "i32", p.dilationH],
+    ["dw", "i32", p.dilationW],
+    ["oh", "u32", p.outH],
+    ["ow", "u32", p.outW],
+  ];
 }
 
 /** WGSL element of rank-8 uniform array `name` at dynamic index `d` (an i32 expression). */

@@ -1,0 +1,96 @@
+/**
+ * Max pooling over NCHW images, without im2col.
+ *
+ * - Forward: one thread per output element scans its window's in-image taps row-major, keeping the first
+ *   maximum (a tap replaces the running one when greater or NaN, with a bit-test NaN check that survives
+ *   fast-math), and writes the value and its flat index `h·W + w` in the plane.
+ * - Backward: one thread per input pixel gathers the output positions whose windows contain it (stride
+ *   divisibility checked as col2im does) and adds the gy of those whose index is this pixel, so it needs
+ *   no atomics.
+ *
+ * @module
+ */
+
+import type { Im2colParams } from "../../backend.ts";
+import type { GPUBuf, Runtime } from "./runtime.ts";
+import { entry1d, grid, ISNAN_WGSL, storage, uniforms, WG, windowUniforms } from "./templates.ts";
+
+/** `maxPool2d`: x (batch, C, H, W) → out (f32) and indices (i32), both (batch, C, outH, outW). */
+export function maxPool2d(rt: Runtime, x: GPUBuf, p: Im2colParams): { out: GPUBuf; indices: GPUBuf } {
+  const n = p.batch * p.channels * p.outH * p.outW;
+  const out = rt.alloc(n, "float32"), indices = rt.alloc(n, "int32");
+  if (n === 0) return { out, indices };
+  const u = uniforms([["n", "u32", n], ...windowUniforms(p)]);
+  const code = u.decl + storage(1, "x", "f32", "read") + storage(2, "out", "f32", "rw") +
+    storage(3, "idx", "i32", "rw") + ISNAN_WGSL +
+    entry1d(`  if (gidx >= P.n) { return; }
+  let L = P.oh * P.ow;
+  let l = gidx % L;
+  let xBase = (gidx / L) * u32(P.H * P.W);
+  let h0 = i32(l / P.ow) * P.sh - P.ph;
+  let w0 = i32(l % P.ow) * P.sw - P.pw;
+  var best = 0.0;
+  var bestAt = -1;
+  for (var ki = 0u; ki < P.kh; ki++) {
+    let ih = h0 + i32(ki) * P.dh;
+    if (ih < 0 || ih >= P.H) { continue; }
+    for (var kj = 0u; kj < P.kw; kj++) {
+      let iw = w0 + i32(kj) * P.dw;
+      if (iw < 0 || iw >= P.W) { continue; }
+      let i = ih * P.W + iw;
+      let v = x[xBase + u32(i)];
+      if (bestAt < 0 || isnan_(v) || (v > best && !isnan_(best))) {
+        best = v;
+        bestAt = i;
+      }
+    }
+  }
+  out[gidx] = best;
+  idx[gidx] = bestAt;`);
+  rt.dispatch({
+    code,
+    uniforms: u,
+    buffers: [[x, "read"], [out, "rw"], [indices, "rw"]],
+    groups: grid(Math.ceil(n / WG)),
+  });
+  return { out, indices };
+}
+
+/** `maxPool2dBackward`: gy and indices (batch, C, outH, outW) → dx (batch, C, H, W). */
+export function maxPool2dBackward(rt: Runtime, gy: GPUBuf, indices: GPUBuf, p: Im2colParams): GPUBuf {
+  const n = p.batch * p.channels * p.height * p.width;
+  const out = rt.alloc(n, "float32");
+  if (n === 0) return out;
+  const u = uniforms([["n", "u32", n], ...windowUniforms(p)]);
+  const code = u.decl + storage(1, "gy", "f32", "read") + storage(2, "idx", "i32", "read") +
+    storage(3, "out", "f32", "rw") +
+    entry1d(`  if (gidx >= P.n) { return; }
+  let plane = u32(P.H * P.W);
+  let pix = i32(gidx % plane);
+  let xh = pix / P.W;
+  let xw = pix % P.W;
+  let gBase = (gidx / plane) * P.oh;
+  var acc = 0.0;
+  for (var ki = 0u; ki < P.kh; ki++) {
+    let th = xh + P.ph - i32(ki) * P.dh;
+    if (th < 0 || th % P.sh != 0) { continue; }
+    let oh = u32(th / P.sh);
+    if (oh >= P.oh) { continue; }
+    let row = (gBase + oh) * P.ow;
+    for (var kj = 0u; kj < P.kw; kj++) {
+      let tw = xw + P.pw - i32(kj) * P.dw;
+      if (tw < 0 || tw % P.sw != 0) { continue; }
+      let ow = u32(tw / P.sw);
+      if (ow >= P.ow) { continue; }
+      if (idx[row + ow] == pix) { acc += gy[row + ow]; }
+    }
+  }
+  out[gidx] = acc;`);
+  rt.dispatch({
+    code,
+    uniforms: u,
+    buffers: [[gy, "read"], [indices, "read"], [out, "rw"]],
+    groups: grid(Math.ceil(n / WG)),
+  });
+  return out;
+}
