@@ -1,0 +1,59 @@
+/** Device selection: clear errors when WebGPU is asked for but missing, and the default device rule. */
+import assert from "node:assert/strict";
+import { createWebGPUBackend } from "../autodiff/backends/webgpu/backend.ts";
+import { getBackend, getDefaultDevice, initDefaultDevice, setDefaultDevice, tensor } from "../mod.ts";
+import { testDevices } from "./util.ts";
+
+/** Runs `fn` with `navigator.gpu` replaced by `gpu`, restoring it afterwards. */
+async function withGpu(gpu: unknown, fn: () => Promise<void>): Promise<void> {
+  const desc = Object.getOwnPropertyDescriptor(Object.getPrototypeOf(navigator), "gpu") ??
+    Object.getOwnPropertyDescriptor(navigator, "gpu");
+  Object.defineProperty(navigator, "gpu", { value: gpu, configurable: true });
+  try {
+    await fn();
+  } finally {
+    delete (navigator as unknown as Record<string, unknown>).gpu;
+    if (desc && !Object.getOwnPropertyDescriptor(Object.getPrototypeOf(navigator), "gpu")) {
+      Object.defineProperty(navigator, "gpu", desc);
+    }
+  }
+}
+
+Deno.test({
+  name: "webgpu: no adapter gives a clear error",
+  sanitizeResources: false,
+  sanitizeOps: false,
+  fn: async () => {
+    await withGpu({ requestAdapter: () => Promise.resolve(null) }, async () => {
+      await assert.rejects(createWebGPUBackend(), /WebGPU unavailable: .*returned no adapter/);
+    });
+    await withGpu(undefined, async () => {
+      await assert.rejects(createWebGPUBackend(), /WebGPU unavailable: navigator\.gpu is not defined/);
+    });
+  },
+});
+
+Deno.test({
+  name: "webgpu: the default device is the CPU unless a hardware adapter exists",
+  sanitizeResources: false,
+  sanitizeOps: false,
+  fn: async () => {
+    const devices = await testDevices();
+    const chosen = await initDefaultDevice();
+    if (!devices.includes("webgpu")) {
+      assert.equal(chosen, "cpu");
+      return;
+    }
+    const backend = getBackend("webgpu") as unknown as { isFallbackAdapter: boolean };
+    assert.equal(chosen, backend.isFallbackAdapter ? "cpu" : "webgpu");
+    assert.equal(getDefaultDevice(), chosen);
+    // an explicit choice wins, and tensors follow it
+    setDefaultDevice("webgpu");
+    try {
+      assert.equal(tensor([1, 2]).device, "webgpu");
+    } finally {
+      setDefaultDevice("cpu");
+    }
+    assert.equal(tensor([1, 2]).device, "cpu");
+  },
+});
