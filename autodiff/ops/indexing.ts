@@ -6,7 +6,7 @@
 
 import { record, Tensor } from "../tensor.ts";
 import { reshape } from "./shape.ts";
-import { fmt, normAxis, numel, sameDevice } from "./util.ts";
+import { fmt, normAxis, numel, sameDevice, stridesOf } from "./util.ts";
 
 function checkIndex(op: string, x: Tensor, axis: number, index: Tensor, indexShapeOk: boolean): void {
   sameDevice(op, x, index);
@@ -64,23 +64,13 @@ export function indexSelect(x: Tensor, dim: number, index: Tensor): Tensor {
   const strides = viewShape.map((_, i) => (i === axis ? 1 : 0));
   const b = x.backend;
   const full = b.alloc(numel(shape), "int32");
-  b.stridedCopyInto(idx1.buffer, 0, strides, full, 0, contiguous(shape), shape);
+  b.stridedCopyInto(idx1.buffer, 0, strides, full, 0, stridesOf(shape), shape);
   idx1.dispose();
   const fullIdx = Tensor.fromBuffer(full, shape, "int32", x.device);
   fullIdx.storage.valueRange = index.storage.valueRange;
   const out = gather(x, axis, fullIdx);
   fullIdx.dispose();
   return out;
-}
-
-function contiguous(shape: readonly number[]): number[] {
-  const s: number[] = [];
-  let acc = 1;
-  for (let d = shape.length - 1; d >= 0; d--) {
-    s[d] = acc;
-    acc *= shape[d];
-  }
-  return s;
 }
 
 /** Out-of-place torch.scatter_add: a copy of x with `src[i]` added at the indexed positions along `dim`. */
@@ -100,12 +90,12 @@ export function scatterAdd(x: Tensor, dim: number, index: Tensor, src: Tensor): 
   }
   const b = x.backend;
   const dst = b.alloc(x.size, x.dtype);
-  b.stridedCopyInto(x.buffer, 0, contiguous(x.shape), dst, 0, contiguous(x.shape), x.shape);
+  b.stridedCopyInto(x.buffer, 0, stridesOf(x.shape), dst, 0, stridesOf(x.shape), x.shape);
   // src may be larger than index: use the leading index-shaped block
   let srcC = src;
   if (src.shape.join() !== index.shape.join()) {
     const buf = b.alloc(index.size, src.dtype);
-    b.stridedCopyInto(src.buffer, 0, contiguous(src.shape), buf, 0, contiguous(index.shape), index.shape);
+    b.stridedCopyInto(src.buffer, 0, stridesOf(src.shape), buf, 0, stridesOf(index.shape), index.shape);
     srcC = Tensor.fromBuffer(buf, index.shape, src.dtype, src.device);
   }
   b.scatterAddInto(dst, x.shape, axis, index.buffer, srcC.buffer, index.shape);
@@ -118,7 +108,7 @@ export function scatterAdd(x: Tensor, dim: number, index: Tensor, src: Tensor): 
     // pad the gradient of the unused part of src with zeros
     const b2 = g.backend;
     const buf = b2.fill(numel(srcShape), 0, "float32");
-    b2.stridedCopyInto(gs.buffer, 0, contiguous(idx.shape), buf, 0, contiguous(srcShape), idx.shape);
+    b2.stridedCopyInto(gs.buffer, 0, stridesOf(idx.shape), buf, 0, stridesOf(srcShape), idx.shape);
     return [g, Tensor.fromBuffer(buf, srcShape, "float32", g.device)];
   });
 }

@@ -7,7 +7,7 @@
 
 import type { Im2colParams } from "../../backend.ts";
 import type { GPUBuf, Runtime } from "./runtime.ts";
-import { entry1d, grid, storage, uniforms, WG, windowUniforms } from "./templates.ts";
+import { entry1d, grid, pixelAdjoint, storage, uniforms, WG, windowUniforms } from "./templates.ts";
 
 /** `im2col`: x (batch, C, H, W) → (batch, C·kh·kw, outH·outW); out-of-image taps read `padValue`. */
 export function im2col(rt: Runtime, x: GPUBuf, p: Im2colParams, padValue: number): GPUBuf {
@@ -50,27 +50,11 @@ export function col2im(rt: Runtime, cols: GPUBuf, p: Im2colParams): GPUBuf {
   if (n === 0) return out;
   const u = uniforms([["n", "u32", n], ...windowUniforms(p)]);
   const code = u.decl + storage(1, "cols", "f32", "read") + storage(2, "out", "f32", "rw") +
-    entry1d(`  if (gidx >= P.n) { return; }
-  let w = i32(gidx % u32(P.W));
-  let h = i32((gidx / u32(P.W)) % u32(P.H));
-  let bc = gidx / u32(P.W * P.H);
-  let L = P.oh * P.ow;
-  var acc = 0.0;
-  for (var ki = 0u; ki < P.kh; ki++) {
-    let th = h + P.ph - i32(ki) * P.dh;
-    if (th < 0 || th % P.sh != 0) { continue; }
-    let oh = u32(th / P.sh);
-    if (oh >= P.oh) { continue; }
-    for (var kj = 0u; kj < P.kw; kj++) {
-      let tw = w + P.pw - i32(kj) * P.dw;
-      if (tw < 0 || tw % P.sw != 0) { continue; }
-      let ow = u32(tw / P.sw);
-      if (ow >= P.ow) { continue; }
-      // Row (c·kh + ki)·kw + kj of image b: bc = b·C + c, so the row base is bc·kh·kw.
-      acc += cols[((bc * P.kh + ki) * P.kw + kj) * L + oh * P.ow + ow];
-    }
-  }
-  out[gidx] = acc;`);
+    entry1d(pixelAdjoint(
+      "  let L = P.oh * P.ow;",
+      // row (c·kh + ki)·kw + kj of image b: bc = b·C + c, so the row base is bc·kh·kw
+      "      acc += cols[((bc * P.kh + ki) * P.kw + kj) * L + oh * P.ow + ow];",
+    ));
   rt.dispatch({ code, uniforms: u, buffers: [[cols, "read"], [out, "rw"]], groups: grid(Math.ceil(n / WG)) });
   return out;
 }

@@ -14,7 +14,7 @@
 import type { Im2colParams } from "../../backend.ts";
 import type { GPUBuf, Runtime } from "./runtime.ts";
 import { reduce } from "./reduce.ts";
-import { entry1d, grid, storage, uniforms, WG, windowUniforms } from "./templates.ts";
+import { entry1d, grid, pixelAdjoint, storage, uniforms, WG, windowUniforms } from "./templates.ts";
 
 /** Threads per workgroup of the weight-gradient reduction (a power of two). */
 const RWG = 256;
@@ -69,29 +69,10 @@ export function depthwiseConv2dBackwardInput(rt: Runtime, gy: GPUBuf, w: GPUBuf,
   const u = uniforms([["n", "u32", n], ...windowUniforms(p)]);
   const code = u.decl + storage(1, "gy", "f32", "read") + storage(2, "w", "f32", "read") +
     storage(3, "out", "f32", "rw") +
-    entry1d(`  if (gidx >= P.n) { return; }
-  let xw = i32(gidx % u32(P.W));
-  let xh = i32((gidx / u32(P.W)) % u32(P.H));
-  let bc = gidx / u32(P.W * P.H);
-  let c = bc % P.C;
-  let gBase = bc * P.oh;
-  let wBase = c * P.kh * P.kw;
-  var acc = 0.0;
-  for (var ki = 0u; ki < P.kh; ki++) {
-    let th = xh + P.ph - i32(ki) * P.dh;
-    if (th < 0 || th % P.sh != 0) { continue; }
-    let oh = u32(th / P.sh);
-    if (oh >= P.oh) { continue; }
-    let row = (gBase + oh) * P.ow;
-    for (var kj = 0u; kj < P.kw; kj++) {
-      let tw = xw + P.pw - i32(kj) * P.dw;
-      if (tw < 0 || tw % P.sw != 0) { continue; }
-      let ow = u32(tw / P.sw);
-      if (ow >= P.ow) { continue; }
-      acc += gy[row + ow] * w[wBase + ki * P.kw + kj];
-    }
-  }
-  out[gidx] = acc;`);
+    entry1d(pixelAdjoint(
+      "  let gBase = bc * P.oh;\n  let wBase = (bc % P.C) * P.kh * P.kw;",
+      "      acc += gy[(gBase + oh) * P.ow + ow] * w[wBase + ki * P.kw + kj];",
+    ));
   rt.dispatch({
     code,
     uniforms: u,

@@ -13,7 +13,7 @@
 
 import type { Im2colParams } from "../../backend.ts";
 import type { GPUBuf, Runtime } from "./runtime.ts";
-import { entry1d, grid, ISNAN_WGSL, storage, uniforms, WG, windowUniforms } from "./templates.ts";
+import { entry1d, grid, ISNAN_WGSL, pixelAdjoint, storage, uniforms, WG, windowUniforms } from "./templates.ts";
 
 /** `maxPool2d`: x (batch, C, H, W) → out (f32) and indices (i32), both (batch, C, outH, outW). */
 export function maxPool2d(rt: Runtime, x: GPUBuf, p: Im2colParams): { out: GPUBuf; indices: GPUBuf } {
@@ -64,28 +64,10 @@ export function maxPool2dBackward(rt: Runtime, gy: GPUBuf, indices: GPUBuf, p: I
   const u = uniforms([["n", "u32", n], ...windowUniforms(p)]);
   const code = u.decl + storage(1, "gy", "f32", "read") + storage(2, "idx", "i32", "read") +
     storage(3, "out", "f32", "rw") +
-    entry1d(`  if (gidx >= P.n) { return; }
-  let plane = u32(P.H * P.W);
-  let pix = i32(gidx % plane);
-  let xh = pix / P.W;
-  let xw = pix % P.W;
-  let gBase = (gidx / plane) * P.oh;
-  var acc = 0.0;
-  for (var ki = 0u; ki < P.kh; ki++) {
-    let th = xh + P.ph - i32(ki) * P.dh;
-    if (th < 0 || th % P.sh != 0) { continue; }
-    let oh = u32(th / P.sh);
-    if (oh >= P.oh) { continue; }
-    let row = (gBase + oh) * P.ow;
-    for (var kj = 0u; kj < P.kw; kj++) {
-      let tw = xw + P.pw - i32(kj) * P.dw;
-      if (tw < 0 || tw % P.sw != 0) { continue; }
-      let ow = u32(tw / P.sw);
-      if (ow >= P.ow) { continue; }
-      if (idx[row + ow] == pix) { acc += gy[row + ow]; }
-    }
-  }
-  out[gidx] = acc;`);
+    entry1d(pixelAdjoint(
+      "  let pix = xh * P.W + xw;\n  let gBase = bc * P.oh;",
+      "      if (idx[(gBase + oh) * P.ow + ow] == pix) { acc += gy[(gBase + oh) * P.ow + ow]; }",
+    ));
   rt.dispatch({
     code,
     uniforms: u,

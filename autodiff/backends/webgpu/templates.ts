@@ -76,6 +76,36 @@ export function windowUniforms(p: Im2colParams): UniformScalar[] {
   ];
 }
 
+/**
+ * Body of an adjoint-of-a-window kernel in gather form (col2im, and the input gradients of the depthwise
+ * conv and of max pooling): one invocation per input pixel `gidx` of (batch·C, H, W) visits every
+ * (tap ki/kj, output oh/ow) pair whose window reads it, so no atomics are needed. Uses the
+ * {@linkcode windowUniforms} plus `n`; `prelude` runs once (it may use `xh`, `xw`, `bc`), `body` once per
+ * pair (it adds to `acc`, and may use `ki`, `kj`, `oh`, `ow`); the result is stored to `out[gidx]`.
+ */
+export function pixelAdjoint(prelude: string, body: string): string {
+  return `  if (gidx >= P.n) { return; }
+  let xw = i32(gidx % u32(P.W));
+  let xh = i32((gidx / u32(P.W)) % u32(P.H));
+  let bc = gidx / u32(P.W * P.H);
+${prelude}
+  var acc = 0.0;
+  for (var ki = 0u; ki < P.kh; ki++) {
+    let th = xh + P.ph - i32(ki) * P.dh;
+    if (th < 0 || th % P.sh != 0) { continue; }
+    let oh = u32(th / P.sh);
+    if (oh >= P.oh) { continue; }
+    for (var kj = 0u; kj < P.kw; kj++) {
+      let tw = xw + P.pw - i32(kj) * P.dw;
+      if (tw < 0 || tw % P.sw != 0) { continue; }
+      let ow = u32(tw / P.sw);
+      if (ow >= P.ow) { continue; }
+${body}
+    }
+  }
+  out[gidx] = acc;`;
+}
+
 /** WGSL element of rank-8 uniform array `name` at dynamic index `d` (an i32 expression). */
 export function at(name: string, d: string): string {
   return `P.${name}[(${d}) / 4][(${d}) % 4]`;
