@@ -10,13 +10,9 @@ import assert from "node:assert/strict";
 import * as ops from "../mod.ts";
 import type { Tensor } from "../mod.ts";
 import type { Device } from "../autodiff/backend.ts";
-import { blasLoaded } from "../autodiff/backends/cpu/blas.ts";
 import { testDevices } from "./util.ts";
 
 const devices = await testDevices();
-// The CPU backend opens OpenBLAS (FFI) lazily and keeps it for the life of the process; open it before any
-// test runs so Deno's resource sanitizer does not report it as a leak of whichever test first multiplies.
-blasLoaded();
 
 // ---- deterministic inputs ------------------------------------------------------------------------
 

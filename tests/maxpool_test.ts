@@ -10,24 +10,9 @@ import assert from "node:assert/strict";
 import * as ops from "../mod.ts";
 import type { Tensor } from "../mod.ts";
 import type { Device } from "../autodiff/backend.ts";
-import { testDevices } from "./util.ts";
+import { normals, testDevices } from "./util.ts";
 
 const devices = await testDevices();
-
-/** mulberry32 → standard normals (Box-Muller). */
-function normals(n: number, seed: number): Float32Array {
-  let a = seed >>> 0;
-  const next = () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-  const out = new Float32Array(n);
-  for (let i = 0; i < n; i++) out[i] = Math.sqrt(-2 * Math.log(1 - next())) * Math.cos(2 * Math.PI * next());
-  return out;
-}
 
 interface Geometry {
   kernel: number;

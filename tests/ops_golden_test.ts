@@ -14,7 +14,6 @@ import assert from "node:assert/strict";
 import * as ops from "../mod.ts";
 import type { Tensor } from "../mod.ts";
 import type { Device } from "../autodiff/backend.ts";
-import { blasLoaded } from "../autodiff/backends/cpu/blas.ts";
 import { testDevices } from "./util.ts";
 
 type DTypeName = "float32" | "int32" | "bool";
@@ -59,9 +58,6 @@ const GROUPS = ["shape", "binary", "compare", "unary", "reduce", "matmul", "nn"]
 
 const fixture: Fixture = JSON.parse(await Deno.readTextFile(new URL("./fixtures/ops.json", import.meta.url)));
 const devices = await testDevices();
-// The CPU backend opens OpenBLAS (FFI) lazily and keeps it for the life of the process; open it before any
-// test runs so Deno's resource sanitizer does not report it as a leak of whichever test first multiplies.
-blasLoaded();
 
 function decodeF32(b64: string): Float32Array {
   const bin = atob(b64);

@@ -1,6 +1,18 @@
 /** Shared test helpers: the devices every op test runs on. */
 import type { Device } from "../autodiff/backend.ts";
+import { blasLoaded } from "../autodiff/backends/cpu/blas.ts";
 import { initWebGPU } from "../autodiff/device.ts";
+import { Generator } from "../autodiff/random.ts";
+
+// OpenBLAS (FFI) is opened lazily and kept open: open it before any test so that Deno's resource
+// sanitizer does not report it against whichever test multiplies first.
+blasLoaded();
+
+/** `n` standard normals from a generator seeded with `seed` (deterministic test inputs). */
+export function normals(n: number, seed: number): Float32Array {
+  const g = new Generator(seed);
+  return Float32Array.from({ length: n }, () => g.normal());
+}
 
 let devices: Promise<Device[]> | null = null;
 
