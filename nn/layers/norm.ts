@@ -95,6 +95,9 @@ export abstract class RunningStatsNorm extends Module {
   /** The axes the batch statistics reduce over. */
   protected abstract statAxes(): number[];
 
+  /** Whether a training forward increments `num_batches_tracked`. */
+  protected abstract get countsBatches(): boolean;
+
   /** Normalises x (N, C, H, W) with batch statistics in training (or without running stats), else running ones. */
   forward(x: Tensor): Tensor {
     check4d(this.tag, x, this.numFeatures);
@@ -129,7 +132,8 @@ export abstract class RunningStatsNorm extends Module {
         const bv = affine(mean(reshape(batchVar, [-1, c]), 0), n / (n - 1), 0);
         this.running_mean!.assign(add(affine(this.running_mean!, 1 - m, 0), affine(bm, m, 0)));
         this.running_var!.assign(add(affine(this.running_var!, 1 - m, 0), affine(bv, m, 0)));
-        this.num_batches_tracked!.assign(add(this.num_batches_tracked!, 1));
+        // PyTorch counts batches in BatchNorm only (F.instance_norm leaves num_batches_tracked at its value)
+        if (this.countsBatches) this.num_batches_tracked!.assign(add(this.num_batches_tracked!, 1));
       })
     );
   }
@@ -151,13 +155,18 @@ export class BatchNorm2d extends RunningStatsNorm {
   protected statAxes(): number[] {
     return [0, 2, 3];
   }
+
+  /** True. */
+  protected get countsBatches(): boolean {
+    return true;
+  }
 }
 
 /**
  * Instance normalisation over (H, W) per sample and channel, as `torch.nn.InstanceNorm2d`: no affine
  * parameters and no running statistics by default (so train and eval agree). With `affine`, `weight`/`bias`
  * per channel; with `trackRunningStats`, running averages of the per-instance statistics (averaged over the
- * batch) used in eval mode.
+ * batch) used in eval mode; as in PyTorch, `num_batches_tracked` exists but is not incremented.
  */
 export class InstanceNorm2d extends RunningStatsNorm {
   /** Instance norm over `numFeatures` channels (affine and running stats off by default). */
@@ -168,6 +177,11 @@ export class InstanceNorm2d extends RunningStatsNorm {
   /** (H, W). */
   protected statAxes(): number[] {
     return [2, 3];
+  }
+
+  /** False, as PyTorch. */
+  protected get countsBatches(): boolean {
+    return false;
   }
 }
 
