@@ -153,11 +153,11 @@ export class Module {
   namedModules(): [string, Module][] {
     const seen = new Set<Module>([this]);
     const out: [string, Module][] = [["", this]];
-    for (const entry of this.#collect((_, v) => (v instanceof Module && !seen.has(v) ? v : null))) {
-      seen.add(entry[1]);
-      out.push(entry);
-    }
-    return out;
+    return out.concat(this.#collect((_, v) => {
+      if (!(v instanceof Module) || seen.has(v)) return null;
+      seen.add(v);
+      return v;
+    }));
   }
 
   /** All modules, this one first. */
