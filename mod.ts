@@ -42,3 +42,8 @@ export {
 export * from "./autodiff/ops/index.ts";
 export { gradcheck, type GradcheckOptions, type GradcheckResult } from "./autodiff/gradcheck.ts";
 export { type MemoryStats, memoryStats } from "./autodiff/memory.ts";
+export * from "./nn/index.ts";
+export * from "./nn/optim/index.ts";
+export * from "./nn/io/index.ts";
+export { type CheckpointMeta, type CheckpointTargets, loadCheckpoint, saveCheckpoint } from "./nn/checkpoint.ts";
+export * from "./models/backbones/resnet.ts";

@@ -7,6 +7,8 @@ import { parseArgs } from "node:util";
 import * as T from "../mod.ts";
 import type { Device } from "../mod.ts";
 import { blasAvailable, setBlasEnabled } from "../autodiff/backends/cpu/gemm.ts";
+import { resnet34 } from "../models/backbones/resnet.ts";
+import { loadPthStateDict } from "../nn/io/pth.ts";
 
 const args = parseArgs({
   // `deno task bench -- --json` passes the separator through
@@ -113,6 +115,40 @@ function smallCnnStep(device: Device): () => Promise<void> {
   };
 }
 
+/** ResNet-34 stem..layer3 (the anomaly-detection encoder) on a batch of 8 at 256×256, eval mode. */
+function resnetForward(device: Device): () => void {
+  const model = resnet34({ features: ["layer1", "layer2", "layer3"], device });
+  model.eval();
+  const x = T.keep(T.randn([8, 3, 256, 256], { device }));
+  return () => {
+    const out = T.noGrad(() => T.tidy(() => model.forward(x)));
+    for (const t of Object.values(out)) t?.dispose();
+  };
+}
+
+/**
+ * Loading a full torchvision resnet34 state dict (87 MB) from `RESNET34_PTH` or bench/data/resnet34.pth
+ * (make it with `/usr/bin/python3 tools/gen_bench_weights.py`; it is not committed).
+ */
+async function pthLoadMs(): Promise<number> {
+  const path = Deno.env.get("RESNET34_PTH") ?? new URL("./data/resnet34.pth", import.meta.url).pathname;
+  try {
+    await Deno.stat(path);
+  } catch {
+    throw new Error(`${path} not found: run /usr/bin/python3 tools/gen_bench_weights.py (needs PyTorch)`);
+  }
+  const times: number[] = [];
+  for (let i = 0; i <= REPEATS; i++) {
+    const t0 = performance.now();
+    const sd = await loadPthStateDict(path);
+    const ms = performance.now() - t0;
+    if (sd.size !== 218) throw new Error(`${path}: expected 218 entries, got ${sd.size}`);
+    if (i > 0) times.push(ms);
+  }
+  times.sort((a, b) => a - b);
+  return times[Math.floor(times.length / 2)];
+}
+
 const results: Record<string, number> = {};
 async function run(key: string, fn: () => Promise<number>): Promise<void> {
   if (only && !only.includes(key)) return;
@@ -168,6 +204,10 @@ if (gpu) {
   await run("smallcnn_train_step_ms_webgpu", () => median("webgpu", smallCnnStep("webgpu")));
 }
 await run("smallcnn_train_step_ms_cpu", () => median("cpu", smallCnnStep("cpu")));
+
+if (gpu) await run("resnet34_l3_b8_256px_fwd_ms_webgpu", () => median("webgpu", resnetForward("webgpu"), 2));
+await run("resnet34_l3_b8_256px_fwd_ms_cpu", () => median("cpu", resnetForward("cpu"), 3));
+await run("pth_load_resnet34_ms", pthLoadMs);
 
 if (args.values.json) console.log(JSON.stringify(results));
 else for (const [k, v] of Object.entries(results)) console.log(`${k}\t${v}`);
