@@ -144,6 +144,74 @@ export interface MemoryInfo {
 }
 
 /**
+ * Geometry and flags of a selective scan (Mamba's S6 recurrence, see {@linkcode Backend.selectiveScanForward}).
+ * u, delta and z are (batch, channels, length); A is (channels, dState); B and C are (channels, dState) when
+ * `groups` is 0, else (batch, groups, dState, length) with channel d using group `d / (channels / groups)`.
+ */
+export interface SelectiveScanParams {
+  /** Sequences (batch). */
+  batch: number;
+  /** Channels (D). */
+  channels: number;
+  /** Sequence length (L). */
+  length: number;
+  /** State size per channel (N). */
+  dState: number;
+  /** Groups of B/C (G ≥ 1, dividing channels), or 0 for B/C fixed per channel, shaped (channels, dState). */
+  groups: number;
+  /** Steps between stored states: the forward keeps h at the end of every chunk of this many steps. */
+  chunk: number;
+  /** A skip term D (channels) is given. */
+  hasD: boolean;
+  /** A gate z (batch, channels, length) is given. */
+  hasZ: boolean;
+  /** A delta bias (channels) is given. */
+  hasDeltaBias: boolean;
+  /** δ = softplus(delta + bias) (torch: linear above 20) instead of delta + bias. */
+  deltaSoftplus: boolean;
+}
+
+/** Inputs of the selective scan kernels (float32, contiguous); optional ones are null when absent. */
+export interface SelectiveScanInputs {
+  /** (batch, channels, length). */
+  u: BackendBuffer;
+  /** (batch, channels, length), before bias and softplus. */
+  delta: BackendBuffer;
+  /** (channels, dState). */
+  A: BackendBuffer;
+  /** (channels, dState) or (batch, groups, dState, length). */
+  B: BackendBuffer;
+  /** Like B. */
+  C: BackendBuffer;
+  /** (channels) or null. */
+  D: BackendBuffer | null;
+  /** (batch, channels, length) or null. */
+  z: BackendBuffer | null;
+  /** (channels) or null. */
+  deltaBias: BackendBuffer | null;
+}
+
+/** Gradients of the selective scan, shaped like the inputs (null where the input was absent). */
+export interface SelectiveScanGrads {
+  /** d/du. */
+  du: BackendBuffer;
+  /** d/d delta (before bias and softplus). */
+  ddelta: BackendBuffer;
+  /** d/dA, summed over batch and length. */
+  dA: BackendBuffer;
+  /** d/dB (per group: summed over the group's channels; fixed: summed over batch and length). */
+  dB: BackendBuffer;
+  /** d/dC, likewise. */
+  dC: BackendBuffer;
+  /** d/dD or null. */
+  dD: BackendBuffer | null;
+  /** d/dz or null. */
+  dz: BackendBuffer | null;
+  /** d/d deltaBias or null. */
+  ddeltaBias: BackendBuffer | null;
+}
+
+/**
  * A compute backend. All shapes are row-major; strides are in elements and may be 0 (broadcast) or
  * negative (flip). Kernels are synchronous to enqueue; only {@linkcode Backend.read} waits.
  */
@@ -287,4 +355,27 @@ export interface Backend {
     src: BackendBuffer,
     indexShape: readonly number[],
   ): void;
+  /**
+   * Selective scan forward (float32): δ = delta + deltaBias[d] (softplus'd if `deltaSoftplus`),
+   * `h_l = exp(δ_l·A[d]) ⊙ h_{l−1} + δ_l·B_l·u_l` from h_{−1} = 0, `y_l = Σ_n h_l[n]·C_l[n]`,
+   * `out = (y + D[d]·u) · silu(z)` (each factor only when given). Returns `out` (batch, channels, length),
+   * `chunkStates` (batch, channels, ceil(length / chunk), dState): h at the last step of every chunk, and with
+   * `returnLastState` also `lastState` (batch, channels, dState) = h_{L−1}.
+   */
+  selectiveScanForward(
+    x: SelectiveScanInputs,
+    p: SelectiveScanParams,
+    returnLastState: boolean,
+  ): { out: BackendBuffer; lastState?: BackendBuffer; chunkStates: BackendBuffer };
+  /**
+   * Gradients of {@linkcode Backend.selectiveScanForward} given `dout` (batch, channels, length) and the forward's
+   * `chunkStates`: each chunk's states are recomputed from the stored state before it and the adjoint recurrence
+   * runs in reverse, so no (batch, channels, length, dState) buffer is made.
+   */
+  selectiveScanBackward(
+    x: SelectiveScanInputs,
+    chunkStates: BackendBuffer,
+    dout: BackendBuffer,
+    p: SelectiveScanParams,
+  ): SelectiveScanGrads;
 }

@@ -17,6 +17,9 @@ import type {
   MatmulParams,
   MemoryInfo,
   ReduceOp,
+  SelectiveScanGrads,
+  SelectiveScanInputs,
+  SelectiveScanParams,
   UnaryOp,
 } from "../../backend.ts";
 import { BINARY, UNARY } from "../../op_table.ts";
@@ -30,6 +33,7 @@ import {
   validRange,
 } from "./conv.ts";
 import { isPlain2x2, maxPool2dBackward, maxPool2dForward, maxPool2dForward2x2 } from "./pool.ts";
+import { selectiveScanBackwardCpu, selectiveScanForwardCpu } from "./selective_scan.ts";
 
 /** A CPU buffer: a typed array of the dtype's host type. */
 export class CpuBuffer implements BackendBuffer {
@@ -415,6 +419,21 @@ export const cpuBackend: Backend = {
     const out = make(p.batch * p.channels * p.height * p.width, "float32");
     maxPool2dBackward(f32(gy), arr(indices) as Int32Array, out.data as Float32Array, p);
     return out;
+  },
+  selectiveScanForward(
+    x: SelectiveScanInputs,
+    p: SelectiveScanParams,
+    returnLastState: boolean,
+  ): { out: BackendBuffer; lastState?: BackendBuffer; chunkStates: BackendBuffer } {
+    return selectiveScanForwardCpu(x, p, returnLastState, (n) => make(n, "float32"));
+  },
+  selectiveScanBackward(
+    x: SelectiveScanInputs,
+    chunkStates: BackendBuffer,
+    dout: BackendBuffer,
+    p: SelectiveScanParams,
+  ): SelectiveScanGrads {
+    return selectiveScanBackwardCpu(x, chunkStates, dout, p, (n) => make(n, "float32"));
   },
   gather(
     x: BackendBuffer,
