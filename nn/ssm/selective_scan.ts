@@ -86,6 +86,7 @@ function checkArgs(
   }
   if (u.ndim !== 3) fail(`u must be (batch, channels, length), got ${fmt(u.shape)}`);
   const [batch, channels, length] = u.shape;
+  if (length < 1) fail(`u must have a length ≥ 1, got ${fmt(u.shape)}`);
   const same = (name: string, t: Tensor) => {
     if (t.shape.join() !== u.shape.join()) {
       fail(`${name} must have u's shape (batch, channels, length) ${fmt(u.shape)}, got ${fmt(t.shape)}`);

@@ -16,6 +16,9 @@ import type {
   MatmulParams,
   MemoryInfo,
   ReduceOp,
+  SelectiveScanGrads,
+  SelectiveScanInputs,
+  SelectiveScanParams,
   UnaryOp,
 } from "../../backend.ts";
 import { requestDevice, type WebGPUOptions } from "./device.ts";
@@ -27,6 +30,7 @@ import { col2im, im2col } from "./conv.ts";
 import { depthwiseConv2d, depthwiseConv2dBackwardInput, depthwiseConv2dBackwardWeight } from "./depthwise.ts";
 import { gather, scatterAddInto } from "./gather.ts";
 import { maxPool2d, maxPool2dBackward } from "./pool.ts";
+import { selectiveScanBackward, selectiveScanForward } from "./selective_scan.ts";
 
 export type { WebGPUOptions } from "./device.ts";
 
@@ -117,6 +121,19 @@ export async function createWebGPUBackend(options: WebGPUOptions = {}): Promise<
       maxPool2d(rt, c(x), p),
     maxPool2dBackward: (gy: BackendBuffer, indices: BackendBuffer, p: Im2colParams): BackendBuffer =>
       maxPool2dBackward(rt, c(gy), c(indices), p),
+    selectiveScanForward: (
+      x: SelectiveScanInputs,
+      p: SelectiveScanParams,
+      returnLastState: boolean,
+    ): { out: BackendBuffer; lastState?: BackendBuffer; chunkStates: BackendBuffer } =>
+      selectiveScanForward(rt, x, p, returnLastState),
+    selectiveScanBackward: (
+      x: SelectiveScanInputs,
+      chunkStates: BackendBuffer,
+      dout: BackendBuffer,
+      p: SelectiveScanParams,
+    ): SelectiveScanGrads =>
+      selectiveScanBackward(rt, x, c(chunkStates), c(dout), p),
     gather: (
       x: BackendBuffer,
       xShape: readonly number[],

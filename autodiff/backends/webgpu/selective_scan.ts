@@ -1,0 +1,401 @@
+/**
+ * The selective scan (Mamba's S6 recurrence) on WebGPU.
+ *
+ * - Forward: one invocation per (batch, channel) runs the recurrence over the length with the dState-wide
+ *   state in registers (dState is compiled in), writing `out` and the state at the end of every chunk.
+ * - Backward, pass 1: one invocation per (batch, channel) visits the chunks last to first; per chunk and
+ *   state index n it recomputes h_n over the chunk from the stored state before it (a chunk-long private
+ *   array), then runs the adjoint `s_l = gy_l·C_l + exp(δ_{l+1}·A) ⊙ s_{l+1}` backwards, accumulating the
+ *   per-step sums over n (du, dδ) in chunk-long private arrays. Per-channel partials (dA, fixed dB/dC, dD,
+ *   d deltaBias) go to a (batch, channel, 3·dState + 2) buffer summed over the batch by `reduce`.
+ * - Backward, pass 2 (grouped B/C): one invocation per (batch, group, n, slice of the group's channels) reruns
+ *   the scalar recurrence of state n for its channels and owns dB/dC[b, g, n, :] of its slice, so no atomics
+ *   are needed; slices (chosen so the partials stay about the size of u) are summed by `reduce`.
+ *
+ * Nothing of size (batch, channels, length, dState) is allocated. A, D and deltaBias are packed into one
+ * small buffer first so a kernel binds at most 12 storage buffers.
+ *
+ * @module
+ */
+
+import type { SelectiveScanGrads, SelectiveScanInputs, SelectiveScanParams } from "../../backend.ts";
+import type { GPUBuf, Runtime } from "./runtime.ts";
+import { reduce } from "./reduce.ts";
+import { fill, stridedCopyInto } from "./elementwise.ts";
+import { grid, storage, uniforms } from "./templates.ts";
+
+/** Invocations per workgroup of the scan kernels. */
+const SWG = 64;
+
+/** Packs A (channels, dState), D (channels) and deltaBias (channels) into one buffer: A | D | bias. */
+function packParams(rt: Runtime, x: SelectiveScanInputs, p: SelectiveScanParams): GPUBuf {
+  const { channels: Dn, dState: N } = p;
+  const prm = rt.alloc(Dn * N + 2 * Dn, "float32");
+  const copy = (src: GPUBuf, n: number, off: number) => stridedCopyInto(rt, src, 0, [1], prm, off, [1], [n]);
+  copy(rt.check(x.A), Dn * N, 0);
+  if (x.D) copy(rt.check(x.D), Dn, Dn * N);
+  if (x.deltaBias) copy(rt.check(x.deltaBias), Dn, Dn * N + Dn);
+  return prm;
+}
+
+/** Shared WGSL helpers: indices of B/C, δ, silu. */
+function helpers(p: SelectiveScanParams): string {
+  const grouped = p.groups > 0;
+  return `const NS: u32 = ${p.dState}u;
+const TS: u32 = ${p.chunk}u;
+fn bc_(b: u32, d: u32, n: u32, l: u32) -> u32 {
+  ${grouped ? "return ((b * P.G + d / P.pg) * NS + n) * P.L + l;" : "return d * NS + n;"}
+}
+fn delta_(i: u32, d: u32) -> f32 {
+  let raw = delta[i]${p.hasDeltaBias ? " + prm[P.Dn * NS + P.Dn + d]" : ""};
+  ${
+    p.deltaSoftplus
+      ? `if (raw > 20.0) { return raw; }
+  let e = exp(raw);
+  let u1 = 1.0 + e;
+  return select(log(u1) * e / (u1 - 1.0), e, u1 == 1.0);`
+      : "return raw;"
+  }
+}
+fn ddelta_(i: u32, d: u32, g: f32) -> f32 {
+  ${
+    p.deltaSoftplus
+      ? `let raw = delta[i]${p.hasDeltaBias ? " + prm[P.Dn * NS + P.Dn + d]" : ""};
+  return select(g / (1.0 + exp(-raw)), g, raw > 20.0);`
+      : "return g;"
+  }
+}
+`;
+}
+
+function scanUniforms(p: SelectiveScanParams, count: number, slices = 1) {
+  return uniforms([
+    ["count", "u32", count],
+    ["Dn", "u32", p.channels],
+    ["L", "u32", p.length],
+    ["G", "u32", Math.max(p.groups, 1)],
+    ["pg", "u32", p.groups > 0 ? p.channels / p.groups : p.channels],
+    ["nC", "u32", Math.ceil(p.length / p.chunk)],
+    ["slices", "u32", slices],
+    ["per", "u32", p.groups > 0 ? Math.ceil(p.channels / p.groups / slices) : 0],
+  ]);
+}
+
+const ENTRY = `@compute @workgroup_size(${SWG})
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+        @builtin(local_invocation_index) lid: u32) {
+  let gidx = (wid.y * nwg.x + wid.x) * ${SWG}u + lid;
+  if (gidx >= P.count) { return; }
+`;
+
+/** Binding declarations for `names` (in order, from binding 1) and the matching buffer list. */
+function bind(list: [string, GPUBuf | null, "read" | "rw"][]): {
+  decl: string;
+  buffers: [GPUBuf, "read" | "rw"][];
+} {
+  let decl = "";
+  const buffers: [GPUBuf, "read" | "rw"][] = [];
+  for (const [name, buf, kind] of list) {
+    if (!buf) continue;
+    decl += storage(buffers.length + 1, name, "f32", kind);
+    buffers.push([buf, kind]);
+  }
+  return { decl, buffers };
+}
+
+/** Forward: out (batch, channels, length), chunkStates (batch, channels, nChunks, dState), lastState optional. */
+export function selectiveScanForward(
+  rt: Runtime,
+  x: SelectiveScanInputs,
+  p: SelectiveScanParams,
+  returnLastState: boolean,
+): { out: GPUBuf; lastState?: GPUBuf; chunkStates: GPUBuf } {
+  const { batch, channels: Dn, length: L, dState: N } = p;
+  const nC = Math.ceil(L / p.chunk);
+  const out = rt.alloc(batch * Dn * L, "float32"), cs = rt.alloc(batch * Dn * nC * N, "float32");
+  const count = batch * Dn;
+  if (count > 0 && L > 0 && N > 0) {
+    const prm = packParams(rt, x, p);
+    const u = scanUniforms(p, count);
+    const b = bind([
+      ["u", rt.check(x.u), "read"],
+      ["delta", rt.check(x.delta), "read"],
+      ["Bm", rt.check(x.B), "read"],
+      ["Cm", rt.check(x.C), "read"],
+      ["prm", prm, "read"],
+      ["z", x.z ? rt.check(x.z) : null, "read"],
+      ["out", out, "rw"],
+      ["cs", cs, "rw"],
+    ]);
+    const code = u.decl + b.decl + helpers(p) + ENTRY + `  let bb = gidx / P.Dn;
+  let d = gidx % P.Dn;
+  let base = gidx * P.L;
+  var h: array<f32, NS>;
+  var a: array<f32, NS>;
+  for (var n = 0u; n < NS; n++) { h[n] = 0.0; a[n] = prm[d * NS + n]; }
+  let Dd = ${p.hasD ? "prm[P.Dn * NS + d]" : "0.0"};
+  var c = 0u;
+  var tc = 0u;
+  for (var l = 0u; l < P.L; l++) {
+    let i = base + l;
+    let dl = delta_(i, d);
+    let ul = u[i];
+    let dbu = dl * ul;
+    var y = 0.0;
+    for (var n = 0u; n < NS; n++) {
+      let o = bc_(bb, d, n, l);
+      let hn = exp(dl * a[n]) * h[n] + dbu * Bm[o];
+      h[n] = hn;
+      y += hn * Cm[o];
+    }
+    var v = y + Dd * ul;
+    ${p.hasZ ? "let zv = z[i];\n    v *= zv / (1.0 + exp(-zv));" : ""}
+    out[i] = v;
+    tc++;
+    if (tc == TS || l + 1u == P.L) {
+      let so = (gidx * P.nC + c) * NS;
+      for (var n = 0u; n < NS; n++) { cs[so + n] = h[n]; }
+      c++;
+      tc = 0u;
+    }
+  }
+}
+`;
+    rt.dispatch({ code, uniforms: u, buffers: b.buffers, groups: grid(Math.ceil(count / SWG)) });
+    rt.free(prm);
+  }
+  if (!returnLastState) return { out, chunkStates: cs };
+  // the last state is the stored state of the last chunk
+  const last = rt.alloc(batch * Dn * N, "float32");
+  if (last.length > 0) {
+    stridedCopyInto(rt, cs, (nC - 1) * N, [nC * N, 1], last, 0, [N, 1], [batch * Dn, N]);
+  }
+  return { out, lastState: last, chunkStates: cs };
+}
+
+/** Backward: the gradients of every input given dout and the forward's chunk states. */
+export function selectiveScanBackward(
+  rt: Runtime,
+  x: SelectiveScanInputs,
+  cs: GPUBuf,
+  dout: GPUBuf,
+  p: SelectiveScanParams,
+): SelectiveScanGrads {
+  const { batch, channels: Dn, length: L, dState: N, groups: G } = p;
+  const W = 3 * N + 2; // per-channel partials: dA | dB | dC (fixed) | dD | dbias
+  const du = rt.alloc(batch * Dn * L, "float32"), dd = rt.alloc(batch * Dn * L, "float32");
+  const dz = x.z ? rt.alloc(batch * Dn * L, "float32") : null;
+  const count = batch * Dn;
+  // zero-filled when no kernel writes it (an empty length)
+  const part = L > 0 ? rt.alloc(batch * Dn * W, "float32") : fill(rt, batch * Dn * W, 0, "float32");
+  const prm = packParams(rt, x, p);
+  if (count > 0 && L > 0) {
+    const u = scanUniforms(p, count);
+    const b = bind([
+      ["u", rt.check(x.u), "read"],
+      ["delta", rt.check(x.delta), "read"],
+      ["Bm", rt.check(x.B), "read"],
+      ["Cm", rt.check(x.C), "read"],
+      ["prm", prm, "read"],
+      ["z", x.z ? rt.check(x.z) : null, "read"],
+      ["cs", cs, "read"],
+      ["dout", dout, "read"],
+      ["du", du, "rw"],
+      ["dd", dd, "rw"],
+      ["dz", dz, "rw"],
+      ["part", part, "rw"],
+    ]);
+    const fixed = G === 0;
+    const code = u.decl + b.decl + helpers(p) + ENTRY + `  let bb = gidx / P.Dn;
+  let d = gidx % P.Dn;
+  let base = gidx * P.L;
+  let Dd = ${p.hasD ? "prm[P.Dn * NS + d]" : "0.0"};
+  var sc: array<f32, NS>;
+  var accA: array<f32, NS>;
+  ${fixed ? "var accB: array<f32, NS>;\n  var accC: array<f32, NS>;" : ""}
+  for (var n = 0u; n < NS; n++) { sc[n] = 0.0; accA[n] = 0.0; ${fixed ? "accB[n] = 0.0; accC[n] = 0.0;" : ""} }
+  var accD = 0.0;
+  var accBias = 0.0;
+  var dls: array<f32, TS>;
+  var gys: array<f32, TS>;
+  var ys: array<f32, TS>;
+  var hs: array<f32, ${p.chunk + 1}>;
+  var ddl: array<f32, TS>;
+  var dus: array<f32, TS>;
+  for (var ci = 0u; ci < P.nC; ci++) {
+    let c = P.nC - 1u - ci;
+    let l0 = c * TS;
+    let len = min(P.L, l0 + TS) - l0;
+    for (var t = 0u; t < len; t++) {
+      let i = base + l0 + t;
+      dls[t] = delta_(i, d);
+      var gy = dout[i];
+      ${p.hasZ ? "let zv = z[i];\n      gy *= zv / (1.0 + exp(-zv));" : ""}
+      gys[t] = gy;
+      accD += gy * u[i];
+      ys[t] = 0.0;
+      ddl[t] = 0.0;
+      dus[t] = gy * Dd;
+    }
+    for (var n = 0u; n < NS; n++) {
+      let an = prm[d * NS + n];
+      hs[0] = select(0.0, cs[(gidx * P.nC + c - 1u) * NS + n], c > 0u);
+      for (var t = 0u; t < len; t++) {
+        let l = l0 + t;
+        let o = bc_(bb, d, n, l);
+        let hn = exp(dls[t] * an) * hs[t] + dls[t] * u[base + l] * Bm[o];
+        hs[t + 1u] = hn;
+        ys[t] += hn * Cm[o];
+      }
+      var s = sc[n];
+      var aA = 0.0;
+      ${fixed ? "var aB = 0.0;\n      var aC = 0.0;" : ""}
+      for (var tt = 0u; tt < len; tt++) {
+        let t = len - 1u - tt;
+        let l = l0 + t;
+        let o = bc_(bb, d, n, l);
+        let dl = dls[t];
+        let ul = u[base + l];
+        let Bn = Bm[o];
+        let sn = s + gys[t] * Cm[o];
+        let e = exp(dl * an);
+        let t1 = sn * hs[t] * e;
+        aA += t1 * dl;
+        ddl[t] += t1 * an + sn * Bn * ul;
+        dus[t] += sn * dl * Bn;
+        ${fixed ? "aB += sn * dl * ul;\n        aC += gys[t] * hs[t + 1u];" : ""}
+        s = sn * e;
+      }
+      sc[n] = s;
+      accA[n] += aA;
+      ${fixed ? "accB[n] += aB;\n      accC[n] += aC;" : ""}
+    }
+    for (var t = 0u; t < len; t++) {
+      let i = base + l0 + t;
+      ${
+      p.hasZ
+        ? "let zv = z[i];\n      let sg = 1.0 / (1.0 + exp(-zv));\n      dz[i] = dout[i] * (ys[t] + Dd * u[i]) * sg * (1.0 + zv * (1.0 - sg));"
+        : ""
+    }
+      du[i] = dus[t];
+      let g = ddelta_(i, d, ddl[t]);
+      dd[i] = g;
+      accBias += g;
+    }
+  }
+  let po = gidx * ${W}u;
+  for (var n = 0u; n < NS; n++) {
+    part[po + n] = accA[n];
+    ${fixed ? "part[po + NS + n] = accB[n];\n    part[po + 2u * NS + n] = accC[n];" : ""}
+  }
+  part[po + 3u * NS] = accD;
+  part[po + 3u * NS + 1u] = accBias;
+}
+`;
+    rt.dispatch({ code, uniforms: u, buffers: b.buffers, groups: grid(Math.ceil(count / SWG)) });
+  }
+  // sum the per-channel partials over the batch → (channels, W)
+  const sums = reduce(rt, "sum", part, 1, batch, Dn * W);
+  rt.free(part);
+  const column = (off: number, width: number): GPUBuf => {
+    const t = rt.alloc(Dn * width, "float32");
+    if (t.length > 0) stridedCopyInto(rt, sums, off, [W, 1], t, 0, [width, 1], [Dn, width]);
+    return t;
+  };
+  const dA = column(0, N);
+  let dB: GPUBuf, dC: GPUBuf;
+  if (G === 0) {
+    dB = column(N, N);
+    dC = column(2 * N, N);
+  } else {
+    [dB, dC] = groupedBC(rt, x, cs, dout, prm, p);
+  }
+  const dD = x.D ? column(3 * N, 1) : null;
+  const dBias = x.deltaBias ? column(3 * N + 1, 1) : null;
+  rt.free(sums);
+  rt.free(prm);
+  return { du, ddelta: dd, dA, dB, dC, dD, dz, ddeltaBias: dBias };
+}
+
+/** Pass 2: dB and dC of grouped B/C, (batch, groups, dState, length). */
+function groupedBC(
+  rt: Runtime,
+  x: SelectiveScanInputs,
+  cs: GPUBuf,
+  dout: GPUBuf,
+  prm: GPUBuf,
+  p: SelectiveScanParams,
+): [GPUBuf, GPUBuf] {
+  const { batch, channels: Dn, length: L, dState: N, groups: G } = p;
+  const pg = Dn / G;
+  // slices of each group's channels: enough invocations, partials about the size of u
+  const slices = Math.max(1, Math.min(pg, Math.floor(Dn / (G * N))));
+  const size = batch * G * N * L;
+  const partB = rt.alloc(slices * size, "float32"), partC = rt.alloc(slices * size, "float32");
+  const count = slices * batch * G * N;
+  if (count > 0 && L > 0) {
+    const u = scanUniforms(p, count, slices);
+    const b = bind([
+      ["u", rt.check(x.u), "read"],
+      ["delta", rt.check(x.delta), "read"],
+      ["Bm", rt.check(x.B), "read"],
+      ["Cm", rt.check(x.C), "read"],
+      ["prm", prm, "read"],
+      ["z", x.z ? rt.check(x.z) : null, "read"],
+      ["cs", cs, "read"],
+      ["dout", dout, "read"],
+      ["pB", partB, "rw"],
+      ["pC", partC, "rw"],
+    ]);
+    const code = u.decl + b.decl + helpers(p) + ENTRY + `  // gidx = ((slice · batch + b) · G + g) · NS + n
+  let n = gidx % NS;
+  let bg = (gidx / NS) % (P.G * (P.count / (P.slices * P.G * NS)));
+  let slice = gidx / (NS * P.G * (P.count / (P.slices * P.G * NS)));
+  let bb = bg / P.G;
+  let g = bg % P.G;
+  let row = gidx * P.L; // this invocation's (slice, b, g, n) row of the partials
+  for (var l = 0u; l < P.L; l++) { pB[row + l] = 0.0; pC[row + l] = 0.0; }
+  let d0 = g * P.pg + slice * P.per;
+  let d1 = min(d0 + P.per, (g + 1u) * P.pg);
+  var hs: array<f32, ${p.chunk + 1}>;
+  var dls: array<f32, TS>;
+  for (var d = d0; d < d1; d++) {
+    let an = prm[d * NS + n];
+    let ch = bb * P.Dn + d;
+    let base = ch * P.L;
+    var s = 0.0;
+    for (var ci = 0u; ci < P.nC; ci++) {
+      let c = P.nC - 1u - ci;
+      let l0 = c * TS;
+      let len = min(P.L, l0 + TS) - l0;
+      hs[0] = select(0.0, cs[(ch * P.nC + c - 1u) * NS + n], c > 0u);
+      for (var t = 0u; t < len; t++) {
+        let i = base + l0 + t;
+        let dl = delta_(i, d);
+        dls[t] = dl;
+        hs[t + 1u] = exp(dl * an) * hs[t] + dl * u[i] * Bm[bc_(bb, d, n, l0 + t)];
+      }
+      for (var tt = 0u; tt < len; tt++) {
+        let t = len - 1u - tt;
+        let l = l0 + t;
+        let i = base + l;
+        var gy = dout[i];
+        ${p.hasZ ? "let zv = z[i];\n        gy *= zv / (1.0 + exp(-zv));" : ""}
+        let dl = dls[t];
+        let sn = s + gy * Cm[bc_(bb, d, n, l)];
+        pC[row + l] += gy * hs[t + 1u];
+        pB[row + l] += sn * dl * u[i];
+        s = sn * exp(dl * an);
+      }
+    }
+  }
+}
+`;
+    rt.dispatch({ code, uniforms: u, buffers: b.buffers, groups: grid(Math.ceil(count / SWG)) });
+  }
+  if (slices === 1) return [partB, partC];
+  const dB = reduce(rt, "sum", partB, 1, slices, size), dC = reduce(rt, "sum", partC, 1, slices, size);
+  rt.free(partB);
+  rt.free(partC);
+  return [dB, dC];
+}
