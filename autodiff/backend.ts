@@ -332,6 +332,19 @@ export interface Backend {
    */
   maxPool2dBackward(gy: BackendBuffer, indices: BackendBuffer, p: Im2colParams): BackendBuffer;
   /**
+   * Haar DWT of Wave-MambaAD (MWCNN `dwt_init`), float32: x (batch, channels, height, width), height and width
+   * even → (4·batch, channels, height/2, width/2), the sub-bands [LL; HL; LH; HH] stacked on the batch axis.
+   * Per 2×2 block a = x[2i,2j], b = x[2i+1,2j], c = x[2i,2j+1], d = x[2i+1,2j+1]: LL = (a+b+c+d)/2,
+   * HL = (−a−b+c+d)/2, LH = (−a+b−c+d)/2, HH = (a−b−c+d)/2 (each tap halved, then summed left to right).
+   */
+  haarDwt(x: BackendBuffer, batch: number, channels: number, height: number, width: number): BackendBuffer;
+  /**
+   * Haar IWT (MWCNN `iwt_init`), the exact inverse and transpose of {@linkcode Backend.haarDwt}: y (4·batch,
+   * channels, height, width) as [LL; HL; LH; HH] → (batch, channels, 2·height, 2·width) with a = (LL−HL−LH+HH)/2,
+   * b = (LL−HL+LH−HH)/2, c = (LL+HL−LH−HH)/2, d = (LL+HL+LH+HH)/2. `height`/`width` are the sub-band sizes.
+   */
+  haarIwt(y: BackendBuffer, batch: number, channels: number, height: number, width: number): BackendBuffer;
+  /**
    * torch.gather: `out[i] = x[i with axis coordinate replaced by index[i]]` for i over `indexShape`.
    * x has `xShape` (same rank); index is int32 contiguous. Out-of-range indices must not read out of
    * bounds (CPU throws; WebGPU writes 0) — the op layer checks ranges first where it can.

@@ -9,6 +9,7 @@ import type { Device } from "../mod.ts";
 import { blasAvailable, setBlasEnabled } from "../autodiff/backends/cpu/gemm.ts";
 import { resnet34 } from "../models/backbones/resnet.ts";
 import { loadPthStateDict } from "../nn/io/pth.ts";
+import { dwt, iwt } from "../nn/wavelet/haar.ts";
 
 const args = parseArgs({
   // `deno task bench -- --json` passes the separator through
@@ -197,6 +198,10 @@ await run("conv3x3_b8_c64_64px_fwd_gflops_cpu", async () => gflops(convFlops, aw
 if (gpu) {
   await run("conv3x3_b8_c64_64px_bwd_ms_webgpu", () => convBackwardMs("webgpu"));
   await run("dwconv3x3_b8_c256_64px_fwd_ms_webgpu", () => median("webgpu", dwconvForward("webgpu")));
+  await run("dwt_iwt_b8_c64_64px_ms_webgpu", () => {
+    const x = T.keep(T.randn([8, 64, 64, 64], { device: "webgpu" }));
+    return median("webgpu", () => T.tidy(() => iwt(dwt(x))).dispose());
+  });
   await run(
     "silu_16m_gbps_webgpu",
     async () => (2 * 4 * 16 * 1024 * 1024) / ((await median("webgpu", siluBench("webgpu"))) * 1e6),

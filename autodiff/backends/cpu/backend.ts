@@ -34,6 +34,7 @@ import {
 } from "./conv.ts";
 import { isPlain2x2, maxPool2dBackward, maxPool2dForward, maxPool2dForward2x2 } from "./pool.ts";
 import { selectiveScanBackwardCpu, selectiveScanForwardCpu } from "./selective_scan.ts";
+import { haarDwtForward, haarIwtForward } from "./wavelet.ts";
 
 /** A CPU buffer: a typed array of the dtype's host type. */
 export class CpuBuffer implements BackendBuffer {
@@ -418,6 +419,16 @@ export const cpuBackend: Backend = {
   maxPool2dBackward(gy: BackendBuffer, indices: BackendBuffer, p: Im2colParams): BackendBuffer {
     const out = make(p.batch * p.channels * p.height * p.width, "float32");
     maxPool2dBackward(f32(gy), arr(indices) as Int32Array, out.data as Float32Array, p);
+    return out;
+  },
+  haarDwt(x: BackendBuffer, batch: number, channels: number, height: number, width: number): BackendBuffer {
+    const out = make(batch * channels * height * width, "float32");
+    haarDwtForward(f32(x), out.data as Float32Array, batch * channels, height, width);
+    return out;
+  },
+  haarIwt(y: BackendBuffer, batch: number, channels: number, height: number, width: number): BackendBuffer {
+    const out = make(4 * batch * channels * height * width, "float32");
+    haarIwtForward(f32(y), out.data as Float32Array, batch * channels, height, width);
     return out;
   },
   selectiveScanForward(

@@ -31,6 +31,7 @@ import { depthwiseConv2d, depthwiseConv2dBackwardInput, depthwiseConv2dBackwardW
 import { gather, scatterAddInto } from "./gather.ts";
 import { maxPool2d, maxPool2dBackward } from "./pool.ts";
 import { selectiveScanBackward, selectiveScanForward } from "./selective_scan.ts";
+import { haarDwt, haarIwt } from "./wavelet.ts";
 
 export type { WebGPUOptions } from "./device.ts";
 
@@ -121,6 +122,10 @@ export async function createWebGPUBackend(options: WebGPUOptions = {}): Promise<
       maxPool2d(rt, c(x), p),
     maxPool2dBackward: (gy: BackendBuffer, indices: BackendBuffer, p: Im2colParams): BackendBuffer =>
       maxPool2dBackward(rt, c(gy), c(indices), p),
+    haarDwt: (x: BackendBuffer, batch: number, channels: number, height: number, width: number): BackendBuffer =>
+      haarDwt(rt, c(x), batch, channels, height, width),
+    haarIwt: (y: BackendBuffer, batch: number, channels: number, height: number, width: number): BackendBuffer =>
+      haarIwt(rt, c(y), batch, channels, height, width),
     selectiveScanForward: (
       x: SelectiveScanInputs,
       p: SelectiveScanParams,
