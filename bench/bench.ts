@@ -9,6 +9,7 @@ import type { Device } from "../mod.ts";
 import { blasAvailable, setBlasEnabled } from "../autodiff/backends/cpu/gemm.ts";
 import { resnet34 } from "../models/backbones/resnet.ts";
 import { loadPthStateDict } from "../nn/io/pth.ts";
+import { selectiveScan, selectiveScanReference } from "../nn/ssm/selective_scan.ts";
 import { dwt, iwt } from "../nn/wavelet/haar.ts";
 
 const args = parseArgs({
@@ -150,6 +151,41 @@ async function pthLoadMs(): Promise<number> {
   return times[Math.floor(times.length / 2)];
 }
 
+/** Selective scan at the decoder's widest size: batch b, D = 1024, L = 4096, N = 16, G = 8, D/deltaBias/softplus. */
+const sscan = { d: 1024, l: 4096, n: 16, g: 8 };
+
+function sscanInputs(device: Device, b: number, l = sscan.l, requiresGrad = false): T.Tensor[] {
+  const { d, n, g } = sscan;
+  return T.tidy(() => [
+    T.randn([b, d, l], { device }),
+    T.mul(T.randn([b, d, l], { device }), 0.5),
+    T.neg(T.exp(T.mul(T.randn([d, n], { device }), 0.5))),
+    T.randn([b, g, n, l], { device }),
+    T.randn([b, g, n, l], { device }),
+    T.randn([d], { device }),
+    T.mul(T.randn([d], { device }), 0.5),
+  ]).map((t) => T.keep(t).requiresGrad_(requiresGrad));
+}
+
+function sscanForward(device: Device, b: number, fused = true, l = sscan.l): () => void {
+  const [u, delta, A, B, C, D, deltaBias] = sscanInputs(device, b, l);
+  const f = fused ? selectiveScan : selectiveScanReference;
+  return () => T.noGrad(() => T.tidy(() => f(u, delta, A, B, C, { D, deltaBias, deltaSoftplus: true }))).dispose();
+}
+
+function sscanForwardBackward(device: Device, b: number): () => Promise<void> {
+  const xs = sscanInputs(device, b, sscan.l, true);
+  const [u, delta, A, B, C, D, deltaBias] = xs;
+  const r = T.keep(T.randn([b, sscan.d, sscan.l], { device }));
+  return async () => {
+    const y = T.tidy(() => selectiveScan(u, delta, A, B, C, { D, deltaBias, deltaSoftplus: true }));
+    y.backward(r);
+    y.dispose();
+    await T.getBackend(device).sync();
+    xs.forEach((x) => x.zeroGrad());
+  };
+}
+
 const results: Record<string, number> = {};
 async function run(key: string, fn: () => Promise<number>): Promise<void> {
   if (only && !only.includes(key)) return;
@@ -213,6 +249,18 @@ await run("smallcnn_train_step_ms_cpu", () => median("cpu", smallCnnStep("cpu"))
 if (gpu) await run("resnet34_l3_b8_256px_fwd_ms_webgpu", () => median("webgpu", resnetForward("webgpu"), 2));
 await run("resnet34_l3_b8_256px_fwd_ms_cpu", () => median("cpu", resnetForward("cpu"), 3));
 await run("pth_load_resnet34_ms", pthLoadMs);
+
+if (gpu) {
+  await run("sscan_fwd_ms_webgpu", () => median("webgpu", sscanForward("webgpu", 8), 2));
+  await run("sscan_fwdbwd_ms_webgpu", () => median("webgpu", sscanForwardBackward("webgpu", 8), 1));
+  // The unfused reference materialises (batch, D, L, N) tensors (2 GiB each at batch 8), over the storage
+  // binding limit: it runs at batch 1 and L = 512 and the time is scaled by 8 · 8 (linear in batch and L).
+  await run("sscan_unfused_fwd_ms_webgpu", async () => {
+    log("sscan_unfused_fwd_ms_webgpu: measured at batch 1, L = 512 and scaled ×64 (full size does not fit)");
+    return 64 * await median("webgpu", sscanForward("webgpu", 1, false, 512), 1);
+  });
+}
+await run("sscan_fwd_ms_cpu_b1", () => median("cpu", sscanForward("cpu", 1), 1));
 
 if (args.values.json) console.log(JSON.stringify(results));
 else for (const [k, v] of Object.entries(results)) console.log(`${k}\t${v}`);

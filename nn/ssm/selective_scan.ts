@@ -162,6 +162,7 @@ export function selectiveScan(
   C: Tensor,
   opts: SelectiveScanOptions & { returnLastState: true },
 ): SelectiveScanResult;
+/** The fused scan without `returnLastState`: returns out (batch, channels, length). */
 export function selectiveScan(
   u: Tensor,
   delta: Tensor,
@@ -228,6 +229,7 @@ export function selectiveScanReference(
   C: Tensor,
   opts: SelectiveScanOptions & { returnLastState: true },
 ): SelectiveScanResult;
+/** The composed reference without `returnLastState`: returns out (batch, channels, length). */
 export function selectiveScanReference(
   u: Tensor,
   delta: Tensor,

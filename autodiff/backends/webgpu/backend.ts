@@ -137,8 +137,7 @@ export async function createWebGPUBackend(options: WebGPUOptions = {}): Promise<
       chunkStates: BackendBuffer,
       dout: BackendBuffer,
       p: SelectiveScanParams,
-    ): SelectiveScanGrads =>
-      selectiveScanBackward(rt, x, c(chunkStates), c(dout), p),
+    ): SelectiveScanGrads => selectiveScanBackward(rt, x, c(chunkStates), c(dout), p),
     gather: (
       x: BackendBuffer,
       xShape: readonly number[],
