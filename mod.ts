@@ -23,6 +23,9 @@ export type {
   MatmulParams,
   MemoryInfo,
   ReduceOp,
+  SelectiveScanGrads,
+  SelectiveScanInputs,
+  SelectiveScanParams,
   UnaryOp,
 } from "./autodiff/backend.ts";
 export { getBackend, getDefaultDevice, initDefaultDevice, initWebGPU, setDefaultDevice } from "./autodiff/device.ts";
@@ -47,3 +50,5 @@ export * from "./nn/optim/index.ts";
 export * from "./nn/io/index.ts";
 export { type CheckpointMeta, type CheckpointTargets, loadCheckpoint, saveCheckpoint } from "./nn/checkpoint.ts";
 export * from "./models/backbones/resnet.ts";
+export * from "./nn/ssm/index.ts";
+export { DWT, dwt, IWT, iwt } from "./nn/wavelet/haar.ts";
