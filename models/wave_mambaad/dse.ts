@@ -1,0 +1,70 @@
+/**
+ * Wave-MambaAD's Dual-branch Spatial Enhancement, DSE (Eq. 8, PAPER.md §3.6): the official `FeedForward`.
+ * Channels-first (B, C, H, W) → (B, C, H, W).
+ *
+ * @module
+ */
+
+import type { Device } from "../../autodiff/backend.ts";
+import { add, gelu, mul, permute, reshape, split } from "../../autodiff/ops/index.ts";
+import type { Tensor } from "../../autodiff/tensor.ts";
+import { Conv2d } from "../../nn/layers/conv.ts";
+import { Module } from "../../nn/module.ts";
+
+/** Options of {@linkcode FeedForward}. */
+export interface FeedForwardOptions {
+  /** Hidden width factor: hid = floor(expansion·dim) (official 2.66). */
+  expansion?: number;
+  /** Biases on the three convolutions (official false). */
+  bias?: boolean;
+  /** Device of the parameters. */
+  device?: Device;
+}
+
+/**
+ * Channel shuffle with 2 groups on (B, 2·hid, H, W): new channel 2i = old i, new 2i+1 = old hid + i
+ * (the official `channel_shuffle(x, groups=2)`).
+ */
+export function channelShuffle2(x: Tensor): Tensor {
+  const [b, c, h, w] = x.shape;
+  if (c % 2 !== 0) throw new Error(`channelShuffle2: expected an even channel count, got shape [${x.shape}]`);
+  return reshape(permute(reshape(x, [b, 2, c / 2, h, w]), [0, 2, 1, 3, 4]), [b, c, h, w]);
+}
+
+/**
+ * DSE (Eq. 8): project_in (1×1, C → 2·hid) → channel shuffle (2 groups) → depthwise 3×3 → split into x1, x2 →
+ * x = GELU(x1)·x2 + GELU(x2)·x1 (exact erf GELU) → project_out (1×1, hid → C). hid = floor(2.66·C); no biases.
+ * Parameters: `project_in`, `dwconv3`, `project_out` as the official module (35,700 for C = 64).
+ */
+export class FeedForward extends Module {
+  /** Input/output channels C. */
+  readonly dim: number;
+  /** Hidden width hid. */
+  readonly hidden: number;
+  /** 1×1, C → 2·hid. */
+  project_in: Conv2d;
+  /** Depthwise 3×3 on 2·hid channels. */
+  dwconv3: Conv2d;
+  /** 1×1, hid → C. */
+  project_out: Conv2d;
+
+  /** A DSE block for `dim` channels. */
+  constructor(dim: number, opts: FeedForwardOptions = {}) {
+    super();
+    const bias = opts.bias ?? false, device = opts.device;
+    this.dim = dim;
+    // int(dim * ffn_expansion_factor) in Python
+    this.hidden = Math.floor(dim * (opts.expansion ?? 2.66));
+    const hid2 = 2 * this.hidden;
+    this.project_in = new Conv2d(dim, hid2, 1, { bias, device });
+    this.dwconv3 = new Conv2d(hid2, hid2, 3, { padding: 1, groups: hid2, bias, device });
+    this.project_out = new Conv2d(this.hidden, dim, 1, { bias, device });
+  }
+
+  /** x (B, C, H, W) → (B, C, H, W). */
+  forward(x: Tensor): Tensor {
+    const t = this.dwconv3.forward(channelShuffle2(this.project_in.forward(x)));
+    const [x1, x2] = split(t, this.hidden, 1);
+    return this.project_out.forward(add(mul(gelu(x1), x2), mul(gelu(x2), x1)));
+  }
+}
