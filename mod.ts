@@ -52,3 +52,11 @@ export { type CheckpointMeta, type CheckpointTargets, loadCheckpoint, saveCheckp
 export * from "./models/backbones/resnet.ts";
 export * from "./nn/ssm/index.ts";
 export { DWT, dwt, IWT, iwt } from "./nn/wavelet/haar.ts";
+export * from "./models/common/mff_oce.ts";
+export * from "./models/common/patch_expand.ts";
+export * from "./models/mambaad/hss.ts";
+export * from "./models/mambaad/lss.ts";
+export * from "./models/wave_mambaad/dse.ts";
+export { HFSS, type HFSSOptions, hfssScanOrders } from "./models/wave_mambaad/hfss.ts";
+export * from "./models/wave_mambaad/lfss.ts";
+export * from "./models/wave_mambaad/wdss.ts";

@@ -28,7 +28,7 @@ export type MFFAct = "relu" | "silu";
 
 /** Options of {@linkcode MFFOCE}. */
 export interface MFFOCEOptions {
-  /** Norm layer everywhere, the Bottlenecks' included (default "batch"). */
+  /** MFFNormLayer layer everywhere, the Bottlenecks' included (default "batch"). */
   norm?: MFFNorm;
   /** Activation of the fusion part (default "relu"); the Bottlenecks keep ReLU either way. */
   act?: MFFAct;
@@ -42,9 +42,10 @@ export const MAMBAAD_MFF_OCE: Readonly<{ norm: MFFNorm; act: MFFAct }> = { norm:
 /** The Wave-MambaAD configuration (PAPER.md §3.1): InstanceNorm2d without affine everywhere, SiLU at the MFF level. */
 export const WAVE_MAMBAAD_MFF_OCE: Readonly<{ norm: MFFNorm; act: MFFAct }> = { norm: "instance", act: "silu" };
 
-type Norm = BatchNorm2d | InstanceNorm2d;
+/** The normalisation layer of an MFF_OCE: BatchNorm2d (MambaAD) or affine-free InstanceNorm2d (Wave-MambaAD). */
+export type MFFNormLayer = BatchNorm2d | InstanceNorm2d;
 
-function makeNorm(kind: MFFNorm, channels: number, device?: Device): Norm {
+function makeNorm(kind: MFFNorm, channels: number, device?: Device): MFFNormLayer {
   if (kind === "batch") return new BatchNorm2d(channels, { device });
   if (kind === "instance") return new InstanceNorm2d(channels, { device });
   throw new Error(`MFFOCE: unknown norm "${kind}" (expected "batch" or "instance")`);
@@ -61,16 +62,16 @@ export class OCEBottleneck extends Module {
   static readonly expansion = 4;
   /** 1×1 reduction, no bias. */
   conv1: Conv2d;
-  /** Norm after conv1. */
-  bn1: Norm;
+  /** MFFNormLayer after conv1. */
+  bn1: MFFNormLayer;
   /** 3×3, stride `stride`, no bias. */
   conv2: Conv2d;
-  /** Norm after conv2. */
-  bn2: Norm;
+  /** MFFNormLayer after conv2. */
+  bn2: MFFNormLayer;
   /** 1×1 expansion to 4·planes, no bias. */
   conv3: Conv2d;
-  /** Norm after conv3. */
-  bn3: Norm;
+  /** MFFNormLayer after conv3. */
+  bn3: MFFNormLayer;
   /** Shortcut projection (1×1 strided conv + norm) when the shape changes, else null. */
   downsample: Sequential | null;
 
@@ -117,24 +118,24 @@ export class OCEBottleneck extends Module {
 export class MFFOCE extends Module {
   /** 3×3 stride-2 conv on f1 (64 → 128), no bias. */
   conv1: Conv2d;
-  /** Norm after conv1. */
-  bn1: Norm;
+  /** MFFNormLayer after conv1. */
+  bn1: MFFNormLayer;
   /** 3×3 stride-2 conv on fpn1 (128 → 256), no bias. */
   conv2: Conv2d;
-  /** Norm after conv2. */
-  bn2: Norm;
+  /** MFFNormLayer after conv2. */
+  bn2: MFFNormLayer;
   /** 1×1 conv on f2 (128 → 128), with bias. */
   conv21: Conv2d;
-  /** Norm after conv21. */
-  bn21: Norm;
+  /** MFFNormLayer after conv21. */
+  bn21: MFFNormLayer;
   /** 1×1 conv on f3 (256 → 256), with bias. */
   conv31: Conv2d;
-  /** Norm after conv31. */
-  bn31: Norm;
+  /** MFFNormLayer after conv31. */
+  bn31: MFFNormLayer;
   /** 1×1 fusion conv (256 → 256), with bias. */
   convf: Conv2d;
-  /** Norm after convf. */
-  bnf: Norm;
+  /** MFFNormLayer after convf. */
+  bnf: MFFNormLayer;
   /** The one-class embedding: three Bottlenecks, 256 → 512 at half the resolution. */
   bn_layer: Sequential;
   /** The norm kind. */
