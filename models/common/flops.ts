@@ -14,7 +14,8 @@
  *
  * Since ES module exports cannot be patched, the counter instead wraps the `forward` of every module
  * instance of a known class (Conv2d, Linear, the norms) and the composite blocks whose official code calls
- * these ops functionally: SS2D / D_SS2D (the x_proj and dt_proj einsums, from the scan's input shape),
+ * these ops functionally: SS2D / D_SS2D (the x_proj and dt_proj einsums, from the scan's input shape; D_SS2D
+ * once per frequency band, as its official forward),
  * ChannelMamba (in_proj as `weight @ x` and dt_proj as `weight @ x.t()`, both aten::matmul) and ChannelFreqAdapt (the two adaptive
  * average pools per head). It runs one real forward pass, then restores the modules.
  *
@@ -26,7 +27,7 @@ import type { Module } from "../../nn/module.ts";
 import { Conv2d } from "../../nn/layers/conv.ts";
 import { Linear } from "../../nn/layers/linear.ts";
 import { BatchNorm2d, GroupNorm, InstanceNorm2d, LayerNorm, LayerNorm2d } from "../../nn/layers/norm.ts";
-import { SelectiveScan2dBase } from "../../nn/ssm/ss2d.ts";
+import { DSS2D, SelectiveScan2dBase } from "../../nn/ssm/ss2d.ts";
 import { ChannelMamba } from "../../nn/ssm/channel_mamba.ts";
 import { ChannelFreqAdapt } from "../wave_mambaad/lfss.ts";
 
@@ -149,10 +150,16 @@ export function countFlops(model: Module, run: () => unknown): FlopCount {
           value: (xs: Tensor) => {
             const [b, k, d, l] = xs.shape;
             const c = s.x_proj_weight.shape[1];
-            add(key, [["aten::einsum", einsumMacs(b * k * c * d * l)], [
-              "aten::einsum",
-              einsumMacs(b * k * d * s.dtRank * l),
-            ]]);
+            // the official D_SS2D runs forward_core once per band (HL, LH, HH: a third of the batch each), so
+            // its einsums are counted (and rounded) per band
+            const calls = m instanceof DSS2D && b % 3 === 0 ? 3 : 1;
+            const bb = b / calls;
+            for (let i = 0; i < calls; i++) {
+              add(key, [
+                ["aten::einsum", einsumMacs(bb * k * c * d * l)],
+                ["aten::einsum", einsumMacs(bb * k * d * s.dtRank * l)],
+              ]);
+            }
             return origScan.call(m, xs);
           },
         });
