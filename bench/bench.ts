@@ -8,6 +8,7 @@ import * as T from "../mod.ts";
 import type { Device } from "../mod.ts";
 import { blasAvailable, setBlasEnabled } from "../autodiff/backends/cpu/gemm.ts";
 import { resnet34 } from "../models/backbones/resnet.ts";
+import { createModel, type ModelName } from "../models/registry.ts";
 import { loadPthStateDict } from "../nn/io/pth.ts";
 import { selectiveScan, selectiveScanReference } from "../nn/ssm/selective_scan.ts";
 import { dwt, iwt } from "../nn/wavelet/haar.ts";
@@ -19,6 +20,8 @@ const args = parseArgs({
     json: { type: "boolean", default: false },
     repeats: { type: "string", default: "5" },
     only: { type: "string" },
+    // the whole-model figures take many minutes on a software adapter: opt in
+    models: { type: "boolean", default: false },
   },
 });
 const REPEATS = Number(args.values.repeats);
@@ -186,6 +189,51 @@ function sscanForwardBackward(device: Device, b: number): () => Promise<void> {
   };
 }
 
+/** One AdamW training step of a zoo model on a batch of 8 at `size`² (forward, loss, backward, step, loss readback). */
+async function modelTrainStep(name: ModelName, device: Device, size: number): Promise<() => Promise<void>> {
+  T.manualSeed(42);
+  const model = await createModel(name, { imageSize: size }, { device });
+  model.train();
+  const opt = new T.AdamW(T.decayGroups(model.namedParameters(), 1e-4), { lr: 5e-3 });
+  const x = T.keep(T.randn([8, 3, size, size], { device }));
+  return async () => {
+    const loss = T.tidy(() => model.loss(model.forward(x)));
+    loss.backward();
+    T.tidy(() => T.clipGradNorm(model.parameters(), 5));
+    opt.step();
+    opt.zeroGrad();
+    await loss.item();
+    loss.dispose();
+  };
+}
+
+/** Inference (features + anomaly maps) on a batch of 8 at 256²; returns images/s and the live bytes at the end of the pass. */
+async function modelInfer(
+  name: ModelName,
+  device: Device,
+  repeats: number,
+): Promise<{ imgsPerS: number; peakMb: number }> {
+  const model = await createModel(name, { imageSize: 256 }, { device });
+  model.eval();
+  const x = T.keep(T.randn([8, 3, 256, 256], { device }));
+  let peak = 0;
+  const fn = async () => {
+    const res = T.noGrad(() =>
+      T.tidy(() => {
+        const r = model.anomalyMap(model.forward(x));
+        // every intermediate of the pass is still alive inside this scope: the live bytes here are the peak
+        peak = Math.max(peak, T.memoryStats()[device]!.bytes);
+        return r;
+      })
+    );
+    await res.score.data();
+    res.map.dispose();
+    res.score.dispose();
+  };
+  const ms = await median(device, fn, repeats);
+  return { imgsPerS: 8000 / ms, peakMb: peak / 2 ** 20 };
+}
+
 const results: Record<string, number> = {};
 async function run(key: string, fn: () => Promise<number>): Promise<void> {
   if (only && !only.includes(key)) return;
@@ -261,6 +309,25 @@ if (gpu) {
   });
 }
 await run("sscan_fwd_ms_cpu_b1", () => median("cpu", sscanForward("cpu", 1), 1));
+
+if (args.values.models) {
+  const devices: Device[] = gpu ? ["webgpu", "cpu"] : ["cpu"];
+  for (const device of devices) {
+    for (const [name, key] of [["wave_mambaad", "wave"], ["mambaad", "mambaad"]] as const) {
+      await run(
+        `${key}_train_step_b8_128px_ms_${device}`,
+        async () => median(device, await modelTrainStep(name, device, 128), 1),
+      );
+      await run(`${key}_infer_b8_256px_imgs_per_s_${device}`, async () => {
+        const r = await modelInfer(name, device, 1);
+        if (name === "wave_mambaad" && device === "webgpu") {
+          results.wave_infer_peak_mb_webgpu = Number(r.peakMb.toFixed(1));
+        }
+        return r.imgsPerS;
+      });
+    }
+  }
+}
 
 if (args.values.json) console.log(JSON.stringify(results));
 else for (const [k, v] of Object.entries(results)) console.log(`${k}\t${v}`);
