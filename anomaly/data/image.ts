@@ -1,0 +1,361 @@
+/**
+ * Image decoding and encoding for the anomaly-detection pipeline.
+ *
+ * Decoding and encoding go through sharp (libvips). Resizing for the model input follows the reference
+ * pipeline (ADer / MambaAD, PAPER.md 1.10 step 6 and 1.11): `PIL.Image.open(p).convert("RGB")`, torchvision
+ * `Resize((S, S), BILINEAR)` on the PIL image, `ToTensor`, `Normalize(ImageNet)`; masks are
+ * `convert("L")`, binarised `> 0` to 0/255, resized the same way, `ToTensor`, thresholded `> 0.5`.
+ *
+ * PIL's bilinear resize is not the textbook one: it is a separable convolution with a triangle filter
+ * whose support grows with the downscale factor (so downsampling is antialiased), computed in 22-bit
+ * fixed point with the intermediate (horizontal-pass) image rounded to 8 bits. {@linkcode resizePil}
+ * reproduces that algorithm (Pillow `libImaging/Resample.c`) bit for bit in TypeScript, and it is the
+ * default resampler of {@linkcode loadImage} and the only one of {@linkcode loadMask}: for PNG inputs the
+ * tensors then equal the reference's exactly (checked against PIL/torchvision by
+ * `tests/fixtures/masks.json`). `loadImage(..., { resampler: "sharp" })` instead resizes in libvips with
+ * `kernel: "linear"`, which is faster for very large images but is not antialiased the way PIL is when
+ * downsampling and rounds differently, so pixels can differ by a few levels.
+ *
+ * @module
+ */
+
+import sharp from "npm:sharp@0.35.5";
+
+/** An 8-bit RGB image, rows top to bottom, pixels interleaved (HWC). */
+export interface RgbImage {
+  /** Width in pixels. */
+  width: number;
+  /** Height in pixels. */
+  height: number;
+  /** `height * width * 3` bytes, HWC RGB. */
+  data: Uint8Array;
+}
+
+/** A one-channel 8-bit image (a mask or a grey image), rows top to bottom. */
+export interface GreyImage {
+  /** Width in pixels. */
+  width: number;
+  /** Height in pixels. */
+  height: number;
+  /** `height * width` bytes. */
+  data: Uint8Array;
+}
+
+/** ImageNet mean used by torchvision's `Normalize` (RGB). */
+export const IMAGENET_MEAN: readonly [number, number, number] = [0.485, 0.456, 0.406];
+/** ImageNet standard deviation used by torchvision's `Normalize` (RGB). */
+export const IMAGENET_STD: readonly [number, number, number] = [0.229, 0.224, 0.225];
+
+/** A missing, unreadable, truncated or non-image file. The message names the file and the cause. */
+export class ImageFileError extends Error {
+  /** The file involved. */
+  readonly path: string;
+  /** Creates the error for `path`; `reason` says what is wrong. */
+  constructor(path: string, reason: string, options?: { cause?: unknown }) {
+    super(`image file ${path}: ${reason}`, options);
+    this.name = "ImageFileError";
+    this.path = path;
+  }
+}
+
+function errorMessage(e: unknown): string {
+  return e instanceof Error ? e.message : String(e);
+}
+
+async function readBytes(path: string): Promise<Uint8Array> {
+  try {
+    return await Deno.readFile(path);
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) throw new ImageFileError(path, "file not found", { cause: e });
+    if (e instanceof Deno.errors.IsADirectory) throw new ImageFileError(path, "is a directory", { cause: e });
+    throw new ImageFileError(path, `cannot read file (${errorMessage(e)})`, { cause: e });
+  }
+}
+
+/** Decodes `path` to raw 8-bit pixels with alpha removed; channels is 1 (grey) or 3 (colour). */
+async function decodeRaw(path: string): Promise<{ width: number; height: number; channels: number; data: Uint8Array }> {
+  const bytes = await readBytes(path);
+  if (bytes.length === 0) throw new ImageFileError(path, "file is empty");
+  try {
+    // failOn "warning" (sharp's default is also strict) turns libpng/libjpeg warnings on truncated data
+    // into errors instead of silently returning a partly grey image.
+    const { data, info } = await sharp(bytes, { failOn: "warning" })
+      .removeAlpha()
+      .raw({ depth: "uchar" })
+      .toBuffer({ resolveWithObject: true });
+    let channels = info.channels;
+    let out = new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
+    if (channels !== 1 && channels !== 3) {
+      // e.g. CMYK: let libvips convert to sRGB.
+      const conv = await sharp(bytes, { failOn: "warning" }).removeAlpha().toColourspace("srgb")
+        .raw({ depth: "uchar" }).toBuffer({ resolveWithObject: true });
+      channels = conv.info.channels;
+      out = new Uint8Array(conv.data.buffer, conv.data.byteOffset, conv.data.byteLength);
+      if (channels !== 3) throw new Error(`unsupported channel count ${channels}`);
+    }
+    if (out.length !== info.width * info.height * channels) throw new Error("decoded size mismatch");
+    return { width: info.width, height: info.height, channels, data: out };
+  } catch (e) {
+    throw new ImageFileError(path, `cannot decode image (${errorMessage(e)})`, { cause: e });
+  }
+}
+
+/**
+ * Reads an image file (PNG, JPEG, BMP, TIFF, WebP, ... anything libvips decodes) as 8-bit RGB.
+ * Grey images are replicated to three channels and alpha is dropped, as PIL's `convert("RGB")` does.
+ * Throws {@linkcode ImageFileError} naming the file when it is missing, unreadable or not a valid image.
+ */
+export async function readImage(path: string): Promise<RgbImage> {
+  const raw = await decodeRaw(path);
+  if (raw.channels === 3) return { width: raw.width, height: raw.height, data: raw.data };
+  const n = raw.width * raw.height;
+  const data = new Uint8Array(n * 3);
+  for (let i = 0; i < n; i++) {
+    const v = raw.data[i];
+    data[3 * i] = v;
+    data[3 * i + 1] = v;
+    data[3 * i + 2] = v;
+  }
+  return { width: raw.width, height: raw.height, data };
+}
+
+/**
+ * Reads a mask file as one 8-bit channel, as PIL's `convert("L")`: grey stays as it is, colour becomes
+ * ITU-R 601 luma with PIL's fixed-point rounding (`(R*19595 + G*38470 + B*7471 + 0x8000) >> 16`); alpha is
+ * ignored. Throws {@linkcode ImageFileError} naming the file on any read or decode failure.
+ */
+export async function readMask(path: string): Promise<GreyImage> {
+  const raw = await decodeRaw(path);
+  if (raw.channels === 1) return { width: raw.width, height: raw.height, data: raw.data };
+  const n = raw.width * raw.height;
+  const data = new Uint8Array(n);
+  const d = raw.data;
+  for (let i = 0; i < n; i++) {
+    data[i] = (d[3 * i] * 19595 + d[3 * i + 1] * 38470 + d[3 * i + 2] * 7471 + 0x8000) >>> 16;
+  }
+  return { width: raw.width, height: raw.height, data };
+}
+
+const PRECISION_BITS = 22;
+
+/** Pillow's `precompute_coeffs` for the bilinear (triangle, support 1) filter, then 8-bit fixed point. */
+function pilCoeffs(inSize: number, outSize: number): { bounds: Int32Array; kk: Float64Array; ksize: number } {
+  const scale = inSize / outSize;
+  const filterscale = Math.max(scale, 1);
+  const support = 1.0 * filterscale;
+  const ksize = Math.ceil(support) * 2 + 1;
+  const bounds = new Int32Array(outSize * 2);
+  const kk = new Float64Array(outSize * ksize);
+  const ss = 1.0 / filterscale;
+  for (let xx = 0; xx < outSize; xx++) {
+    const center = (xx + 0.5) * scale;
+    let xmin = Math.trunc(center - support + 0.5);
+    if (xmin < 0) xmin = 0;
+    let xmax = Math.trunc(center + support + 0.5);
+    if (xmax > inSize) xmax = inSize;
+    xmax -= xmin;
+    let ww = 0;
+    for (let x = 0; x < xmax; x++) {
+      const t = Math.abs((x + xmin - center + 0.5) * ss);
+      const w = t < 1 ? 1 - t : 0;
+      kk[xx * ksize + x] = w;
+      ww += w;
+    }
+    for (let x = 0; x < xmax; x++) {
+      const k = ww !== 0 ? kk[xx * ksize + x] / ww : kk[xx * ksize + x];
+      // normalize_coeffs_8bpc: round half away from zero to 22-bit fixed point.
+      kk[xx * ksize + x] = k < 0
+        ? Math.trunc(-0.5 + k * (1 << PRECISION_BITS))
+        : Math.trunc(0.5 + k * (1 << PRECISION_BITS));
+    }
+    bounds[2 * xx] = xmin;
+    bounds[2 * xx + 1] = xmax;
+  }
+  return { bounds, kk, ksize };
+}
+
+function clip8(v: number): number {
+  if (v >= 256 * (1 << PRECISION_BITS)) return 255;
+  if (v <= 0) return 0;
+  return Math.floor(v / (1 << PRECISION_BITS));
+}
+
+/**
+ * Resizes an 8-bit image with `channels` interleaved channels exactly as Pillow 9's
+ * `Image.resize(size, Image.BILINEAR)` (what torchvision's `Resize` calls on PIL images): triangle filter
+ * with support scaled by the downscale factor (antialiased downsampling, plain half-pixel bilinear with
+ * clamped edges when upsampling), 22-bit fixed-point weights, horizontal pass first, intermediate rounded
+ * to 8 bits. Returns a new `outH * outW * channels` array.
+ */
+export function resizePil(
+  src: Uint8Array,
+  width: number,
+  height: number,
+  channels: number,
+  outW: number,
+  outH: number,
+): Uint8Array {
+  if (src.length !== width * height * channels) {
+    throw new Error(
+      `resizePil: expected ${width}x${height}x${channels} = ${width * height * channels} bytes, got ${src.length}`,
+    );
+  }
+  if (outW === width && outH === height) return src.slice();
+  const half = 1 << (PRECISION_BITS - 1);
+  let cur = src;
+  // Pillow only processes the rows the vertical pass needs; the result is identical to processing all.
+  if (outW !== width) {
+    const { bounds, kk, ksize } = pilCoeffs(width, outW);
+    const tmp = new Uint8Array(height * outW * channels);
+    for (let y = 0; y < height; y++) {
+      const rowIn = y * width * channels;
+      const rowOut = y * outW * channels;
+      for (let xx = 0; xx < outW; xx++) {
+        const xmin = bounds[2 * xx], xmax = bounds[2 * xx + 1], k0 = xx * ksize;
+        for (let c = 0; c < channels; c++) {
+          let ss0 = half;
+          for (let x = 0; x < xmax; x++) ss0 += src[rowIn + (x + xmin) * channels + c] * kk[k0 + x];
+          tmp[rowOut + xx * channels + c] = clip8(ss0);
+        }
+      }
+    }
+    cur = tmp;
+  }
+  if (outH === height) return cur;
+  const { bounds, kk, ksize } = pilCoeffs(height, outH);
+  const out = new Uint8Array(outH * outW * channels);
+  const stride = outW * channels;
+  for (let yy = 0; yy < outH; yy++) {
+    const ymin = bounds[2 * yy], ymax = bounds[2 * yy + 1], k0 = yy * ksize;
+    const rowOut = yy * stride;
+    for (let i = 0; i < stride; i++) {
+      let ss0 = half;
+      for (let y = 0; y < ymax; y++) ss0 += cur[(y + ymin) * stride + i] * kk[k0 + y];
+      out[rowOut + i] = clip8(ss0);
+    }
+  }
+  return out;
+}
+
+/** Which resampler {@linkcode loadImage} uses: Pillow-exact TypeScript (default) or libvips linear. */
+export type Resampler = "pil" | "sharp";
+
+/** Options of {@linkcode loadImage}. */
+export interface LoadImageOptions {
+  /** `"pil"` (default): bit-exact Pillow bilinear; `"sharp"`: libvips `kernel: "linear"`, `fit: "fill"`. */
+  resampler?: Resampler;
+}
+
+/** Converts 8-bit HWC RGB to normalised CHW float32 exactly as torchvision `ToTensor` + `Normalize` (float32). */
+export function normalizeRgb(rgb: Uint8Array, height: number, width: number): Float32Array {
+  const n = height * width;
+  const out = new Float32Array(3 * n);
+  for (let c = 0; c < 3; c++) {
+    const m = Math.fround(IMAGENET_MEAN[c]), s = Math.fround(IMAGENET_STD[c]);
+    // One float32 value per byte value: v/255, minus mean, divided by std, each rounded to float32 as torch does.
+    const lut = new Float32Array(256);
+    for (let v = 0; v < 256; v++) lut[v] = Math.fround(Math.fround(Math.fround(v / 255) - m) / s);
+    const base = c * n;
+    for (let i = 0; i < n; i++) out[base + i] = lut[rgb[3 * i + c]];
+  }
+  return out;
+}
+
+/**
+ * Loads an image as the model input: RGB, resized to `size`×`size` bilinear, scaled to [0,1], ImageNet
+ * normalised, CHW float32 of length `3*size*size`. With the default `"pil"` resampler the result equals
+ * the reference `Resize` + `ToTensor` + `Normalize` bit for bit for lossless inputs (JPEG decoders may
+ * differ slightly between libjpeg-turbo in libvips and PIL's libjpeg build).
+ */
+export async function loadImage(path: string, size: number, opts: LoadImageOptions = {}): Promise<Float32Array> {
+  return (await loadImageWithSize(path, size, opts)).tensor;
+}
+
+/** As {@linkcode loadImage}, also returning the original image size (the loader checks mask sizes against it). */
+export async function loadImageWithSize(
+  path: string,
+  size: number,
+  opts: LoadImageOptions = {},
+): Promise<{ tensor: Float32Array; width: number; height: number }> {
+  if (!Number.isInteger(size) || size <= 0) throw new Error(`loadImage: size must be a positive integer, got ${size}`);
+  const resampler = opts.resampler ?? "pil";
+  if (resampler === "sharp") {
+    const bytes = await readBytes(path);
+    try {
+      const img = sharp(bytes, { failOn: "warning" });
+      const meta = await img.metadata();
+      const { data, info } = await img.removeAlpha().toColourspace("srgb")
+        .resize(size, size, { kernel: "linear", fit: "fill" }).raw({ depth: "uchar" })
+        .toBuffer({ resolveWithObject: true });
+      if (info.channels !== 3 || data.length !== size * size * 3) {
+        throw new Error(`unexpected ${info.channels} channels`);
+      }
+      const rgb = new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
+      return { tensor: normalizeRgb(rgb, size, size), width: meta.width ?? 0, height: meta.height ?? 0 };
+    } catch (e) {
+      throw new ImageFileError(path, `cannot decode image (${errorMessage(e)})`, { cause: e });
+    }
+  }
+  const img = await readImage(path);
+  const rgb = resizePil(img.data, img.width, img.height, 3, size, size);
+  return { tensor: normalizeRgb(rgb, size, size), width: img.width, height: img.height };
+}
+
+/**
+ * The reference mask transform on an already decoded one-channel mask: binarise `> 0` at the original size
+ * (to 0/255), Pillow-exact bilinear resize to `size`×`size`, then `v/255 > 0.5`, i.e. `v >= 128` → {0,1}.
+ */
+export function binarizeResizeMask(mask: GreyImage, size: number): Uint8Array {
+  const bin = new Uint8Array(mask.data.length);
+  for (let i = 0; i < bin.length; i++) bin[i] = mask.data[i] > 0 ? 255 : 0;
+  const r = resizePil(bin, mask.width, mask.height, 1, size, size);
+  const out = new Uint8Array(size * size);
+  for (let i = 0; i < out.length; i++) out[i] = r[i] >= 128 ? 1 : 0;
+  return out;
+}
+
+/**
+ * Loads a ground-truth mask as PAPER.md 1.10 step 6: binarised `> 0` at the original size, resized to
+ * `size`×`size` bilinear (Pillow-exact, see {@linkcode resizePil}; downsampling is therefore antialiased
+ * as in PIL), thresholded `> 0.5` → {0,1}. `null` (a normal image) gives all zeros.
+ */
+export async function loadMask(path: string | null, size: number): Promise<Uint8Array> {
+  if (path === null) return new Uint8Array(size * size);
+  return binarizeResizeMask(await readMask(path), size);
+}
+
+/** Encodes an RGB image as PNG bytes. */
+export async function encodePng(img: RgbImage): Promise<Uint8Array> {
+  if (img.data.length !== img.width * img.height * 3) {
+    throw new Error(`encodePng: expected ${img.width}x${img.height}x3 bytes, got ${img.data.length}`);
+  }
+  const buf = await sharp(img.data, { raw: { width: img.width, height: img.height, channels: 3 } }).png().toBuffer();
+  return new Uint8Array(buf.buffer, buf.byteOffset, buf.byteLength);
+}
+
+/** Encodes a one-channel image as a grey PNG (masks are written as 0/255). */
+export async function encodeGreyPng(img: GreyImage): Promise<Uint8Array> {
+  if (img.data.length !== img.width * img.height) {
+    throw new Error(`encodeGreyPng: expected ${img.width}x${img.height} bytes, got ${img.data.length}`);
+  }
+  const buf = await sharp(img.data, { raw: { width: img.width, height: img.height, channels: 1 } })
+    .toColourspace("b-w").png().toBuffer();
+  return new Uint8Array(buf.buffer, buf.byteOffset, buf.byteLength);
+}
+
+/** Writes an RGB image to `path` as PNG. */
+export async function writePng(path: string, img: RgbImage): Promise<void> {
+  await Deno.writeFile(path, await encodePng(img));
+}
+
+/** Renders an SVG document (plots, tables) to a PNG file at `path`. */
+export async function renderSvg(svg: string, path: string): Promise<void> {
+  let png: Uint8Array;
+  try {
+    const buf = await sharp(new TextEncoder().encode(svg)).png().toBuffer();
+    png = new Uint8Array(buf.buffer, buf.byteOffset, buf.byteLength);
+  } catch (e) {
+    throw new Error(`renderSvg: cannot render SVG for ${path} (${errorMessage(e)})`, { cause: e });
+  }
+  await Deno.writeFile(path, png);
+}
