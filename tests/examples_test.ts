@@ -1,9 +1,12 @@
 /**
  * The teaching examples run as a newcomer would run them (`deno run -A examples/<name>.ts --out DIR`): each exits
- * with 0 and writes its pictures as valid PNG files, and train_tiny really learns (final loss below half the first).
+ * with 0 and writes its pictures as valid PNG files, and train_tiny really learns (final loss below half the first)
+ * on the CPU and, when an adapter exists, on WebGPU.
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
+import type { Device } from "../autodiff/backend.ts";
+import { testDevices } from "./util.ts";
 
 const PNG_SIGNATURE = [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a];
 
@@ -60,12 +63,31 @@ Deno.test("examples/wavelet_bands.ts shows the four bands and reconstructs the i
   await Deno.remove(out, { recursive: true });
 });
 
-Deno.test("examples/train_tiny.ts learns: the final loss is below half of the first", async () => {
+/** Runs train_tiny on `device` and checks that the printed final loss is below half of the first. */
+async function trainTinyLearns(device: Device): Promise<void> {
   const out = await Deno.makeTempDir();
-  const stdout = await runExample("train_tiny", out, ["--device", "cpu"]);
+  const stdout = await runExample("train_tiny", out, ["--device", device]);
   const m = stdout.match(/final loss ([\d.]+) \(first ([\d.]+)/);
   assert.ok(m, `no final loss line in:\n${stdout}`);
   const [last, first] = [Number(m[1]), Number(m[2])];
-  assert.ok(last < first / 2, `loss ${first} → ${last}:\n${stdout}`);
+  assert.ok(last < first / 2, `${device}: loss ${first} → ${last}:\n${stdout}`);
   await Deno.remove(out, { recursive: true });
+}
+
+Deno.test("examples/train_tiny.ts learns on the CPU: the final loss is below half of the first", async () => {
+  await trainTinyLearns("cpu");
+});
+
+// the WebGPU run follows testDevices(): skipped with a warning without an adapter, required under CI
+Deno.test({
+  name: "examples/train_tiny.ts learns on WebGPU: the final loss is below half of the first",
+  sanitizeResources: false,
+  sanitizeOps: false,
+  fn: async (t) => {
+    if (!(await testDevices()).includes("webgpu")) {
+      await t.step({ name: "no WebGPU adapter", ignore: true, fn: () => {} });
+      return;
+    }
+    await trainTinyLearns("webgpu");
+  },
 });
