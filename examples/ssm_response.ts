@@ -18,7 +18,7 @@
 import { parseArgs } from "node:util";
 import { join } from "node:path";
 import { selectiveScan, tensor } from "../mod.ts";
-import { renderSvg } from "./_render.ts";
+import { renderSvg } from "../anomaly/data/image.ts";
 
 const { values: args } = parseArgs({ args: Deno.args, options: { out: { type: "string", default: "out/examples/" } } });
 const outDir = args.out!;

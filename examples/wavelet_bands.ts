@@ -18,7 +18,7 @@
 import { parseArgs } from "node:util";
 import { join } from "node:path";
 import { dwt, iwt, tensor } from "../mod.ts";
-import { pngDataUri, readGrey, renderSvg } from "./_render.ts";
+import { encodePng, readImage, renderSvg, resizePil, type RgbImage } from "../anomaly/data/image.ts";
 
 const { values: args } = parseArgs({
   args: Deno.args,
@@ -50,7 +50,34 @@ function synthetic(): Grey {
   return { width: n, height: n, data };
 }
 
-const img = args.image ? await readGrey(args.image, 256) : synthetic();
+/** An image file as grey (ITU-R 601 luma), shrunk to fit 256×256 and cropped to even sides (2×2 blocks). */
+async function load(path: string): Promise<Grey> {
+  let { width, height, data } = await readImage(path);
+  const f = Math.min(1, 256 / Math.max(width, height));
+  if (f < 1) {
+    const w = Math.max(2, Math.round(width * f)), h = Math.max(2, Math.round(height * f));
+    data = resizePil(data, width, height, 3, w, h);
+    [width, height] = [w, h];
+  }
+  const W = width & ~1, H = height & ~1, out = new Float32Array(W * H);
+  for (let r = 0; r < H; r++) {
+    for (let c = 0; c < W; c++) {
+      const i = (r * width + c) * 3;
+      out[r * W + c] = (0.299 * data[i] + 0.587 * data[i + 1] + 0.114 * data[i + 2]) / 255;
+    }
+  }
+  return { width: W, height: H, data: out };
+}
+
+/** An RGB image as a PNG `data:` URI, to place it in the SVG sheet with `<image href=...>`. */
+async function pngDataUri(img: RgbImage): Promise<string> {
+  const png = await encodePng(img);
+  let bin = "";
+  for (let i = 0; i < png.length; i += 0x8000) bin += String.fromCharCode(...png.subarray(i, i + 0x8000));
+  return `data:image/png;base64,${btoa(bin)}`;
+}
+
+const img = args.image ? await load(args.image) : synthetic();
 const { width: W, height: H } = img;
 
 // the library's transform: (1, 1, H, W) → (4, 1, H/2, W/2), bands on the batch axis
