@@ -131,13 +131,14 @@ function plot(
   subtitle: string,
   series: Series[],
   marks: number[] = [],
+  headroom = 0.08,
 ): string {
   const n = series[0].y.length;
   const all = series.flatMap((s) => s.y);
   let lo = Math.min(0, ...all), hi = Math.max(...all);
-  const pad = 0.08 * (hi - lo || 1);
-  lo -= lo < 0 ? pad : 0;
-  hi += pad;
+  const range = hi - lo || 1;
+  lo -= lo < 0 ? 0.08 * range : 0;
+  hi += headroom * range; // room above the data, e.g. for the legend
   const px = (t: number) => x0 + (t / (n - 1)) * w;
   const py = (v: number) => y0 + h - ((v - lo) / (hi - lo)) * h;
   const parts = [
@@ -235,6 +236,7 @@ const body = [
       { label: "y, fixed Δ = 0.15", color: COLORS[1], y: fixed, dash: "5,3" },
     ],
     writes,
+    0.35,
   ),
 ];
 const svg = `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" ` +
