@@ -55,6 +55,7 @@ interface ClassCase {
   adeval: { auroc: number; ap: number; aupro: number };
 }
 interface Fixture {
+  aranges: { min: number; max: number; max_step: number; values: number[] }[];
   curves: CurveCase[];
   components: ComponentCase[];
   classes: ClassCase[];
@@ -156,6 +157,13 @@ Deno.test("components: 8- and 4-connected labels give skimage's partition (and i
   assert.ok(diag.count8 < diag.count4, "the diagonal case must tell 8- from 4-connectivity");
 });
 
+Deno.test("arangeThresholds reproduces numpy's arange bit for bit, including a 101-long one", () => {
+  for (const a of fixture.aranges) {
+    assert.deepEqual(Array.from(arangeThresholds(a.min, a.max, a.max_step)), a.values, `arange(${a.min}, ${a.max})`);
+  }
+  assert.ok(fixture.aranges.some((a) => a.values.length === 101));
+});
+
 Deno.test("exact path: AU-PRO (ADER cal_pro_score, 100 steps) and the sklearn pixel metrics", () => {
   for (const c of fixture.classes) {
     const inp = classInput(c);
@@ -188,6 +196,22 @@ Deno.test("adeval path: histogram AUROC / AP / AU-PRO match the numpy statement 
     for (const k of ["image_auroc", "image_ap", "image_f1max", "pixel_f1max"] as const) {
       close(m[k], c.exact[k], 1e-6, `${c.name} adeval ${k}`);
     }
+  }
+});
+
+Deno.test("a class without defects gives NaN where sklearn/ADER raise or divide by zero, and does not throw", () => {
+  const n = 3, height = 4, width = 5;
+  const maps = Float32Array.from({ length: n * height * width }, (_, i) => (i * 37) % 11);
+  const input = { scores: new Float32Array([1, 2, 3]), maps, masks: new Uint8Array(maps.length), n, height, width };
+  for (const path of ["exact", "adeval"] as const) {
+    const m = classMetrics(input, path);
+    for (
+      const k of ["image_auroc", "image_ap", "image_f1max", "pixel_auroc", "pixel_ap", "pixel_aupro", "mad"] as const
+    ) {
+      assert.ok(Number.isNaN(m[k]), `${path} ${k} should be NaN, got ${m[k]}`);
+    }
+    // ADER's eps terms make P-F1max 0 rather than NaN
+    assert.equal(m.pixel_f1max, 0);
   }
 });
 

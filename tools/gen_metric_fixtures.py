@@ -302,7 +302,24 @@ def main():
     maps = make_maps(rng, masks)
     classes.append(class_case("tiny_8x8", masks, maps, scores=q(rng.random(3))))
 
+    # numpy arange's length can be max_step + 1: (max - min) / ((max - min) / 100) rounds above 100
+    lo32, hi32 = 0.04097352549433708, 0.09055643528699875
+    masks = blob_masks(rng, 3, 16, 16, 1.0)
+    masks[1] = 0
+    maps = np.clip(lo32 + (make_maps(rng, masks) - 0.2) * 0.02, lo32, hi32)
+    maps = np.clip(q(maps), lo32, hi32)
+    maps[0, 0, 0], maps[2, 15, 15] = lo32, hi32
+    case = class_case("arange_101_16x16", masks, maps)
+    assert case["num_aupro_thresholds"] == 101
+    classes.append(case)
+
+    aranges = []
+    for lo, hi in ((lo32, hi32), (0.8574042916297913, 0.9581609964370728), (0.25, 1.75), (-2.5, 0.125)):
+        th = np.arange(np.float64(lo), np.float64(hi), (np.float64(hi) - np.float64(lo)) / 100)
+        aranges.append({"min": lo, "max": hi, "max_step": 100, "values": th.tolist()})
+
     out = {
+        "aranges": aranges,
         "versions": {
             "numpy": np.__version__,
             "sklearn": __import__("sklearn").__version__,
