@@ -33,6 +33,9 @@ cases.append(mask_case("5x7 random -> 3x3", (rng.random((5, 7)) > 0.6) * rng.int
 cases.append(mask_case("7x5 random -> 11x11", (rng.random((7, 5)) > 0.5) * 255, 11))
 cases.append(mask_case("16x12 random -> 5x5", (rng.random((16, 12)) > 0.5) * 200, 5))
 cases.append(mask_case("30x30 blob -> 8x8", np.pad(np.ones((9, 13)), ((10, 11), (6, 11))) * 255, 8))
+# Ties: the resized value is exactly 127.5 before rounding; PIL rounds it to 128, which passes > 0.5.
+cases.append(mask_case("2x2 left column -> 1x1 (tie)", np.array([[255, 0], [255, 0]]), 1))
+cases.append(mask_case("6x8 three left columns -> 4x4 (tie)", np.tile((np.arange(8) < 3) * 255, (6, 1)), 4))
 cases.append(mask_case("3x3 -> 3x3 identity", np.array([[0, 1, 0], [0, 0, 0], [255, 0, 2]]), 3))
 
 images = []

@@ -35,7 +35,7 @@ export interface DataLoaderOptions {
   dropLast?: boolean;
   /** Seed of the shuffle (default 0). */
   seed?: number;
-  /** Batches decoded ahead of the consumer (default 2; 0 decodes each batch on demand). */
+  /** Batches decoded ahead of the consumer (default 2; 0 decodes each batch only when it is asked for). */
   prefetch?: number;
   /** Decode masks (default true); when false `masks` is all zero. */
   withMasks?: boolean;
@@ -195,12 +195,15 @@ export class DataLoader {
     const { batchSize, imageSize, prefetch, withMasks, skipBad, concurrency, dropLast, resampler } = this.options;
     const order = this.order(epoch);
     const limit = limiter(concurrency);
-    // Samples started but not yet consumed: the current batch plus `prefetch` batches ahead.
-    const ahead = (prefetch + 1) * batchSize;
     const pending: Promise<Outcome>[] = [];
-    let next = 0;
-    const fill = () => {
-      while (next < order.length && pending.length < ahead) {
+    let next = 0; // samples started
+    let consumed = 0; // samples taken out of `pending`
+    let current: Decoded[] = [];
+    // Keeps decoding started for the samples of the batch being filled plus `batches` more (counted from the
+    // first sample of the batch being filled; a skipped file moves that start on by one).
+    const fill = (batches: number) => {
+      const limitIndex = consumed - current.length + batches * batchSize;
+      while (next < order.length && next < limitIndex) {
         const s = this.samples[order[next++]];
         // Outcomes never reject, so a failure that is not awaited yet is not an unhandled rejection.
         pending.push(
@@ -211,17 +214,18 @@ export class DataLoader {
         );
       }
     };
-    let current: Decoded[] = [];
-    fill();
-    while (pending.length > 0) {
+    while (pending.length > 0 || next < order.length) {
+      fill(prefetch + 1);
       const outcome = await pending.shift()!;
-      fill();
+      consumed++;
       if (outcome.ok) current.push(outcome.value);
       else if (skipBad && outcome.error instanceof ImageFileError) this.#skip(outcome.error);
       else throw outcome.error;
       if (current.length === batchSize) {
-        yield assemble(current, imageSize);
+        const batch = assemble(current, imageSize);
         current = [];
+        fill(prefetch); // the next `prefetch` batches decode while the consumer works on this one
+        yield batch;
       }
     }
     if (current.length > 0 && !dropLast) yield assemble(current, imageSize);
