@@ -44,7 +44,7 @@ export {
 } from "./autodiff/tensor.ts";
 export * from "./autodiff/ops/index.ts";
 export { gradcheck, type GradcheckOptions, type GradcheckResult } from "./autodiff/gradcheck.ts";
-export { type MemoryStats, memoryStats } from "./autodiff/memory.ts";
+export { type MemoryStats, memoryStats, resetPeakMemory } from "./autodiff/memory.ts";
 export * from "./nn/index.ts";
 export * from "./nn/optim/index.ts";
 export * from "./nn/io/index.ts";

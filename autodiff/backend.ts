@@ -141,6 +141,8 @@ export interface MemoryInfo {
   buffers: number;
   /** Bytes held in a reuse pool (not live); 0 where the backend has no pool. */
   pooledBytes: number;
+  /** The most bytes live at once since the backend started or since {@linkcode Backend.resetPeakMemory}. */
+  peakBytes: number;
 }
 
 /**
@@ -230,6 +232,8 @@ export interface Backend {
   sync(): Promise<void>;
   /** Live memory. */
   memory(): MemoryInfo;
+  /** Restarts the peak of {@linkcode MemoryInfo.peakBytes} at the bytes live now. */
+  resetPeakMemory(): void;
 
   /** A new buffer of `length` elements all equal to `value`. */
   fill(length: number, value: number, dtype: DType): BackendBuffer;

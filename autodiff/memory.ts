@@ -22,3 +22,14 @@ export function memoryStats(): MemoryStats {
   }
   return out;
 }
+
+/** Restarts every initialised backend's peak (`MemoryInfo.peakBytes`) at its live bytes, to measure a region. */
+export function resetPeakMemory(): void {
+  for (const d of ["cpu", "webgpu"] as Device[]) {
+    try {
+      getBackend(d).resetPeakMemory();
+    } catch {
+      // not initialised
+    }
+  }
+}

@@ -130,3 +130,57 @@ export async function loadCheckpoint(path: string, targets: CheckpointTargets): 
   const { epoch, step, config, dataState, extra } = header;
   return { epoch, step, config, dataState, extra };
 }
+
+/**
+ * The metadata of a checkpoint written by {@linkcode saveCheckpoint} (epoch, step, config, …) read from its
+ * header alone, without loading any tensor: what a caller needs to rebuild the model before loading it.
+ */
+export async function readCheckpointMeta(path: string): Promise<CheckpointMeta> {
+  let file: Deno.FsFile;
+  try {
+    file = await Deno.open(path, { read: true });
+  } catch (e) {
+    throw new WeightsFileError(path, `cannot open the checkpoint (${(e as Error).message})`);
+  }
+  try {
+    const readExactly = async (n: number): Promise<Uint8Array> => {
+      const buf = new Uint8Array(n);
+      let got = 0;
+      while (got < n) {
+        const r = await file.read(buf.subarray(got));
+        if (r === null) throw new WeightsFileError(path, `truncated: expected ${n} header bytes, got ${got}`);
+        got += r;
+      }
+      return buf;
+    };
+    const lenBytes = await readExactly(8);
+    const dv = new DataView(lenBytes.buffer);
+    const headerLen = dv.getUint32(4, true) * 2 ** 32 + dv.getUint32(0, true);
+    const size = (await file.stat()).size;
+    if (headerLen < 2 || headerLen > size - 8 || headerLen > 100_000_000) {
+      throw new WeightsFileError(path, `invalid safetensors header length ${headerLen} (file of ${size} bytes)`);
+    }
+    let header: { __metadata__?: { checkpoint?: string } };
+    try {
+      header = JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(await readExactly(headerLen)));
+    } catch (e) {
+      if (e instanceof WeightsFileError) throw e;
+      throw new WeightsFileError(path, `the header is not valid JSON (${(e as Error).message})`);
+    }
+    const raw = header.__metadata__?.checkpoint;
+    if (!raw) throw new WeightsFileError(path, "not a training checkpoint (no __metadata__.checkpoint entry)");
+    let meta: Header;
+    try {
+      meta = JSON.parse(raw);
+    } catch (e) {
+      throw new WeightsFileError(path, `corrupt checkpoint header (${(e as Error).message})`);
+    }
+    if (meta.format !== FORMAT) {
+      throw new WeightsFileError(path, `unsupported checkpoint format "${meta.format}" (expected "${FORMAT}")`);
+    }
+    const { epoch, step, config, dataState, extra } = meta;
+    return { epoch, step, config, dataState, extra };
+  } finally {
+    file.close();
+  }
+}

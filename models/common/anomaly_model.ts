@@ -40,6 +40,8 @@ export interface AnomalyModel extends Module {
   readonly modelName: string;
   /** Input image size (square). */
   readonly imageSize: number;
+  /** Loads torchvision/timm-layout ResNet-34 weights (`.pth` or `.safetensors`) into the frozen encoder. */
+  loadEncoderWeights(path: string): Promise<void>;
   /** Encoder and decoder features of normalised images (B, 3, S, S). */
   forward(images: Tensor): ADFeatures;
   /** The training loss (PAPER.md §1.9: Σ over the 3 scales of 5 · mean squared error). */

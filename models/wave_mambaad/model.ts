@@ -10,7 +10,7 @@
 import type { Device } from "../../autodiff/backend.ts";
 import { noGrad, type Tensor, tidy } from "../../autodiff/tensor.ts";
 import { Module } from "../../nn/module.ts";
-import { type ResNet, resnet34 } from "../backbones/resnet.ts";
+import { loadResNetWeights, type ResNet, resnet34 } from "../backbones/resnet.ts";
 import { adLoss, anomalyMapOf } from "../common/anomaly_map.ts";
 import type { ADFeatures, AnomalyMapOptions, AnomalyMapResult, AnomalyModel } from "../common/anomaly_model.ts";
 import { MFFOCE, WAVE_MAMBAAD_MFF_OCE } from "../common/mff_oce.ts";
@@ -72,6 +72,12 @@ export class WaveMambaAD extends Module implements AnomalyModel {
     super.train(on);
     this.net_t.eval();
     return this;
+  }
+
+  /** Loads torchvision/timm-layout ResNet-34 weights (`.pth` or `.safetensors`) into the encoder (decision 6). */
+  async loadEncoderWeights(path: string): Promise<void> {
+    await loadResNetWeights(this.net_t, path);
+    this.net_t.requiresGrad_(false).eval();
   }
 
   /** Normalised images (B, 3, S, S) → encoder and decoder features, finest first. */

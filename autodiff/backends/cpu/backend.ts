@@ -68,6 +68,7 @@ function f32(b: BackendBuffer): Float32Array {
 
 let liveBytes = 0;
 let liveBuffers = 0;
+let peakBytes = 0;
 
 /**
  * Freed arrays kept for reuse, by dtype and exact length: training repeats the same shapes, and first
@@ -84,6 +85,7 @@ const MIN_POOLED_LENGTH = 4096;
 function make(length: number, dtype: DType): CpuBuffer {
   liveBytes += length * 4;
   liveBuffers++;
+  if (liveBytes > peakBytes) peakBytes = liveBytes;
   const reuse = length >= MIN_POOLED_LENGTH ? pool.get(`${dtype}:${length}`)?.pop() : undefined;
   if (reuse) pooledBytes -= reuse.byteLength;
   return new CpuBuffer(reuse ?? newArray(length, dtype), dtype);
@@ -185,7 +187,11 @@ export const cpuBackend: Backend = {
     return Promise.resolve();
   },
   memory(): MemoryInfo {
-    return { bytes: liveBytes, buffers: liveBuffers, pooledBytes };
+    return { bytes: liveBytes, buffers: liveBuffers, pooledBytes, peakBytes };
+  },
+
+  resetPeakMemory(): void {
+    peakBytes = liveBytes;
   },
 
   fill(length: number, value: number, dtype: DType): BackendBuffer {

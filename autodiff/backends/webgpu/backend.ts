@@ -74,6 +74,7 @@ export async function createWebGPUBackend(options: WebGPUOptions = {}): Promise<
     read: (buf: BackendBuffer): Promise<HostArray> => rt.read(buf),
     sync: (): Promise<void> => rt.sync(),
     memory: (): MemoryInfo => rt.memory(),
+    resetPeakMemory: (): void => rt.resetPeakMemory(),
     fill: (length: number, value: number, dtype: DType): BackendBuffer => ew.fill(rt, length, value, dtype),
     cast: (x: BackendBuffer, dtype: DType): BackendBuffer => ew.cast(rt, c(x), dtype),
     unary: (op: UnaryOp, x: BackendBuffer): BackendBuffer => ew.unary(rt, op, c(x)),

@@ -60,6 +60,18 @@ export interface Dispatch {
   groups: readonly [number, number, number];
 }
 
+/** The WebGPU device was lost: nothing computed on it can be trusted or read back. */
+export class WebGPUDeviceLostError extends Error {
+  /** `GPUDeviceLostInfo.reason` ("destroyed" or "unknown"). */
+  readonly reason: string;
+  /** Creates the error from the lost-info fields. */
+  constructor(reason: string, message: string) {
+    super(`WebGPU device lost (${reason}): ${message || "no message from the driver"}`);
+    this.name = "WebGPUDeviceLostError";
+    this.reason = reason;
+  }
+}
+
 /** Owns the device, pools, pipeline cache and the open command encoder. */
 export class Runtime {
   /** The device. */
@@ -81,6 +93,7 @@ export class Runtime {
   #uniformAlign: number;
   #liveBytes = 0;
   #liveBuffers = 0;
+  #peakBytes = 0;
   #error: Error | null = null;
 
   /** A runtime on `device`. */
@@ -93,11 +106,28 @@ export class Runtime {
       const err = (ev as GPUUncapturedErrorEvent).error;
       this.#error ??= new Error(`WebGPU error: ${err.message}`);
     });
+    // A lost device (driver reset, out of memory, destroy()) fails every later submit and read with one clear error.
+    device.lost.then((info) => {
+      this.lost = new WebGPUDeviceLostError(info.reason ?? "unknown", info.message);
+    });
   }
+
+  /** Set once the device is lost; every later submit and read throws it. */
+  lost: WebGPUDeviceLostError | null = null;
 
   /** Live memory held by callers, plus idle pooled bytes. */
   memory(): MemoryInfo {
-    return { bytes: this.#liveBytes, buffers: this.#liveBuffers, pooledBytes: this.pool.pooledBytes };
+    return {
+      bytes: this.#liveBytes,
+      buffers: this.#liveBuffers,
+      pooledBytes: this.pool.pooledBytes,
+      peakBytes: this.#peakBytes,
+    };
+  }
+
+  /** Restarts the peak at the bytes live now. */
+  resetPeakMemory(): void {
+    this.#peakBytes = this.#liveBytes;
   }
 
   /** A new uninitialised buffer. */
@@ -106,6 +136,7 @@ export class Runtime {
     const buf = new GPUBuf(length, dtype, this.pool.acquire(Math.max(4, length * 4), STORAGE_USAGE));
     this.#liveBytes += length * 4;
     this.#liveBuffers++;
+    if (this.#liveBytes > this.#peakBytes) this.#peakBytes = this.#liveBytes;
     return buf;
   }
 
@@ -190,6 +221,7 @@ export class Runtime {
     this.#uniformBuf = null;
     for (const b of this.#pending) this.pool.release(b);
     this.#pending = [];
+    if (this.lost) throw this.lost;
     if (this.#error) {
       const e = this.#error;
       this.#error = null;
@@ -199,6 +231,7 @@ export class Runtime {
 
   /** Reads a buffer back as a typed array of its dtype. */
   async read(b: BackendBuffer): Promise<HostArray> {
+    if (this.lost) throw this.lost;
     const buf = this.check(b);
     const n = buf.length;
     if (n === 0) {
