@@ -60,8 +60,12 @@ export interface WaveMambaADConfig {
   lfssMode: "channel" | "spatial";
   /** Ablation "DSE→MLP": "dse" (official FeedForward, Eq. 8) or "mlp" (Linear C→4C, GELU, Linear 4C→C). */
   ffn: "dse" | "mlp";
-  /** HFSS scan-direction ablations (Table 3). */
-  hfssScans: WaveHfssScans;
+  /**
+   * HFSS scan directions per band [HL, LH, HH]: a Table 3 preset name, or three official `scan_type` strings
+   * ("horizontal", "vertical", "diagonal", "hilbert", "scan", "zigzag", "sweep") to explore new variants, e.g.
+   * `["horizontal", "vertical", "hilbert"]` (JSON-friendly, so `train --model-config` can set it).
+   */
+  hfssScans: WaveHfssScans | readonly [string, string, string];
 }
 
 /** The official configuration (every quirk of the official code kept). */
@@ -158,6 +162,17 @@ export function waveConfig(
   if (!Number.isInteger(cfg.imageSize) || cfg.imageSize % 64 !== 0 || cfg.imageSize < 64) {
     throw new Error(
       `waveConfig: imageSize must be a multiple of 64 (the LL band is S/64 at stage 0), got ${cfg.imageSize}`,
+    );
+  }
+  if (typeof cfg.hfssScans === "string") {
+    if (!["official", "horizontal", "vertical", "noDiagonal"].includes(cfg.hfssScans)) {
+      throw new Error(
+        `waveConfig: hfssScans must be official, horizontal, vertical, noDiagonal or 3 scan types, got "${cfg.hfssScans}"`,
+      );
+    }
+  } else if (!Array.isArray(cfg.hfssScans) || cfg.hfssScans.length !== 3) {
+    throw new Error(
+      `waveConfig: hfssScans needs one scan type per band [HL, LH, HH], got ${JSON.stringify(cfg.hfssScans)}`,
     );
   }
   return cfg;

@@ -24,6 +24,7 @@ import { HSSBlock } from "../mambaad/hss.ts";
 import { PatchExpand2D } from "../common/patch_expand.ts";
 import type { WaveMambaADConfig } from "./config.ts";
 import { hfssScanOrders } from "./hfss.ts";
+import { scanOrderForType } from "../../nn/ssm/scan_order.ts";
 import { VSSBlock } from "./wdss.ts";
 import { dwt, iwt } from "../../nn/wavelet/haar.ts";
 
@@ -101,7 +102,9 @@ export class WaveBlock extends VSSBlock {
       dState: cfg.dState,
       size: cfg.scanTables ? h : null,
       decode: cfg.hfssDecode,
-      hfssOrders: hfssScanOrders[cfg.hfssScans],
+      hfssOrders: typeof cfg.hfssScans === "string"
+        ? hfssScanOrders[cfg.hfssScans]
+        : cfg.hfssScans.map(scanOrderForType),
       mamba: {
         siluAfterConv: cfg.cmambaSiluAfterConv,
         backwardDtBias: cfg.cmambaBackwardDtBias,
