@@ -306,8 +306,14 @@ Deno.test(
     const truncated = join(dir, "truncated.png");
     const full = await encodePng({ width: 64, height: 64, data: pattern(64, 64, 3) });
     await Deno.writeFile(truncated, full.subarray(0, Math.floor(full.length / 2)));
-    for (const p of [readImage(truncated), loadMask(truncated, 4), loadImage(truncated, 4, { resampler: "sharp" })]) {
-      e = await rejects(p, truncated, "cannot decode");
+    for (
+      const f of [
+        () => readImage(truncated),
+        () => loadMask(truncated, 4),
+        () => loadImage(truncated, 4, { resampler: "sharp" }),
+      ]
+    ) {
+      e = await rejects(f(), truncated, "cannot decode");
       assert.ok(e instanceof ImageFileError);
     }
     await rejects(readImage(dir), dir);
@@ -346,6 +352,12 @@ Deno.test("readImage: grey and RGBA become RGB; PNG round trip is lossless", opt
     117,
     126,
   ]);
+  // 16-bit grey masks: PIL opens them as "I;16" and convert("L") clips (0, 19789, 65535, 771 -> 0, 255, 255, 255,
+  // printed by Pillow 9.4), so small values stay foreground.
+  await sharp(new Uint8Array([0, 77, 255, 3]), { raw: { width: 2, height: 2, channels: 1 } }).toColourspace("grey16")
+    .png()
+    .toFile(join(dir, "grey16.png"));
+  assert.deepEqual(Array.from((await readMask(join(dir, "grey16.png"))).data), [0, 255, 255, 255]);
 });
 
 Deno.test("Pillow-exact bilinear resize and mask transform match PIL/torchvision fixtures", opts, async () => {

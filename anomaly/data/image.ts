@@ -75,8 +75,11 @@ async function readBytes(path: string): Promise<Uint8Array> {
 }
 
 /** Decodes `path` to raw 8-bit pixels with alpha removed; channels is 1 (grey) or 3 (colour). */
-async function decodeRaw(path: string): Promise<{ width: number; height: number; channels: number; data: Uint8Array }> {
-  const bytes = await readBytes(path);
+async function decodeRaw(
+  path: string,
+  given?: Uint8Array,
+): Promise<{ width: number; height: number; channels: number; data: Uint8Array }> {
+  const bytes = given ?? await readBytes(path);
   if (bytes.length === 0) throw new ImageFileError(path, "file is empty");
   try {
     // failOn "warning" (sharp's default is also strict) turns libpng/libjpeg warnings on truncated data
@@ -124,10 +127,13 @@ export async function readImage(path: string): Promise<RgbImage> {
 /**
  * Reads a mask file as one 8-bit channel, as PIL's `convert("L")`: grey stays as it is, colour becomes
  * ITU-R 601 luma with PIL's fixed-point rounding (`(R*19595 + G*38470 + B*7471 + 0x8000) >> 16`); alpha is
- * ignored. Throws {@linkcode ImageFileError} naming the file on any read or decode failure.
+ * ignored; 16-bit grey is clipped to 255 as PIL's `I;16` → `L` does (not rescaled). Throws {@linkcode ImageFileError} naming the file on any read or decode failure.
  */
 export async function readMask(path: string): Promise<GreyImage> {
-  const raw = await decodeRaw(path);
+  const bytes = await readBytes(path);
+  const grey16 = await readGrey16(path, bytes);
+  if (grey16) return grey16;
+  const raw = await decodeRaw(path, bytes);
   if (raw.channels === 1) return { width: raw.width, height: raw.height, data: raw.data };
   const n = raw.width * raw.height;
   const data = new Uint8Array(n);
@@ -136,6 +142,26 @@ export async function readMask(path: string): Promise<GreyImage> {
     data[i] = (d[3 * i] * 19595 + d[3 * i + 1] * 38470 + d[3 * i + 2] * 7471 + 0x8000) >>> 16;
   }
   return { width: raw.width, height: raw.height, data };
+}
+
+/**
+ * A 16-bit grey image as PIL's `convert("L")` sees it: PIL opens it as mode `I;16` and clips to 0..255
+ * (sharp would scale by 1/257 instead, turning small non-zero mask values into 0). Null for other images.
+ */
+async function readGrey16(path: string, bytes: Uint8Array): Promise<GreyImage | null> {
+  if (bytes.length === 0) return null; // decodeRaw reports it
+  try {
+    const img = sharp(bytes, { failOn: "warning" });
+    const meta = await img.metadata();
+    if (meta.depth !== "ushort" || meta.channels !== 1) return null;
+    const { data, info } = await img.toColourspace("grey16").raw({ depth: "ushort" })
+      .toBuffer({ resolveWithObject: true });
+    if (info.channels !== 1 || data.byteLength !== 2 * info.width * info.height) return null;
+    const v = new Uint16Array(data.buffer.slice(data.byteOffset, data.byteOffset + data.byteLength));
+    return { width: info.width, height: info.height, data: Uint8Array.from(v, (x) => Math.min(255, x)) };
+  } catch (e) {
+    throw new ImageFileError(path, `cannot decode image (${errorMessage(e)})`, { cause: e });
+  }
 }
 
 const PRECISION_BITS = 22;
