@@ -637,14 +637,15 @@ Deno.test("heatmap: jet equals matplotlib's table; overlay, sideBySide, maskToRg
     ...new Array(12).fill(255),
     ...new Array(9).fill(0),
   ]);
-  assert.deepEqual(Array.from(strip.data.subarray(3 * 15)), new Array(9).fill(255)); // row 1 of the 3x1 image is padding
+  assert.deepEqual(Array.from(strip.data.subarray(3 * 15)), new Array(9).fill(255)); // padding under the 3x1 image
   assert.throws(() => colorize(new Float32Array(3), 2, 2), /3 values, expected 2x2/);
 });
 
 Deno.test("renderSvg and encodePng write PNGs", opts, async () => {
   const path = join(tmp, "plot.png");
   await renderSvg(
-    '<svg xmlns="http://www.w3.org/2000/svg" width="40" height="20"><rect width="40" height="20" fill="red"/><text x="2" y="15" font-size="12">AUROC</text></svg>',
+    '<svg xmlns="http://www.w3.org/2000/svg" width="40" height="20"><rect width="40" height="20" fill="red"/>' +
+      '<text x="2" y="15" font-size="12">AUROC</text></svg>',
     path,
   );
   const img = await readImage(path);

@@ -1,4 +1,6 @@
-"""Golden values for anomaly/data/image.ts and anomaly/viz/heatmap.ts (run with /usr/bin/python3: Pillow 9.4, torchvision 0.14).
+"""Golden values for anomaly/data/image.ts and anomaly/viz/heatmap.ts.
+
+Run with /usr/bin/python3 (Pillow 9.4, torchvision 0.14, matplotlib 3.6).
 
 Masks go through the reference transform of PAPER.md 1.10 step 6 (ADer DefaultAD): convert("L"), > 0 -> 0/255,
 torchvision Resize((S, S), BILINEAR) on the PIL image, ToTensor, > 0.5. Images go through Resize, ToTensor and

@@ -209,7 +209,8 @@ async function openFolderLayout(kind: DatasetKind, root: string, opts: OpenDatas
   }
   if (available.length === 0) {
     throw new DatasetError(
-      `no class folders under ${root}: expected ${root}/<class>/train/good and ${root}/<class>/test/<defect> (${kind} layout)`,
+      `no class folders under ${root}: expected ${root}/<class>/train/good and ` +
+        `${root}/<class>/test/<defect> (${kind} layout)`,
     );
   }
   const classes = selectClasses(kind, root, available, opts.classes);

@@ -127,7 +127,8 @@ export async function readImage(path: string): Promise<RgbImage> {
 /**
  * Reads a mask file as one 8-bit channel, as PIL's `convert("L")`: grey stays as it is, colour becomes
  * ITU-R 601 luma with PIL's fixed-point rounding (`(R*19595 + G*38470 + B*7471 + 0x8000) >> 16`); alpha is
- * ignored; 16-bit grey is clipped to 255 as PIL's `I;16` → `L` does (not rescaled). Throws {@linkcode ImageFileError} naming the file on any read or decode failure.
+ * ignored; 16-bit grey is clipped to 255 as PIL's `I;16` → `L` does (not rescaled). Throws
+ * {@linkcode ImageFileError} naming the file on any read or decode failure.
  */
 export async function readMask(path: string): Promise<GreyImage> {
   const bytes = await readBytes(path);
