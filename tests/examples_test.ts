@@ -63,6 +63,24 @@ Deno.test("examples/wavelet_bands.ts shows the four bands and reconstructs the i
   await Deno.remove(out, { recursive: true });
 });
 
+Deno.test("examples/custom_variant.ts trains the Hilbert-HH variant next to the default and prints both tables", async () => {
+  const out = await Deno.makeTempDir();
+  const stdout = await runExample("custom_variant", out);
+  await assertPng(join(out, "custom_variant.png"));
+  assert.match(stdout, /RANDOMLY initialised/);
+  assert.match(stdout, /^ {2}default: rowMajor, columnMajor, diagonal$/m);
+  assert.match(stdout, /^ {2}variant: rowMajor, columnMajor, hilbert /m);
+  // both results tables: their titles and one mean row each
+  assert.match(stdout, /^\*\*wave_mambaad \(official\) on synthetic/m);
+  assert.match(stdout, /^\*\*wave_mambaad \(official \+ hfssScans horizontal\/vertical\/hilbert\) on synthetic/m);
+  assert.equal(stdout.match(/^\| \*\*mean\*\* /gm)?.length, 2, stdout);
+  // a scan order has no weights: the two parameter counts agree
+  const counts = [...stdout.matchAll(/^ {2}(default|variant): ([\d,]+) \/ ([\d,]+)$/gm)].map((m) => `${m[2]}/${m[3]}`);
+  assert.equal(counts.length, 2, stdout);
+  assert.equal(counts[0], counts[1]);
+  await Deno.remove(out, { recursive: true });
+});
+
 /** Runs train_tiny on `device` and checks that the printed final loss is below half of the first. */
 async function trainTinyLearns(device: Device): Promise<void> {
   const out = await Deno.makeTempDir();
