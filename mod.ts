@@ -60,3 +60,42 @@ export * from "./models/wave_mambaad/dse.ts";
 export { HFSS, type HFSSOptions, hfssScanOrders } from "./models/wave_mambaad/hfss.ts";
 export * from "./models/wave_mambaad/lfss.ts";
 export * from "./models/wave_mambaad/wdss.ts";
+export * from "./models/registry.ts";
+export type * from "./models/common/anomaly_model.ts";
+export * from "./models/common/anomaly_map.ts";
+export { countFlops, einsumMacs, type FlopCount } from "./models/common/flops.ts";
+export { createMambaAD, MambaAD } from "./models/mambaad/model.ts";
+export * from "./models/mambaad/config.ts";
+export {
+  countParams as countWaveParams,
+  createWaveMambaAD,
+  type CreateWaveMambaADOptions,
+  WaveMambaAD,
+  type WaveParamCounts,
+} from "./models/wave_mambaad/model.ts";
+export {
+  decoderDropPaths,
+  LSSLayerUp,
+  type LSSLayerUpOptions,
+  lssSplit,
+  MambaUPNet as MambaADDecoder,
+  mambaUPNetInit,
+  type MambaUPNetOptions,
+} from "./models/mambaad/decoder.ts";
+export {
+  ConvBNSSMBlock,
+  type ConvBNSSMBlockOptions,
+  dropPathSchedule,
+  MambaUPNet as WaveMambaADDecoder,
+  SpatialLFSS,
+  VSSLayerUp,
+  WaveBlock,
+  type WaveBlockOptions,
+  WaveMlp,
+} from "./models/wave_mambaad/decoder.ts";
+export * from "./models/wave_mambaad/config.ts";
+export { WebGPUDeviceLostError } from "./autodiff/backends/webgpu/runtime.ts";
+export * from "./anomaly/data/mod.ts";
+export * from "./anomaly/metrics/mod.ts";
+export * from "./anomaly/engine/mod.ts";
+export * from "./anomaly/viz/heatmap.ts";

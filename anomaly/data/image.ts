@@ -19,9 +19,7 @@
  * @module
  */
 
-// An import-map entry ("sharp": "npm:sharp@0.35.5" in deno.json) would let this be a bare specifier.
-// deno-lint-ignore no-import-prefix
-import sharp from "npm:sharp@0.35.5";
+import sharp from "sharp";
 
 /** An 8-bit RGB image, rows top to bottom, pixels interleaved (HWC). */
 export interface RgbImage {

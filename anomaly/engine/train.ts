@@ -100,9 +100,9 @@ export interface TrainHooks {
   /** Status lines (default: stderr). */
   log?: (msg: string) => void;
   /** After every iteration. */
-  onIteration?: (r: IterationRecord) => void;
+  onIteration?: (r: IterationRecord, model: AnomalyModel) => void;
   /** After every epoch (and its checkpoint). */
-  onEpoch?: (r: EpochRecord) => void;
+  onEpoch?: (r: EpochRecord, model: AnomalyModel) => void;
   /** No progress bar (e.g. under `--json`). */
   quiet?: boolean;
   /** Resume from `outDir`'s checkpoint if it exists. */
@@ -261,16 +261,15 @@ export async function train(config: TrainConfig, hooks: TrainHooks = {}): Promis
 
   let startEpoch = 0, step = 0;
   if (hooks.resume && existsSync(ckptPath)) {
-    const meta = await loadCheckpoint(ckptPath, { model, optimizer: opt, schedule, generator: globalGenerator });
-    const saved = (meta.config ?? {}) as Record<string, JsonValue>;
+    // the run must be the same run: check the stored config before loading anything
+    const saved = ((await readCheckpointMeta(ckptPath)).config ?? {}) as Record<string, JsonValue>;
     for (const k of RESUME_KEYS) {
       const want = JSON.stringify(config[k] ?? null), got = JSON.stringify(saved[k] ?? null);
       if (want !== got) {
-        throw new Error(
-          `train --resume: ${ckptPath} was written with ${k} = ${got}, this run has ${want}`,
-        );
+        throw new Error(`train --resume: ${ckptPath} was written with ${k} = ${got}, this run has ${want}`);
       }
     }
+    const meta = await loadCheckpoint(ckptPath, { model, optimizer: opt, schedule, generator: globalGenerator });
     startEpoch = meta.epoch;
     step = meta.step;
     await truncateLog(logPath, step);
@@ -310,7 +309,7 @@ export async function train(config: TrainConfig, hooks: TrainHooks = {}): Promis
         const rec: IterationRecord = { epoch, iter, step, loss: r.loss, lr, grad_norm: r.gradNorm };
         // appended as it happens, so a crashed run's log shows where it stopped (a resume trims the redone part)
         Deno.writeTextFileSync(logPath, JSON.stringify(rec) + "\n", { append: true });
-        hooks.onIteration?.(rec);
+        hooks.onIteration?.(rec, model);
         bar.tick({ loss: r.loss });
       } finally {
         x.dispose();
@@ -343,7 +342,7 @@ export async function train(config: TrainConfig, hooks: TrainHooks = {}): Promis
         record.imagesPerS.toFixed(2)
       } img/s, checkpoint ${ckptPath}`,
     );
-    hooks.onEpoch?.(record);
+    hooks.onEpoch?.(record, model);
   }
   model.eval();
   return { model, dataset, config, epochs, steps: step, checkpoint: ckptPath, skipped: loader.skipped };

@@ -1,0 +1,13 @@
+/**
+ * The anomaly-detection engine: the training recipe and loop, evaluation, results tables, `.npy` maps and the
+ * progress bar (DESIGN.md "anomaly").
+ *
+ * @module
+ */
+
+export * from "./recipe.ts";
+export * from "./train.ts";
+export * from "./evaluate.ts";
+export * from "./report.ts";
+export * from "./npy.ts";
+export * from "./progress.ts";
