@@ -18,7 +18,15 @@ import { generateSyntheticDataset } from "../anomaly/data/synthetic.ts";
 import { evaluate, predictBatch } from "../anomaly/engine/evaluate.ts";
 import { markdownTable, resultsJson, type RunInfo, writeResults } from "../anomaly/engine/report.ts";
 import { resolveConfig, train } from "../anomaly/engine/train.ts";
-import { colorize, denormalize, maskToRgb, overlay, sideBySide } from "../anomaly/viz/heatmap.ts";
+import {
+  colorize,
+  denormalize,
+  displayScale,
+  enlarge,
+  maskToRgb,
+  overlay,
+  sideBySide,
+} from "../anomaly/viz/heatmap.ts";
 import { intFlag, numFlag, parseFlags, printJson, resolveDevice } from "./common.ts";
 import { trainRecord } from "./train.ts";
 
@@ -27,8 +35,8 @@ export const DEMO_USAGE = `usage: deno task demo [-- options]
   --out DIR               everything goes here (default out/demo)
   --model NAME            (default wave_mambaad)   --variant NAME
   --size N                model input size (default 64: minutes on a CPU; the paper uses 256)
-  --epochs N (default 6)  --batch N (default 8)  --lr X (default 0.005)  --seed N (default 42)
-  --train-per-class N     synthetic normal training images per class (default 32)
+  --epochs N (default 5)  --batch N (default 8)  --lr X (default 0.005)  --seed N (default 42)
+  --train-per-class N     synthetic normal training images per class (default 24)
   --test-per-class N      synthetic test images per class: half normal, half spread over the 4 defect kinds
                           (default 20)
   --device cpu|webgpu|auto   (default auto: WebGPU on hardware adapters, else CPU)
@@ -77,7 +85,7 @@ export async function demoCommand(args: string[]): Promise<Record<string, unknow
   await Deno.remove(dataRoot, { recursive: true }).catch(() => {});
   await generateSyntheticDataset(dataRoot, {
     seed,
-    trainPerClass: intFlag("demo", "train-per-class", v["train-per-class"], 32),
+    trainPerClass: intFlag("demo", "train-per-class", v["train-per-class"], 24),
     ...testCounts(intFlag("demo", "test-per-class", v["test-per-class"], 20, 5)),
   });
 
@@ -86,7 +94,7 @@ export async function demoCommand(args: string[]): Promise<Record<string, unknow
     variant: v.variant,
     dataset: "mvtec",
     dataRoot,
-    epochs: intFlag("demo", "epochs", v.epochs, 6),
+    epochs: intFlag("demo", "epochs", v.epochs, 5),
     batchSize: intFlag("demo", "batch", v.batch, 8),
     lr: numFlag("demo", "lr", v.lr, 0.005),
     imageSize: intFlag("demo", "size", v.size, 64),
@@ -138,7 +146,7 @@ export async function demoCommand(args: string[]): Promise<Record<string, unknow
         const heat = colorize(maps, s, s);
         const panels = [rgb, heat, overlay(rgb, heat, 0.5), maskToRgb(await loadMask(sample.maskPath, s), s, s)];
         const png = join(out, "overlays", `${cls}_${sample.defect}.png`);
-        await writePng(png, sideBySide(panels));
+        await writePng(png, sideBySide(panels.map((p) => enlarge(p, displayScale(s)))));
         overlays.push(png);
       }
     }

@@ -13,7 +13,15 @@ import { loadImage, loadMask, writePng } from "../anomaly/data/image.ts";
 import { predictBatch } from "../anomaly/engine/evaluate.ts";
 import { encodeNpy } from "../anomaly/engine/npy.ts";
 import { loadTrainedModel } from "../anomaly/engine/train.ts";
-import { colorize, denormalize, maskToRgb, overlay, sideBySide } from "../anomaly/viz/heatmap.ts";
+import {
+  colorize,
+  denormalize,
+  displayScale,
+  enlarge,
+  maskToRgb,
+  overlay,
+  sideBySide,
+} from "../anomaly/viz/heatmap.ts";
 import { parseFlags, printJson, resolveDevice, UsageError } from "./common.ts";
 
 /** Usage text of `infer`. */
@@ -72,7 +80,7 @@ export async function inferCommand(args: string[]): Promise<Record<string, unkno
       if (maskPath) panels.push(maskToRgb(await loadMask(maskPath, s), s, s));
       const stem = basename(path).replace(/\.[^.]+$/, "");
       const png = join(out, `${String(i).padStart(3, "0")}_${stem}.png`);
-      await writePng(png, sideBySide(panels));
+      await writePng(png, sideBySide(panels.map((p) => enlarge(p, displayScale(s)))));
       const rec: Record<string, unknown> = { path, score: scores[0], overlay: png, mask: maskPath };
       if (v["save-maps"]) {
         const npy = join(out, `${String(i).padStart(3, "0")}_${stem}.npy`);

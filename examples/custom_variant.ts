@@ -27,11 +27,11 @@ import { countParams } from "../models/wave_mambaad/model.ts";
 import type { AnomalyModel } from "../models/common/anomaly_model.ts";
 import type { AnomalyDataset } from "../anomaly/data/datasets.ts";
 import { generateSyntheticDataset } from "../anomaly/data/synthetic.ts";
-import { loadImage, loadMask, type RgbImage, writePng } from "../anomaly/data/image.ts";
+import { loadImage, loadMask, writePng } from "../anomaly/data/image.ts";
 import { resolveConfig, train } from "../anomaly/engine/train.ts";
 import { evaluate, type EvaluationResult, predictBatch } from "../anomaly/engine/evaluate.ts";
 import { markdownTable, type RunInfo } from "../anomaly/engine/report.ts";
-import { colorize, denormalize, maskToRgb, overlay, sideBySide } from "../anomaly/viz/heatmap.ts";
+import { colorize, denormalize, enlarge, maskToRgb, overlay, sideBySide } from "../anomaly/viz/heatmap.ts";
 
 const { values: args } = parseArgs({
   args: Deno.args,
@@ -122,19 +122,6 @@ function hfssOrderNames(model: AnomalyModel): string[] {
   const names = blocks.map((b) => b.orders.map((o) => o.name).join(", "));
   if (new Set(names).size !== 1) throw new Error(`HFSS blocks disagree on their scan orders: ${names.join(" | ")}`);
   return blocks[0].orders.map((o) => o.name);
-}
-
-/** Nearest-neighbour enlargement, so the 64 px panels are big enough to look at. */
-function enlarge(img: RgbImage, k: number): RgbImage {
-  const width = img.width * k, height = img.height * k;
-  const data = new Uint8Array(width * height * 3);
-  for (let y = 0; y < height; y++) {
-    for (let x = 0; x < width; x++) {
-      const src = (Math.floor(y / k) * img.width + Math.floor(x / k)) * 3, dst = (y * width + x) * 3;
-      data.set(img.data.subarray(src, src + 3), dst);
-    }
-  }
-  return { width, height, data };
 }
 
 const runs: Trained[] = [];

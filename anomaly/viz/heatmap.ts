@@ -146,3 +146,23 @@ export function denormalize(chw: Float32Array, size: number): RgbImage {
   }
   return { width: size, height: size, data };
 }
+
+/** Nearest-neighbour enlargement by an integer factor `k` (small maps are easier to look at). */
+export function enlarge(img: RgbImage, k: number): RgbImage {
+  if (!Number.isInteger(k) || k < 1) throw new Error(`enlarge: the factor must be a positive integer, got ${k}`);
+  if (k === 1) return img;
+  const width = img.width * k, height = img.height * k;
+  const data = new Uint8Array(width * height * 3);
+  for (let y = 0; y < height; y++) {
+    for (let x = 0; x < width; x++) {
+      const src = (Math.floor(y / k) * img.width + Math.floor(x / k)) * 3, dst = (y * width + x) * 3;
+      data.set(img.data.subarray(src, src + 3), dst);
+    }
+  }
+  return { width, height, data };
+}
+
+/** The enlargement factor that brings a `size`-pixel panel to at least 256 pixels (1 when already there). */
+export function displayScale(size: number): number {
+  return Math.max(1, Math.ceil(256 / size));
+}
