@@ -3,7 +3,7 @@
  * `torch.nn.init`) and losses.
  *
  * ```ts
- * import { BatchNorm2d, Conv2d, ReLU, Sequential } from "./nn/index.ts";
+ * import { BatchNorm2d, Conv2d, ReLU, Sequential } from "../mod.ts";
  * const block = new Sequential(new Conv2d(3, 16, 3, { padding: 1, bias: false }), new BatchNorm2d(16), new ReLU());
  * console.log(block.stateDict().keys()); // "0.weight", "1.weight", "1.bias", "1.running_mean", ...
  * ```

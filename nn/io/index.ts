@@ -3,11 +3,12 @@
  * turn loaded host tensors into {@linkcode Tensor}s on a device.
  *
  * ```ts
- * import { loadPthStateDict, loadSafetensors, saveSafetensors, toTensors } from "./nn/io/index.ts";
- * const sd = await loadPthStateDict("resnet34.pth"); // Map<string, HostTensor>
- * const params = toTensors(sd, { device: "cpu" }); // Map<string, Tensor>
- * await saveSafetensors("resnet34.safetensors", params, { metadata: { arch: "resnet34" } });
- * const { tensors, metadata } = await loadSafetensors("resnet34.safetensors");
+ * import { loadSafetensors, saveSafetensors, tensor, toTensors } from "../../mod.ts";
+ * const path = await Deno.makeTempFile({ suffix: ".safetensors" });
+ * await saveSafetensors(path, new Map([["w", tensor([1, 2, 3])]]), { metadata: { arch: "demo" } });
+ * const { tensors, metadata } = await loadSafetensors(path); // Map<string, HostTensor>, { arch: "demo" }
+ * const params = toTensors(tensors, { device: "cpu" }); // Map<string, Tensor>
+ * // a torchvision checkpoint: `await loadPthStateDict("resnet34-b627a593.pth")` gives the same Map
  * ```
  *
  * @module

@@ -2,10 +2,18 @@
  * Optimisers (SGD, Adam, AdamW), learning-rate schedules, gradient clipping and weight-decay groups.
  *
  * ```ts
- * import { AdamW, clipGradNorm, decayGroups, TimmStepLR } from "./nn/optim/index.ts";
- * const opt = new AdamW(decayGroups(named, 1e-4), { lr: 0.005, betas: [0.9, 0.999], eps: 1e-8 });
+ * import { AdamW, clipGradNorm, decayGroups, Linear, mseLoss, randn, TimmStepLR } from "../../mod.ts";
+ * const model = new Linear(8, 1), epochs = 10, iters = 5;
+ * const opt = new AdamW(decayGroups(model.namedParameters(), 1e-4), { lr: 0.005, betas: [0.9, 0.999], eps: 1e-8 });
  * const sched = new TimmStepLR(opt, { decayT: Math.floor(0.8 * epochs) * iters, decayRate: 0.1 });
- * // per iteration: loss.backward(); clipGradNorm(opt.params(), 5); opt.step(); opt.zeroGrad(); sched.step();
+ * for (let i = 0; i < epochs * iters; i++) {
+ *   const loss = mseLoss(model.forward(randn([4, 8])), randn([4, 1]));
+ *   loss.backward();
+ *   clipGradNorm(model.parameters(), 5).dispose();
+ *   opt.step();
+ *   opt.zeroGrad();
+ *   sched.step();
+ * }
  * ```
  *
  * @module

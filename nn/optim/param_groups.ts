@@ -21,6 +21,8 @@ export interface DecayGroup {
  * Order within each group follows `namedParams`.
  *
  * ```ts
+ * import { AdamW, decayGroups, Linear } from "../../mod.ts";
+ * const model = new Linear(4, 2); // weight decays, bias does not
  * const opt = new AdamW(decayGroups(model.namedParameters(), 1e-4), { lr: 0.005 });
  * ```
  */
