@@ -36,6 +36,8 @@ export interface WaveMambaADConfig {
   cmambaSiluAfterConv: boolean;
   /** ChannelMamba backward branch delta bias: "forward" reuses dt_proj.bias (official), "own" uses dt_proj_b.bias. */
   cmambaBackwardDtBias: "forward" | "own";
+  /** LFSS: one set of channel-Mamba weights for all heads (official true, §5.6); false: per-head weights. */
+  lfssSharedHeads: boolean;
   /** ChannelMamba: gate SiLU(z) inside the scans as well as after the norms (official true: double gating). */
   cmambaGateInsideScan: boolean;
   /** ChannelMamba: backward dt, B, C from the flipped sequence (official false: from the unflipped x). */
@@ -91,6 +93,7 @@ export const WAVE_DEFAULT_CONFIG: Readonly<WaveMambaADConfig> = Object.freeze({
   lfssMode: "channel",
   ffn: "dse",
   hfssScans: "official",
+  lfssSharedHeads: true,
 } as WaveMambaADConfig);
 
 /** Names of {@linkcode WAVE_PRESETS}. */

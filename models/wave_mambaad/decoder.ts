@@ -111,6 +111,7 @@ export class WaveBlock extends VSSBlock {
         gateInsideScan: cfg.cmambaGateInsideScan,
         backwardFromFlipped: cfg.cmambaBackwardFromFlipped,
       },
+      lfssSharedHeads: cfg.lfssSharedHeads,
       device,
     });
     // the ablations replace or drop sub-modules in place (keys keep the official order)

@@ -20,8 +20,31 @@ export interface ChannelFreqAdaptOptions {
    * (`siluAfterConv`, `backwardDtBias`, `gateInsideScan`, `backwardFromFlipped`); the defaults are official.
    */
   mamba?: Omit<ChannelMambaOptions, "device">;
+  /**
+   * One CMamba_h, CMamba_w and conv1 for all heads (official true, PAPER.md §5.6); false gives every head its own
+   * (`heads.<i>.CMamba_h`, …: the reading of "grouped" channel scans where the groups are independent).
+   */
+  sharedHeads?: boolean;
   /** Device of the parameters. */
   device?: Device;
+}
+
+/** One head's own channel Mambas and 1×1 conv (LFSS with `sharedHeads: false`). */
+export class LfssHead extends Module {
+  /** Channel Mamba over the W-pooled column (d_model = h). */
+  CMamba_h: ChannelMamba;
+  /** Channel Mamba over the H-pooled row (d_model = w). */
+  CMamba_w: ChannelMamba;
+  /** 1×1, C′ → C′, no bias. */
+  conv1: Conv2d;
+
+  /** A head of `c` channels on an h × w sub-band. */
+  constructor(c: number, h: number, w: number, mamba: Omit<ChannelMambaOptions, "device"> = {}, device?: Device) {
+    super();
+    this.CMamba_h = new ChannelMamba(h, c, { ...mamba, device });
+    this.CMamba_w = new ChannelMamba(w, c, { ...mamba, device });
+    this.conv1 = new Conv2d(c, c, 1, { bias: false, device });
+  }
 }
 
 /**
@@ -44,16 +67,18 @@ export class ChannelFreqAdapt extends Module {
   readonly w: number;
   /** Heads (channel groups). */
   readonly numHeads: number;
-  /** Channel Mamba over the W-pooled column (d_model = h). */
-  CMamba_h: ChannelMamba;
-  /** Channel Mamba over the H-pooled row (d_model = w). */
-  CMamba_w: ChannelMamba;
+  /** Channel Mamba over the W-pooled column (d_model = h); null with per-head weights. */
+  CMamba_h: ChannelMamba | null;
+  /** Channel Mamba over the H-pooled row (d_model = w); null with per-head weights. */
+  CMamba_w: ChannelMamba | null;
   /** Depthwise 3×3, no bias. */
   dwconv3: Conv2d;
-  /** Per-head 1×1, C′ → C′, no bias (shared by the heads). */
-  conv1: Conv2d;
+  /** Per-head 1×1, C′ → C′, no bias (shared by the heads); null with per-head weights. */
+  conv1: Conv2d | null;
   /** 1×1, C → C, no bias. */
   project_out: Conv2d;
+  /** Every head's own weights (`sharedHeads: false`), else null. */
+  heads: LfssHead[] | null;
 
   /** An LFSS block for `dim` channels on an h × w sub-band with `numHeads` heads. */
   constructor(dim: number, h: number, w: number, numHeads: number, opts: ChannelFreqAdaptOptions = {}) {
@@ -64,23 +89,28 @@ export class ChannelFreqAdapt extends Module {
     this.h = h;
     this.w = w;
     this.numHeads = numHeads;
-    this.CMamba_h = new ChannelMamba(h, c, { ...opts.mamba, device });
-    this.CMamba_w = new ChannelMamba(w, c, { ...opts.mamba, device });
+    const shared = opts.sharedHeads ?? true;
+    this.CMamba_h = shared ? new ChannelMamba(h, c, { ...opts.mamba, device }) : null;
+    this.CMamba_w = shared ? new ChannelMamba(w, c, { ...opts.mamba, device }) : null;
     this.dwconv3 = new Conv2d(dim, dim, 3, { padding: 1, groups: dim, bias: false, device });
-    this.conv1 = new Conv2d(c, c, 1, { bias: false, device });
+    this.conv1 = shared ? new Conv2d(c, c, 1, { bias: false, device }) : null;
     this.project_out = new Conv2d(dim, dim, 1, { bias: false, device });
+    this.heads = shared ? null : Array.from({ length: numHeads }, () => new LfssHead(c, h, w, opts.mamba, device));
   }
 
-  /** One head x (B, C′, h, w) → (B, C′, h, w) (Eq. 7). */
-  channelMamba(x: Tensor): Tensor {
+  /** Head `i`: x (B, C′, h, w) → (B, C′, h, w) (Eq. 7), with the shared weights or the head's own. */
+  channelMamba(x: Tensor, i = 0): Tensor {
+    const own = this.heads?.[i];
+    const cmH = own ? own.CMamba_h : this.CMamba_h!, cmW = own ? own.CMamba_w : this.CMamba_w!;
+    const conv1 = own ? own.conv1 : this.conv1!;
     // (B, C′, h, 1) → (B, h, 1, C′) → CMamba_h → (B, C′, h, 1)
     const p = mean(x, 3, true);
-    const ph = permute(this.CMamba_h.forward(permute(p, [0, 2, 3, 1])), [0, 3, 1, 2]);
+    const ph = permute(cmH.forward(permute(p, [0, 2, 3, 1])), [0, 3, 1, 2]);
     const f = mul(ph, x);
     // (B, C′, 1, w) → (B, w, 1, C′) → CMamba_w → (B, C′, 1, w)
     const q = mean(f, 2, true);
-    const qw = permute(this.CMamba_w.forward(permute(q, [0, 3, 2, 1])), [0, 3, 2, 1]);
-    return this.conv1.forward(mul(qw, x));
+    const qw = permute(cmW.forward(permute(q, [0, 3, 2, 1])), [0, 3, 2, 1]);
+    return conv1.forward(mul(qw, x));
   }
 
   /** LL (B, C, h, w) → (B, C, h, w). */
@@ -92,6 +122,6 @@ export class ChannelFreqAdapt extends Module {
       );
     }
     const heads = split(this.dwconv3.forward(ll), this.dim / this.numHeads, 1);
-    return add(this.project_out.forward(concat(heads.map((x) => this.channelMamba(x)), 1)), ll);
+    return add(this.project_out.forward(concat(heads.map((x, i) => this.channelMamba(x, i)), 1)), ll);
   }
 }

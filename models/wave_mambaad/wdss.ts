@@ -40,6 +40,8 @@ export interface VSSBlockOptions {
   hfssOrders?: readonly ScanOrder[];
   /** LFSS channel-Mamba options (official quirks by default). */
   mamba?: Omit<ChannelMambaOptions, "device">;
+  /** LFSS weights shared by all heads (official true). */
+  lfssSharedHeads?: boolean;
   /** DSE hidden factor (default 2.66). */
   expansion?: number;
   /** LayerNorm eps (default 1e-5: the model passes nn.LayerNorm). */
@@ -90,7 +92,11 @@ export class VSSBlock extends Module {
       orders: opts.hfssOrders,
       device,
     });
-    this.CMamba = new ChannelFreqAdapt(hiddenDim, opts.h, w, opts.numHeads, { mamba: opts.mamba, device });
+    this.CMamba = new ChannelFreqAdapt(hiddenDim, opts.h, w, opts.numHeads, {
+      mamba: opts.mamba,
+      sharedHeads: opts.lfssSharedHeads,
+      device,
+    });
     this.drop_path = new DropPath(opts.dropPath ?? 0);
     this.mlp = new FeedForward(hiddenDim, { expansion: opts.expansion, device });
     this.conv = new Conv2d(3 * hiddenDim, hiddenDim, 1, { device });
