@@ -115,7 +115,7 @@ Deno.test({
     // ChannelMamba alone: 896 / 1,408 / 2,624 / 5,952 for h = 4/8/16/32
     for (const [h, want] of [[4, 896], [8, 1_408], [16, 2_624], [32, 5_952]]) {
       const m = new ChannelFreqAdapt(64, h, h, 2);
-      assert.equal(m.CMamba_h.numParameters(), want, `ChannelMamba(${h})`);
+      assert.equal(m.CMamba_h!.numParameters(), want, `ChannelMamba(${h})`);
       m.dispose();
     }
   },

@@ -38,6 +38,8 @@ export interface WaveMambaADConfig {
   cmambaBackwardDtBias: "forward" | "own";
   /** LFSS: one set of channel-Mamba weights for all heads (official true, §5.6); false: per-head weights. */
   lfssSharedHeads: boolean;
+  /** HFSS: one set of scan parameters for HL, LH and HH (official true, §5.6); false: one per band (K = 6). */
+  hfssSharedBands: boolean;
   /** ChannelMamba: gate SiLU(z) inside the scans as well as after the norms (official true: double gating). */
   cmambaGateInsideScan: boolean;
   /** ChannelMamba: backward dt, B, C from the flipped sequence (official false: from the unflipped x). */
@@ -94,6 +96,7 @@ export const WAVE_DEFAULT_CONFIG: Readonly<WaveMambaADConfig> = Object.freeze({
   ffn: "dse",
   hfssScans: "official",
   lfssSharedHeads: true,
+  hfssSharedBands: true,
 } as WaveMambaADConfig);
 
 /** Names of {@linkcode WAVE_PRESETS}. */

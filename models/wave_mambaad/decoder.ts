@@ -112,6 +112,7 @@ export class WaveBlock extends VSSBlock {
         backwardFromFlipped: cfg.cmambaBackwardFromFlipped,
       },
       lfssSharedHeads: cfg.lfssSharedHeads,
+      hfssSharedBands: cfg.hfssSharedBands,
       device,
     });
     // the ablations replace or drop sub-modules in place (keys keep the official order)

@@ -6,8 +6,6 @@
  * @module
  */
 
-import { add, concat, flip, indexSelect, reshape, split, stack } from "../../autodiff/ops/index.ts";
-import type { Tensor } from "../../autodiff/tensor.ts";
 import { columnMajor, diagonal, rowMajor, type ScanOrder } from "../../nn/ssm/scan_order.ts";
 import { DSS2D, type HfssDecode, type SS2DOptions } from "../../nn/ssm/ss2d.ts";
 
@@ -38,50 +36,19 @@ export interface HFSSOptions extends SS2DOptions {
   decode?: HfssDecode;
   /** Per-band scan orders [HL, LH, HH] (default {@linkcode hfssScanOrders}.official). */
   orders?: readonly ScanOrder[];
+  /** One set of scan parameters for the three bands (official true) or one per band. */
+  sharedBands?: boolean;
 }
 
 /**
- * HFSS (Eq. 5): D_SS2D with K = 2 (each band's order and its reverse), all three bands sharing one set of weights.
- * With the default orders this is exactly {@linkcode DSS2D}; other orders are the direction ablations. The scan
- * tables registered for the state dict stay the official ones whatever the orders.
+ * HFSS (Eq. 5): D_SS2D with K = 2 (each band's order and its reverse), all three bands sharing one set of weights
+ * (official; `sharedBands: false` gives each band its own scan parameters). With the default orders this is exactly
+ * {@linkcode DSS2D}; other orders are the direction ablations or new variants. The scan tables registered for the
+ * state dict stay the official ones whatever the orders.
  */
 export class HFSS extends DSS2D {
-  /** The per-band scan orders [HL, LH, HH]. */
-  readonly orders: readonly ScanOrder[];
-  readonly #custom: boolean;
-
   /** An HFSS block for width `dModel` (C). */
   constructor(dModel: number, opts: HFSSOptions = {}) {
-    super(dModel, opts);
-    const orders = opts.orders ?? hfssScanOrders.official;
-    if (orders.length !== 3) throw new Error(`HFSS: expected 3 scan orders [HL, LH, HH], got ${orders.length}`);
-    this.orders = orders;
-    this.#custom = orders.some((o, i) => o !== hfssScanOrders.official[i]);
-  }
-
-  /** x (3·B, h, w, C) = [HL; LH; HH] → (3·B, h, w, C). */
-  override forward(x: Tensor): Tensor {
-    if (!this.#custom) return super.forward(x);
-    const [b3, h, w] = x.shape;
-    if (b3 % 3 !== 0) throw new Error(`HFSS: the batch must stack 3 bands [HL; LH; HH], got shape [${x.shape}]`);
-    const { xc, z } = this.project(x);
-    const l = h * w, d = this.dInner, device = x.device;
-    const bands = split(reshape(xc, [b3, d, l]), b3 / 3, 0);
-    const xs = concat(
-      bands.map((band, i) => {
-        const seq = indexSelect(band, 2, this.orders[i].indices(h, w, device));
-        return stack([seq, flip(seq, [2])], 1);
-      }),
-      0,
-    );
-    const [fwd, bwd] = split(this.scan(xs), 1, 1);
-    const merged = split(add(reshape(fwd, [b3, d, l]), flip(reshape(bwd, [b3, d, l]), [2])), b3 / 3, 0);
-    const y = concat(
-      merged.map((m, i) =>
-        this.decode === "inverse" ? indexSelect(m, 2, this.orders[i].inverseIndices(h, w, device)) : m
-      ),
-      0,
-    );
-    return this.finish(y, z);
+    super(dModel, { ...opts, orders: opts.orders ?? hfssScanOrders.official });
   }
 }

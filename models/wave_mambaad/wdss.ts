@@ -42,6 +42,8 @@ export interface VSSBlockOptions {
   mamba?: Omit<ChannelMambaOptions, "device">;
   /** LFSS weights shared by all heads (official true). */
   lfssSharedHeads?: boolean;
+  /** HFSS scan parameters shared by the three bands (official true). */
+  hfssSharedBands?: boolean;
   /** DSE hidden factor (default 2.66). */
   expansion?: number;
   /** LayerNorm eps (default 1e-5: the model passes nn.LayerNorm). */
@@ -90,6 +92,7 @@ export class VSSBlock extends Module {
       size: opts.size === undefined ? opts.h : opts.size,
       decode: opts.decode,
       orders: opts.hfssOrders,
+      sharedBands: opts.hfssSharedBands,
       device,
     });
     this.CMamba = new ChannelFreqAdapt(hiddenDim, opts.h, w, opts.numHeads, {

@@ -235,11 +235,34 @@ export class DSS2D extends SelectiveScan2dBase {
   scans_v: ScanTables | null;
   /** HH table (diagonal order). */
   scans_d: ScanTables | null;
-  readonly #orders: readonly ScanOrder[] = [rowMajor, columnMajor, diagonal];
+  /** The per-band scan orders [HL, LH, HH] (official: row-major, column-major, diagonal). */
+  readonly orders: readonly ScanOrder[];
 
-  /** A D_SS2D for width `dModel`; `size` registers the official scan tables. */
-  constructor(dModel: number, opts: SS2DOptions & { size?: number | null; decode?: HfssDecode } = {}) {
-    super(dModel, 2, opts);
+  /** Whether the three bands share one set of scan parameters (official) or each has its own K = 2 slice. */
+  readonly sharedBands: boolean;
+
+  /**
+   * A D_SS2D for width `dModel`; `size` registers the official scan tables. `sharedBands: false` gives every band
+   * its own scan parameters (x_proj, dt_proj, A, D: K = 6 = 3 bands × 2 directions; the projections, conv and
+   * norm stay shared) instead of the official single set. `orders` replaces the bands' scan orders (the official
+   * scan tables registered for the state dict stay as they are).
+   */
+  constructor(
+    dModel: number,
+    opts: SS2DOptions & {
+      size?: number | null;
+      decode?: HfssDecode;
+      sharedBands?: boolean;
+      orders?: readonly ScanOrder[];
+    } = {},
+  ) {
+    const sharedBands = opts.sharedBands ?? true;
+    super(dModel, sharedBands ? 2 : 6, opts);
+    this.sharedBands = sharedBands;
+    this.orders = opts.orders ?? [rowMajor, columnMajor, diagonal];
+    if (this.orders.length !== 3) {
+      throw new Error(`DSS2D: expected 3 scan orders [HL, LH, HH], got ${this.orders.length}`);
+    }
     this.decode = opts.decode ?? "official";
     const s = opts.size, device = opts.device;
     this.scans_h = s ? new ScanTables(rowMajor, s, device) : null;
@@ -255,19 +278,20 @@ export class DSS2D extends SelectiveScan2dBase {
     const l = h * w, d = this.dInner, device = x.device;
     const bands = split(reshape(xc, [b3, d, l]), b3 / 3, 0);
     // per band: its order and the time-reversed sequence (K = 2)
-    const xs = concat(
-      bands.map((band, i) => {
-        const seq = indexSelect(band, 2, this.#orders[i].indices(h, w, device));
-        return stack([seq, flip(seq, [2])], 1);
-      }),
-      0,
-    );
-    const ys = this.scan(xs); // (3B, 2, D, L)
-    const [fwd, bwd] = split(ys, 1, 1);
-    const merged = split(add(reshape(fwd, [b3, d, l]), flip(reshape(bwd, [b3, d, l]), [2])), b3 / 3, 0);
+    const pairs = bands.map((band, i) => {
+      const seq = indexSelect(band, 2, this.orders[i].indices(h, w, device));
+      return stack([seq, flip(seq, [2])], 1); // (B, 2, D, L)
+    });
+    // shared weights: the bands ride along the batch (3B, 2, D, L); own weights: along K (B, 6, D, L)
+    const ys = this.sharedBands ? this.scan(concat(pairs, 0)) : this.scan(concat(pairs, 1));
+    const perBand = this.sharedBands ? split(ys, b3 / 3, 0) : split(ys, 2, 1);
+    const merged = perBand.map((yb) => {
+      const [fwd, bwd] = split(yb, 1, 1);
+      return add(reshape(fwd, [b3 / 3, d, l]), flip(reshape(bwd, [b3 / 3, d, l]), [2]));
+    });
     const y = concat(
       merged.map((m, i) =>
-        this.decode === "inverse" ? indexSelect(m, 2, this.#orders[i].inverseIndices(h, w, device)) : m
+        this.decode === "inverse" ? indexSelect(m, 2, this.orders[i].inverseIndices(h, w, device)) : m
       ),
       0,
     );
