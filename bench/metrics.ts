@@ -8,6 +8,7 @@
  * @module
  */
 import { parseArgs } from "node:util";
+import { Generator } from "../autodiff/random.ts";
 import { classMetrics, type ClassMetricsInput, type MetricPath } from "../anomaly/metrics/mod.ts";
 
 const args = parseArgs({
@@ -15,21 +16,10 @@ const args = parseArgs({
   options: { json: { type: "boolean", default: false }, repeats: { type: "string", default: "3" } },
 });
 
-/** mulberry32: a small seeded generator, enough for synthetic maps. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 /** One synthetic class: smooth-ish noise, defects in about half of the images raising the map under them. */
 function synthClass(seed: number, n = 100, h = 256, w = 256): ClassMetricsInput {
-  const r = rng(seed);
+  const gen = new Generator(seed);
+  const r = () => gen.uniform();
   const hw = h * w;
   const maps = new Float32Array(n * hw);
   const masks = new Uint8Array(n * hw);

@@ -53,6 +53,21 @@ interface Header extends CheckpointMeta {
   generator: ReturnType<Generator["getState"]>;
 }
 
+/** The checkpoint entry of a safetensors `__metadata__` map, parsed and checked; `path` names the file in errors. */
+function parseHeader(path: string, raw: string | undefined): Header {
+  if (!raw) throw new WeightsFileError(path, "not a training checkpoint (no __metadata__.checkpoint entry)");
+  let header: Header;
+  try {
+    header = JSON.parse(raw);
+  } catch (e) {
+    throw new WeightsFileError(path, `corrupt checkpoint header (${(e as Error).message})`);
+  }
+  if (header.format !== FORMAT) {
+    throw new WeightsFileError(path, `unsupported checkpoint format "${header.format}" (expected "${FORMAT}")`);
+  }
+  return header;
+}
+
 /** Saves model, optimiser, schedule, generator and `meta` to `path` atomically. */
 export async function saveCheckpoint(path: string, targets: CheckpointTargets, meta: CheckpointMeta): Promise<void> {
   const tensors = new Map<string, Tensor>();
@@ -85,17 +100,7 @@ export async function saveCheckpoint(path: string, targets: CheckpointTargets, m
  */
 export async function loadCheckpoint(path: string, targets: CheckpointTargets): Promise<CheckpointMeta> {
   const { tensors, metadata } = await loadSafetensors(path);
-  const raw = metadata?.checkpoint;
-  if (!raw) throw new WeightsFileError(path, "not a training checkpoint (no __metadata__.checkpoint entry)");
-  let header: Header;
-  try {
-    header = JSON.parse(raw);
-  } catch (e) {
-    throw new WeightsFileError(path, `corrupt checkpoint header (${(e as Error).message})`);
-  }
-  if (header.format !== FORMAT) {
-    throw new WeightsFileError(path, `unsupported checkpoint format "${header.format}" (expected "${FORMAT}")`);
-  }
+  const header = parseHeader(path, metadata?.checkpoint);
   const device = targets.model.parameters()[0]?.device;
   const model = new Map<string, Tensor>();
   const optimizerTensors = new Map<string, Tensor>();
@@ -167,18 +172,7 @@ export async function readCheckpointMeta(path: string): Promise<CheckpointMeta> 
       if (e instanceof WeightsFileError) throw e;
       throw new WeightsFileError(path, `the header is not valid JSON (${(e as Error).message})`);
     }
-    const raw = header.__metadata__?.checkpoint;
-    if (!raw) throw new WeightsFileError(path, "not a training checkpoint (no __metadata__.checkpoint entry)");
-    let meta: Header;
-    try {
-      meta = JSON.parse(raw);
-    } catch (e) {
-      throw new WeightsFileError(path, `corrupt checkpoint header (${(e as Error).message})`);
-    }
-    if (meta.format !== FORMAT) {
-      throw new WeightsFileError(path, `unsupported checkpoint format "${meta.format}" (expected "${FORMAT}")`);
-    }
-    const { epoch, step, config, dataState, extra } = meta;
+    const { epoch, step, config, dataState, extra } = parseHeader(path, header.__metadata__?.checkpoint);
     return { epoch, step, config, dataState, extra };
   } finally {
     file.close();

@@ -30,7 +30,7 @@
  * @module
  */
 
-import { labelComponents } from "./components.ts";
+import { hasForeground, labelComponents } from "./components.ts";
 import { trapz } from "./aupro.ts";
 
 /** The three pixel metrics of ADEval; see {@linkcode adevalPixelMetrics}. */
@@ -145,13 +145,7 @@ export function adevalPixelMetrics(
   for (let img = 0; img < n; img++) {
     const off = img * hw;
     const mask = masks.subarray(off, off + hw);
-    let any = false;
-    for (let i = 0; i < hw; i++) {
-      if (mask[i] !== 0) {
-        any = true;
-        break;
-      }
-    }
+    const any = hasForeground(mask);
     const comp = any ? labelComponents(mask, height, width, 8) : null;
     // _pro_weight stores 1/area in a float32 array
     const weightOf = comp ? Float64Array.from(comp.areas, (a) => Math.fround(1 / a)) : null;

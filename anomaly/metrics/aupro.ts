@@ -22,7 +22,7 @@
  * @module
  */
 
-import { labelComponents } from "./components.ts";
+import { hasForeground, labelComponents } from "./components.ts";
 
 /**
  * The thresholds of `np.arange(min, max, (max - min) / maxStep)` for float64 `min`/`max`, bit for bit:
@@ -109,13 +109,7 @@ export function proCurveExact(
   for (let img = 0; img < n; img++) {
     const off = img * hw;
     const mask = masks.subarray(off, off + hw);
-    let any = false;
-    for (let i = 0; i < hw; i++) {
-      if (mask[i] !== 0) {
-        any = true;
-        break;
-      }
-    }
+    const any = hasForeground(mask);
     if (!any) {
       for (let i = 0; i < hw; i++) negHist[countBelow(th, min, step, maps[off + i])]++;
       nNeg += hw;

@@ -120,3 +120,9 @@ export function labelComponents(
   }
   return { labels, count, areas: Int32Array.from(areaList) };
 }
+
+/** Whether a mask has any non-zero pixel (images without a defect have no regions to label). */
+export function hasForeground(mask: ArrayLike<number>): boolean {
+  for (let i = 0; i < mask.length; i++) if (mask[i] !== 0) return true;
+  return false;
+}
