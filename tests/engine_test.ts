@@ -15,6 +15,7 @@ import { evaluate } from "../anomaly/engine/evaluate.ts";
 import { decodeNpy, encodeNpy } from "../anomaly/engine/npy.ts";
 import { csvTable, markdownTable, type RunInfo } from "../anomaly/engine/report.ts";
 import {
+  buildModel,
   decayStep,
   LOSS_LOG_FILE,
   resolveConfig,
@@ -284,4 +285,28 @@ Deno.test("CLI: train, eval and infer print one JSON object last; errors are cle
   const missing = await cli(["eval", "--checkpoint", join(root, "none.safetensors")]);
   assert.equal(missing.code, 1);
   assert.match(missing.stderr, /no checkpoint at .*none\.safetensors/);
+});
+
+Deno.test("--encoder-weights: a torchvision-layout ResNet-34 file becomes the frozen encoder", opts, async () => {
+  T.manualSeed(21);
+  const src = T.resnet34({ features: ["layer1", "layer2", "layer3"] });
+  const path = join(root, "resnet34.safetensors");
+  await T.saveSafetensors(path, src.stateDict());
+  const model = await buildModel(config(join(root, "enc"), { encoderWeights: path }));
+  try {
+    const net = (model as unknown as { net_t: T.ResNet }).net_t;
+    assert.deepEqual(await net.conv1.weight.data(), await src.conv1.weight.data());
+    assert.deepEqual(
+      await net.layer3!.stateDict().get("1.bn2.running_var")!.data(),
+      await src.layer3!.stateDict().get("1.bn2.running_var")!.data(),
+    );
+    assert.ok(net.parameters().every((p) => !p.requiresGrad) && !net.training, "frozen and in eval mode");
+  } finally {
+    model.dispose();
+    src.dispose();
+  }
+  await assert.rejects(
+    () => buildModel(config(join(root, "enc2"), { encoderWeights: join(root, "missing.pth") })),
+    /missing\.pth/,
+  );
 });

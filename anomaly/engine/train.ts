@@ -27,7 +27,7 @@ import { decayGroups } from "../../nn/optim/param_groups.ts";
 import { TimmStepLR } from "../../nn/optim/schedule.ts";
 import type { AnomalyModel } from "../../models/common/anomaly_model.ts";
 import { createModel } from "../../models/registry.ts";
-import { type AnomalyDataset, openDataset } from "../data/datasets.ts";
+import { type AnomalyDataset, formatSummary, openDataset } from "../data/datasets.ts";
 import { DataLoader } from "../data/loader.ts";
 import { evaluate, type EvaluationResult } from "./evaluate.ts";
 import { ProgressBar } from "./progress.ts";
@@ -277,6 +277,7 @@ export async function train(config: TrainConfig, hooks: TrainHooks = {}): Promis
   } else if (!hooks.resume) {
     await Deno.writeTextFile(logPath, "");
   }
+  log(formatSummary(dataset));
   log(
     `training ${config.model}${config.variant ? ` (${config.variant})` : ""} on ${dataset.kind} ${
       dataset.classes.join(",")
