@@ -65,7 +65,7 @@ Deno.test("examples/wavelet_bands.ts shows the four bands and reconstructs the i
 
 Deno.test("examples/custom_variant.ts trains the Hilbert-HH variant next to the default and prints both tables", async () => {
   const out = await Deno.makeTempDir();
-  const stdout = await runExample("custom_variant", out);
+  const stdout = await runExample("custom_variant", out, ["--epochs", "1"]); // one epoch: mechanics, not results
   await assertPng(join(out, "custom_variant.png"));
   assert.match(stdout, /RANDOMLY initialised/);
   assert.match(stdout, /^ {2}default: rowMajor, columnMajor, diagonal$/m);
