@@ -496,7 +496,7 @@ Deno.test("DataLoader: decoding runs `prefetch` batches ahead of the consumer, a
   const it = loader.epoch(0);
   assert.equal((await it.next()).value?.samples[0].path, samples[0].path);
   // While the consumer holds batch 0, batches 1 and 2 (samples 2..5) are decoded; sample 6 is not started.
-  await new Promise((r) => setTimeout(r, 500));
+  await new Promise((r) => setTimeout(r, 1500));
   for (const s of samples.slice(2, 7)) await Deno.remove(s.path);
   assert.equal((await it.next()).value?.samples[0].path, samples[2].path);
   assert.equal((await it.next()).value?.samples[0].path, samples[4].path);
