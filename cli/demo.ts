@@ -18,15 +18,7 @@ import { generateSyntheticDataset } from "../anomaly/data/synthetic.ts";
 import { evaluate, predictBatch } from "../anomaly/engine/evaluate.ts";
 import { markdownTable, resultsJson, type RunInfo, writeResults } from "../anomaly/engine/report.ts";
 import { resolveConfig, train } from "../anomaly/engine/train.ts";
-import {
-  colorize,
-  denormalize,
-  displayScale,
-  enlarge,
-  maskToRgb,
-  overlay,
-  sideBySide,
-} from "../anomaly/viz/heatmap.ts";
+import { anomalyFigure } from "../anomaly/viz/heatmap.ts";
 import { intFlag, numFlag, parseFlags, printJson, resolveDevice } from "./common.ts";
 import { trainRecord } from "./train.ts";
 
@@ -142,11 +134,8 @@ export async function demoCommand(args: string[]): Promise<Record<string, unknow
         if (!sample) continue;
         const image = await loadImage(sample.path, s);
         const { maps } = await predictBatch(model, image, 1);
-        const rgb = denormalize(image, s);
-        const heat = colorize(maps, s, s);
-        const panels = [rgb, heat, overlay(rgb, heat, 0.5), maskToRgb(await loadMask(sample.maskPath, s), s, s)];
         const png = join(out, "overlays", `${cls}_${sample.defect}.png`);
-        await writePng(png, sideBySide(panels.map((p) => enlarge(p, displayScale(s)))));
+        await writePng(png, anomalyFigure(image, maps, s, await loadMask(sample.maskPath, s)));
         overlays.push(png);
       }
     }

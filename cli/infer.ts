@@ -13,15 +13,7 @@ import { loadImage, loadMask, writePng } from "../anomaly/data/image.ts";
 import { predictBatch } from "../anomaly/engine/evaluate.ts";
 import { encodeNpy } from "../anomaly/engine/npy.ts";
 import { loadTrainedModel } from "../anomaly/engine/train.ts";
-import {
-  colorize,
-  denormalize,
-  displayScale,
-  enlarge,
-  maskToRgb,
-  overlay,
-  sideBySide,
-} from "../anomaly/viz/heatmap.ts";
+import { anomalyFigure } from "../anomaly/viz/heatmap.ts";
 import { parseFlags, printJson, resolveDevice, UsageError } from "./common.ts";
 
 /** Usage text of `infer`. */
@@ -74,13 +66,9 @@ export async function inferCommand(args: string[]): Promise<Record<string, unkno
       const image = await loadImage(path, s);
       const { maps, scores } = await predictBatch(model, image, 1);
       const maskPath = masks ? masks[i] : findMask(path);
-      const panels = [denormalize(image, s)];
-      const heat = colorize(maps, s, s);
-      panels.push(heat, overlay(panels[0], heat, 0.5));
-      if (maskPath) panels.push(maskToRgb(await loadMask(maskPath, s), s, s));
       const stem = basename(path).replace(/\.[^.]+$/, "");
       const png = join(out, `${String(i).padStart(3, "0")}_${stem}.png`);
-      await writePng(png, sideBySide(panels.map((p) => enlarge(p, displayScale(s)))));
+      await writePng(png, anomalyFigure(image, maps, s, maskPath ? await loadMask(maskPath, s) : null));
       const rec: Record<string, unknown> = { path, score: scores[0], overlay: png, mask: maskPath };
       if (v["save-maps"]) {
         const npy = join(out, `${String(i).padStart(3, "0")}_${stem}.npy`);

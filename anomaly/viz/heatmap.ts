@@ -166,3 +166,20 @@ export function enlarge(img: RgbImage, k: number): RgbImage {
 export function displayScale(size: number): number {
   return Math.max(1, Math.ceil(256 / size));
 }
+
+/**
+ * The paper's Figure 5 row for one image: the image (from its normalised CHW tensor), the jet-coloured anomaly map,
+ * their overlay and, when given, the ground-truth mask, side by side and enlarged to at least 256 px per panel.
+ */
+export function anomalyFigure(
+  imageChw: Float32Array,
+  map: Float32Array,
+  size: number,
+  mask?: Uint8Array | null,
+): RgbImage {
+  const rgb = denormalize(imageChw, size);
+  const heat = colorize(map, size, size);
+  const panels = [rgb, heat, overlay(rgb, heat, 0.5)];
+  if (mask) panels.push(maskToRgb(mask, size, size));
+  return sideBySide(panels.map((p) => enlarge(p, displayScale(size))));
+}
