@@ -1,7 +1,9 @@
 /**
  * Image decoding and encoding for the anomaly-detection pipeline.
  *
- * Decoding and encoding go through sharp (libvips). Resizing for the model input follows the reference
+ * PNG and JPEG, the formats of MVTec-AD, VisA and MPDD, are decoded and encoded in pure JavaScript (npm:fast-png,
+ * npm:jpeg-js), so the training and test processes load no native image library; other formats (BMP, TIFF, WebP,
+ * ...) and SVG rendering go through sharp (libvips), imported only when such a file is met. Resizing for the model input follows the reference
  * pipeline (ADer / MambaAD, PAPER.md 1.10 step 6 and 1.11): `PIL.Image.open(p).convert("RGB")`, torchvision
  * `Resize((S, S), BILINEAR)` on the PIL image, `ToTensor`, `Normalize(ImageNet)`; masks are
  * `convert("L")`, binarised `> 0` to 0/255, resized the same way, `ToTensor`, thresholded `> 0.5`.
@@ -9,17 +11,20 @@
  * PIL's bilinear resize is not the textbook one: it is a separable convolution with a triangle filter
  * whose support grows with the downscale factor (so downsampling is antialiased), computed in 22-bit
  * fixed point with the intermediate (horizontal-pass) image rounded to 8 bits. {@linkcode resizePil}
- * reproduces that algorithm (Pillow `libImaging/Resample.c`) bit for bit in TypeScript, and it is the
- * default resampler of {@linkcode loadImage} and the only one of {@linkcode loadMask}: for PNG inputs the
- * tensors then equal the reference's exactly (checked against PIL/torchvision by
- * `tests/fixtures/masks.json`). `loadImage(..., { resampler: "sharp" })` instead resizes in libvips with
- * `kernel: "linear"`, which is faster for very large images but is not antialiased the way PIL is when
- * downsampling and rounds differently, so pixels can differ by a few levels.
+ * reproduces that algorithm (Pillow `libImaging/Resample.c`) bit for bit in TypeScript for both
+ * {@linkcode loadImage} and {@linkcode loadMask}: for PNG inputs the tensors equal the reference's exactly
+ * (checked against PIL/torchvision by `tests/fixtures/masks.json`).
  *
  * @module
  */
 
-import sharp from "sharp";
+import { decode as decodePngBytes, encode as encodePngBytes } from "fast-png";
+import jpeg from "jpeg-js";
+
+/** sharp (libvips), loaded on first use only: a native library that the PNG/JPEG path never needs. */
+async function loadSharp(): Promise<typeof import("sharp").default> {
+  return (await import("sharp")).default;
+}
 
 /** An 8-bit RGB image, rows top to bottom, pixels interleaved (HWC). */
 export interface RgbImage {
@@ -72,52 +77,114 @@ async function readBytes(path: string): Promise<Uint8Array> {
   }
 }
 
-/** Decodes `path` to raw 8-bit pixels with alpha removed; channels is 1 (grey) or 3 (colour). */
-async function decodeRaw(
-  path: string,
-  given?: Uint8Array,
-): Promise<{ width: number; height: number; channels: number; data: Uint8Array }> {
+const PNG_SIGNATURE = [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a];
+
+function isPng(b: Uint8Array): boolean {
+  return b.length >= 8 && PNG_SIGNATURE.every((v, i) => b[i] === v);
+}
+
+function isJpeg(b: Uint8Array): boolean {
+  return b.length >= 3 && b[0] === 0xff && b[1] === 0xd8 && b[2] === 0xff;
+}
+
+/** A decoded image before conversion: 8- or 16-bit samples, 1-4 channels. */
+interface RawImage {
+  width: number;
+  height: number;
+  channels: number;
+  depth: number;
+  data: Uint8Array | Uint16Array;
+}
+
+/** PNG through fast-png: palettes expanded; any bit depth below 8 widened to 8 bits as PIL does. */
+function decodePng(bytes: Uint8Array): RawImage {
+  const png = decodePngBytes(bytes);
+  const { width, height } = png;
+  if (png.palette) {
+    const pal = png.palette, idx = png.data as Uint8Array, n = width * height;
+    const data = new Uint8Array(n * 3);
+    for (let i = 0; i < n; i++) {
+      const c = pal[idx[i]];
+      if (!c) throw new Error(`palette index ${idx[i]} out of range`);
+      data[3 * i] = c[0];
+      data[3 * i + 1] = c[1];
+      data[3 * i + 2] = c[2];
+    }
+    return { width, height, channels: 3, depth: 8, data };
+  }
+  if (png.depth < 8) {
+    // grey 1/2/4-bit: fast-png unpacks the samples; scale them to 0..255 (PIL's "L" for 1-bit masks is 0/255)
+    const max = (1 << png.depth) - 1, src = png.data as Uint8Array;
+    return {
+      width,
+      height,
+      channels: png.channels,
+      depth: 8,
+      data: Uint8Array.from(src, (v) => Math.round(v * 255 / max)),
+    };
+  }
+  return { width, height, channels: png.channels, depth: png.depth, data: png.data as Uint8Array | Uint16Array };
+}
+
+/** Decodes bytes: PNG and JPEG in JavaScript, anything else through libvips. */
+async function decodeAny(bytes: Uint8Array): Promise<RawImage> {
+  if (isPng(bytes)) return decodePng(bytes);
+  if (isJpeg(bytes)) {
+    const j = jpeg.decode(bytes, { useTArray: true, formatAsRGBA: false, maxMemoryUsageInMB: 2048 });
+    const channels = j.data.length / (j.width * j.height);
+    if (channels !== 3) throw new Error(`unexpected JPEG decode of ${channels} channels`);
+    return { width: j.width, height: j.height, channels: 3, depth: 8, data: j.data };
+  }
+  const sharp = await loadSharp();
+  const { data, info } = await sharp(bytes, { failOn: "warning" }).toColourspace("srgb").raw({ depth: "uchar" })
+    .toBuffer({ resolveWithObject: true });
+  return {
+    width: info.width,
+    height: info.height,
+    channels: info.channels,
+    depth: 8,
+    data: new Uint8Array(data.buffer, data.byteOffset, data.byteLength),
+  };
+}
+
+/** Decodes `path` to raw samples; throws {@linkcode ImageFileError} naming the file on any failure. */
+async function decodeFile(path: string, given?: Uint8Array): Promise<RawImage> {
   const bytes = given ?? await readBytes(path);
   if (bytes.length === 0) throw new ImageFileError(path, "file is empty");
+  let raw: RawImage;
   try {
-    // failOn "warning" (sharp's default is also strict) turns libpng/libjpeg warnings on truncated data
-    // into errors instead of silently returning a partly grey image.
-    const { data, info } = await sharp(bytes, { failOn: "warning" })
-      .removeAlpha()
-      .raw({ depth: "uchar" })
-      .toBuffer({ resolveWithObject: true });
-    let channels = info.channels;
-    let out = new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
-    if (channels !== 1 && channels !== 3) {
-      // e.g. CMYK: let libvips convert to sRGB.
-      const conv = await sharp(bytes, { failOn: "warning" }).removeAlpha().toColourspace("srgb")
-        .raw({ depth: "uchar" }).toBuffer({ resolveWithObject: true });
-      channels = conv.info.channels;
-      out = new Uint8Array(conv.data.buffer, conv.data.byteOffset, conv.data.byteLength);
-      if (channels !== 3) throw new Error(`unsupported channel count ${channels}`);
-    }
-    if (out.length !== info.width * info.height * channels) throw new Error("decoded size mismatch");
-    return { width: info.width, height: info.height, channels, data: out };
+    raw = await decodeAny(bytes);
   } catch (e) {
     throw new ImageFileError(path, `cannot decode image (${errorMessage(e)})`, { cause: e });
   }
+  if (raw.data.length !== raw.width * raw.height * raw.channels || raw.channels < 1 || raw.channels > 4) {
+    throw new ImageFileError(path, `cannot decode image (unexpected ${raw.channels} channels / size)`);
+  }
+  return raw;
+}
+
+/** 16-bit samples to 8 bits as PIL does for RGB(A) images (the high byte). */
+function to8(raw: RawImage): Uint8Array {
+  if (raw.depth === 8) return raw.data as Uint8Array;
+  return Uint8Array.from(raw.data as Uint16Array, (v) => v >> 8);
 }
 
 /**
- * Reads an image file (PNG, JPEG, BMP, TIFF, WebP, ... anything libvips decodes) as 8-bit RGB.
+ * Reads an image file (PNG and JPEG in JavaScript; BMP, TIFF, WebP, ... through libvips) as 8-bit RGB.
  * Grey images are replicated to three channels and alpha is dropped, as PIL's `convert("RGB")` does.
  * Throws {@linkcode ImageFileError} naming the file when it is missing, unreadable or not a valid image.
  */
 export async function readImage(path: string): Promise<RgbImage> {
-  const raw = await decodeRaw(path);
-  if (raw.channels === 3) return { width: raw.width, height: raw.height, data: raw.data };
-  const n = raw.width * raw.height;
+  const raw = await decodeFile(path);
+  const d = to8(raw), n = raw.width * raw.height, c = raw.channels;
+  if (c === 3) return { width: raw.width, height: raw.height, data: d };
   const data = new Uint8Array(n * 3);
   for (let i = 0; i < n; i++) {
-    const v = raw.data[i];
-    data[3 * i] = v;
-    data[3 * i + 1] = v;
-    data[3 * i + 2] = v;
+    // grey (+alpha) is replicated, alpha dropped: PIL's convert("RGB")
+    const grey = c <= 2;
+    data[3 * i] = d[c * i];
+    data[3 * i + 1] = d[c * i + (grey ? 0 : 1)];
+    data[3 * i + 2] = d[c * i + (grey ? 0 : 2)];
   }
   return { width: raw.width, height: raw.height, data };
 }
@@ -129,38 +196,20 @@ export async function readImage(path: string): Promise<RgbImage> {
  * {@linkcode ImageFileError} naming the file on any read or decode failure.
  */
 export async function readMask(path: string): Promise<GreyImage> {
-  const bytes = await readBytes(path);
-  const grey16 = await readGrey16(path, bytes);
-  if (grey16) return grey16;
-  const raw = await decodeRaw(path, bytes);
-  if (raw.channels === 1) return { width: raw.width, height: raw.height, data: raw.data };
-  const n = raw.width * raw.height;
+  const raw = await decodeFile(path);
+  const n = raw.width * raw.height, c = raw.channels;
   const data = new Uint8Array(n);
-  const d = raw.data;
+  if (c <= 2) {
+    // grey: 16-bit is clipped to 255 as PIL's I;16 → L (not rescaled, so small non-zero values stay non-zero)
+    const d = raw.data;
+    for (let i = 0; i < n; i++) data[i] = Math.min(255, d[c * i]);
+    return { width: raw.width, height: raw.height, data };
+  }
+  const d = to8(raw);
   for (let i = 0; i < n; i++) {
-    data[i] = (d[3 * i] * 19595 + d[3 * i + 1] * 38470 + d[3 * i + 2] * 7471 + 0x8000) >>> 16;
+    data[i] = (d[c * i] * 19595 + d[c * i + 1] * 38470 + d[c * i + 2] * 7471 + 0x8000) >>> 16;
   }
   return { width: raw.width, height: raw.height, data };
-}
-
-/**
- * A 16-bit grey image as PIL's `convert("L")` sees it: PIL opens it as mode `I;16` and clips to 0..255
- * (sharp would scale by 1/257 instead, turning small non-zero mask values into 0). Null for other images.
- */
-async function readGrey16(path: string, bytes: Uint8Array): Promise<GreyImage | null> {
-  if (bytes.length === 0) return null; // decodeRaw reports it
-  try {
-    const img = sharp(bytes, { failOn: "warning" });
-    const meta = await img.metadata();
-    if (meta.depth !== "ushort" || meta.channels !== 1) return null;
-    const { data, info } = await img.toColourspace("grey16").raw({ depth: "ushort" })
-      .toBuffer({ resolveWithObject: true });
-    if (info.channels !== 1 || data.byteLength !== 2 * info.width * info.height) return null;
-    const v = new Uint16Array(data.buffer.slice(data.byteOffset, data.byteOffset + data.byteLength));
-    return { width: info.width, height: info.height, data: Uint8Array.from(v, (x) => Math.min(255, x)) };
-  } catch (e) {
-    throw new ImageFileError(path, `cannot decode image (${errorMessage(e)})`, { cause: e });
-  }
 }
 
 const PRECISION_BITS = 22;
@@ -284,15 +333,6 @@ export function resizePil(
   return out;
 }
 
-/** Which resampler {@linkcode loadImage} uses: Pillow-exact TypeScript (default) or libvips linear. */
-export type Resampler = "pil" | "sharp";
-
-/** Options of {@linkcode loadImage}. */
-export interface LoadImageOptions {
-  /** `"pil"` (default): bit-exact Pillow bilinear; `"sharp"`: libvips `kernel: "linear"`, `fit: "fill"`. */
-  resampler?: Resampler;
-}
-
 /** Converts 8-bit HWC RGB to normalised CHW float32 exactly as torchvision `ToTensor` + `Normalize` (float32). */
 export function normalizeRgb(rgb: Uint8Array, height: number, width: number): Float32Array {
   const n = height * width;
@@ -310,39 +350,20 @@ export function normalizeRgb(rgb: Uint8Array, height: number, width: number): Fl
 
 /**
  * Loads an image as the model input: RGB, resized to `size`×`size` bilinear, scaled to [0,1], ImageNet
- * normalised, CHW float32 of length `3*size*size`. With the default `"pil"` resampler the result equals
- * the reference `Resize` + `ToTensor` + `Normalize` bit for bit for lossless inputs (JPEG decoders may
- * differ slightly between libjpeg-turbo in libvips and PIL's libjpeg build).
+ * normalised, CHW float32 of length `3*size*size`. The result equals the reference `Resize` + `ToTensor` +
+ * `Normalize` bit for bit for lossless inputs (JPEG decoders may differ by a level between jpeg-js and PIL's
+ * libjpeg build).
  */
-export async function loadImage(path: string, size: number, opts: LoadImageOptions = {}): Promise<Float32Array> {
-  return (await loadImageWithSize(path, size, opts)).tensor;
+export async function loadImage(path: string, size: number): Promise<Float32Array> {
+  return (await loadImageWithSize(path, size)).tensor;
 }
 
 /** As {@linkcode loadImage}, also returning the original image size (the loader checks mask sizes against it). */
 export async function loadImageWithSize(
   path: string,
   size: number,
-  opts: LoadImageOptions = {},
 ): Promise<{ tensor: Float32Array; width: number; height: number }> {
   if (!Number.isInteger(size) || size <= 0) throw new Error(`loadImage: size must be a positive integer, got ${size}`);
-  const resampler = opts.resampler ?? "pil";
-  if (resampler === "sharp") {
-    const bytes = await readBytes(path);
-    try {
-      const img = sharp(bytes, { failOn: "warning" });
-      const meta = await img.metadata();
-      const { data, info } = await img.removeAlpha().toColourspace("srgb")
-        .resize(size, size, { kernel: "linear", fit: "fill" }).raw({ depth: "uchar" })
-        .toBuffer({ resolveWithObject: true });
-      if (info.channels !== 3 || data.length !== size * size * 3) {
-        throw new Error(`unexpected ${info.channels} channels`);
-      }
-      const rgb = new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
-      return { tensor: normalizeRgb(rgb, size, size), width: meta.width ?? 0, height: meta.height ?? 0 };
-    } catch (e) {
-      throw new ImageFileError(path, `cannot decode image (${errorMessage(e)})`, { cause: e });
-    }
-  }
   const img = await readImage(path);
   const rgb = resizePil(img.data, img.width, img.height, 3, size, size);
   return { tensor: normalizeRgb(rgb, size, size), width: img.width, height: img.height };
@@ -372,22 +393,23 @@ export async function loadMask(path: string | null, size: number): Promise<Uint8
 }
 
 /** Encodes an RGB image as PNG bytes. */
-export async function encodePng(img: RgbImage): Promise<Uint8Array> {
+export function encodePng(img: RgbImage): Promise<Uint8Array> {
   if (img.data.length !== img.width * img.height * 3) {
     throw new Error(`encodePng: expected ${img.width}x${img.height}x3 bytes, got ${img.data.length}`);
   }
-  const buf = await sharp(img.data, { raw: { width: img.width, height: img.height, channels: 3 } }).png().toBuffer();
-  return new Uint8Array(buf.buffer, buf.byteOffset, buf.byteLength);
+  return Promise.resolve(
+    encodePngBytes({ width: img.width, height: img.height, data: img.data, depth: 8, channels: 3 }),
+  );
 }
 
 /** Encodes a one-channel image as a grey PNG (masks are written as 0/255). */
-export async function encodeGreyPng(img: GreyImage): Promise<Uint8Array> {
+export function encodeGreyPng(img: GreyImage): Promise<Uint8Array> {
   if (img.data.length !== img.width * img.height) {
     throw new Error(`encodeGreyPng: expected ${img.width}x${img.height} bytes, got ${img.data.length}`);
   }
-  const buf = await sharp(img.data, { raw: { width: img.width, height: img.height, channels: 1 } })
-    .toColourspace("b-w").png().toBuffer();
-  return new Uint8Array(buf.buffer, buf.byteOffset, buf.byteLength);
+  return Promise.resolve(
+    encodePngBytes({ width: img.width, height: img.height, data: img.data, depth: 8, channels: 1 }),
+  );
 }
 
 /** Writes an RGB image to `path` as PNG. */
@@ -399,6 +421,7 @@ export async function writePng(path: string, img: RgbImage): Promise<void> {
 export async function renderSvg(svg: string, path: string): Promise<void> {
   let png: Uint8Array;
   try {
+    const sharp = await loadSharp();
     const buf = await sharp(new TextEncoder().encode(svg)).png().toBuffer();
     png = new Uint8Array(buf.buffer, buf.byteOffset, buf.byteLength);
   } catch (e) {

@@ -9,7 +9,7 @@
 
 import { Generator } from "../../autodiff/random.ts";
 import type { Sample } from "./datasets.ts";
-import { binarizeResizeMask, ImageFileError, loadImageWithSize, readMask, type Resampler } from "./image.ts";
+import { binarizeResizeMask, ImageFileError, loadImageWithSize, readMask } from "./image.ts";
 
 /** One batch: `B` images and masks at `size`×`size`, in sample order. */
 export interface Batch {
@@ -43,8 +43,6 @@ export interface DataLoaderOptions {
   skipBad?: boolean;
   /** Files decoded at the same time (default 4). */
   concurrency?: number;
-  /** Resampler for images (default `"pil"`, bit-exact with the reference). */
-  resampler?: Resampler;
 }
 
 /** Options of {@linkcode loadSamples}. */
@@ -55,8 +53,6 @@ export interface LoadSamplesOptions {
   skipBad?: boolean;
   /** Files decoded at the same time (default 4). */
   concurrency?: number;
-  /** Resampler for images (default `"pil"`). */
-  resampler?: Resampler;
   /** Receives the paths of skipped files. */
   skipped?: string[];
 }
@@ -73,8 +69,8 @@ type Outcome = { ok: true; value: Decoded } | { ok: false; error: unknown };
  * Decodes one sample: the image, and when `withMasks` its mask, which must have the image's size (a
  * mismatch is an {@linkcode ImageFileError} naming both files and sizes).
  */
-async function decodeSample(s: Sample, size: number, withMasks: boolean, resampler: Resampler): Promise<Decoded> {
-  const img = await loadImageWithSize(s.path, size, { resampler });
+async function decodeSample(s: Sample, size: number, withMasks: boolean): Promise<Decoded> {
+  const img = await loadImageWithSize(s.path, size);
   let mask: Uint8Array;
   if (withMasks && s.maskPath !== null) {
     const m = await readMask(s.maskPath);
@@ -173,7 +169,6 @@ export class DataLoader {
       withMasks: opts.withMasks ?? true,
       skipBad: opts.skipBad ?? false,
       concurrency: positiveInt("concurrency", opts.concurrency ?? 4),
-      resampler: opts.resampler ?? "pil",
     };
   }
 
@@ -192,7 +187,7 @@ export class DataLoader {
 
   /** The batches of epoch `epoch` (0-based), decoded ahead of the consumer. */
   async *epoch(epoch = 0): AsyncGenerator<Batch, void, undefined> {
-    const { batchSize, imageSize, prefetch, withMasks, skipBad, concurrency, dropLast, resampler } = this.options;
+    const { batchSize, imageSize, prefetch, withMasks, skipBad, concurrency, dropLast } = this.options;
     const order = this.order(epoch);
     const limit = limiter(concurrency);
     const pending: Promise<Outcome>[] = [];
@@ -207,7 +202,7 @@ export class DataLoader {
         const s = this.samples[order[next++]];
         // Outcomes never reject, so a failure that is not awaited yet is not an unhandled rejection.
         pending.push(
-          limit(() => decodeSample(s, imageSize, withMasks, resampler)).then(
+          limit(() => decodeSample(s, imageSize, withMasks)).then(
             (value): Outcome => ({ ok: true, value }),
             (error): Outcome => ({ ok: false, error }),
           ),
@@ -245,10 +240,9 @@ export async function loadSamples(
 ): Promise<Batch> {
   const limit = limiter(opts.concurrency ?? 4);
   const withMasks = opts.withMasks ?? true;
-  const resampler = opts.resampler ?? "pil";
   const outcomes = await Promise.all(
     samples.map((s) =>
-      limit(() => decodeSample(s, size, withMasks, resampler)).then(
+      limit(() => decodeSample(s, size, withMasks)).then(
         (value): Outcome => ({ ok: true, value }),
         (error): Outcome => ({ ok: false, error }),
       )
