@@ -11,6 +11,7 @@ import { requestDevice } from "./autodiff/backends/webgpu/device.ts";
 import { Runtime, WebGPUDeviceLostError } from "./autodiff/backends/webgpu/runtime.ts";
 const { device } = await requestDevice();
 const rt = new Runtime(device);
+rt.watchLoss();
 const buf = rt.upload(new Float32Array([1, 2, 3]), "float32");
 console.log("before", Array.from(await rt.read(buf)).join(","));
 device.destroy();

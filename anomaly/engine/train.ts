@@ -16,6 +16,8 @@
 import { existsSync } from "node:fs";
 import { join } from "node:path";
 import type { Device } from "../../autodiff/backend.ts";
+import type { WebGPUBackend } from "../../autodiff/backends/webgpu/backend.ts";
+import { getBackend } from "../../autodiff/device.ts";
 import { tensor } from "../../autodiff/ops/creation.ts";
 import { Generator, globalGenerator, manualSeed } from "../../autodiff/random.ts";
 import { type Tensor, tidy } from "../../autodiff/tensor.ts";
@@ -235,6 +237,8 @@ export async function train(config: TrainConfig, hooks: TrainHooks = {}): Promis
   const logPath = join(config.outDir, LOSS_LOG_FILE);
 
   const dataset = await openDataset(config.dataset, config.dataRoot, { classes: config.classes });
+  // a lost GPU stops the run with a clear message instead of a hang (the last checkpoint stays intact)
+  if (config.device === "webgpu") (getBackend("webgpu") as WebGPUBackend).runtime.watchLoss();
   const model = await buildModel(config);
   const loader = new DataLoader(dataset.train, {
     batchSize: config.batchSize,

@@ -106,8 +106,20 @@ export class Runtime {
       const err = (ev as GPUUncapturedErrorEvent).error;
       this.#error ??= new Error(`WebGPU error: ${err.message}`);
     });
-    // A lost device (driver reset, out of memory, destroy()) fails every later submit and read with one clear error.
-    device.lost.then((info) => {
+  }
+
+  #watching = false;
+
+  /**
+   * Starts watching for device loss (driver reset, out of memory, destroy()): afterwards every submit and read
+   * throws one clear {@linkcode WebGPUDeviceLostError}. Opt-in (the training engine calls it) because a pending
+   * `device.lost` subscription is torn down together with the device at process exit, which the software
+   * adapters used in CI did not always survive.
+   */
+  watchLoss(): void {
+    if (this.#watching) return;
+    this.#watching = true;
+    this.device.lost.then((info) => {
       this.lost = new WebGPUDeviceLostError(info.reason ?? "unknown", info.message);
     });
   }
