@@ -264,7 +264,9 @@ export async function train(config: TrainConfig, hooks: TrainHooks = {}): Promis
   const schedule = new TimmStepLR(opt, { decayT: decayStep(config, itersPerEpoch), decayRate: config.lrDecayRate });
 
   let startEpoch = 0, step = 0;
-  if (hooks.resume && existsSync(ckptPath)) {
+  // the last good checkpoint named in error messages; known here, so the step loop does no file-system call
+  let lastGood: string | null = hooks.resume && existsSync(ckptPath) ? ckptPath : null;
+  if (lastGood) {
     // the run must be the same run: check the stored config before loading anything
     const saved = ((await readCheckpointMeta(ckptPath)).config ?? {}) as Record<string, JsonValue>;
     for (const k of RESUME_KEYS) {
@@ -307,7 +309,7 @@ export async function train(config: TrainConfig, hooks: TrainHooks = {}): Promis
       const x = tensor(batch.images, { shape: [batch.samples.length, 3, s, s], device: config.device });
       try {
         const where = `epoch ${epoch + 1}, iteration ${iter + 1} (step ${step + 1})`;
-        const r = await trainStep(model, opt, x, config.clipGrad, where, existsSync(ckptPath) ? ckptPath : null);
+        const r = await trainStep(model, opt, x, config.clipGrad, where, lastGood);
         schedule.step();
         step++;
         sum += r.loss;
@@ -329,6 +331,7 @@ export async function train(config: TrainConfig, hooks: TrainHooks = {}): Promis
       config: configJson(config),
       extra: { meanLoss: record.meanLoss },
     });
+    lastGood = ckptPath;
     if (config.evalEvery > 0 && ((epoch + 1) % config.evalEvery === 0 || epoch + 1 === config.epochs)) {
       record.evaluation = await evaluate(model, dataset, {
         metricPath: config.metricPath,
