@@ -1,5 +1,5 @@
 /**
- * The command line (DESIGN.md): `deno task <command> -- [options]`, one module per command in `cli/`.
+ * The command line (docs/architecture.md): `deno task <command> -- [options]`, one module per command in `cli/`.
  *
  *     deno task train -- --data DIR [--model wave_mambaad] [--epochs 100] … [--json]
  *     deno task eval  -- --checkpoint FILE [--metric-path adeval|exact] [--save-maps DIR] [--json]
@@ -7,8 +7,10 @@
  *     deno task info  -- --model wave_mambaad|mambaad [--variant V] [--size 256] [--json]
  *     deno task demo  [-- --json]
  *
- * With `--json` the last line of stdout is one JSON object. Errors print one clear message and exit non-zero
- * (2 for a usage error).
+ * With `--json` the last line of stdout is one JSON object. Errors print one clear message and exit non-zero:
+ * 2 for a usage error (an unknown command, flag, model or variant, a bad flag value such as a size the model
+ * cannot take), 1 for anything else (a missing or unreadable file, an earlier run in the way, a failed run).
+ * Every command's usage text is generated from its flag table (`cli/common.ts` `usageText`).
  *
  * @module
  */
@@ -47,7 +49,9 @@ export async function main(args: string[]): Promise<number> {
     const err = e as Error;
     console.error(`error: ${err.message}`);
     if (Deno.env.get("WAVEMAMBA_DEBUG")) console.error(err.stack);
-    return err instanceof UsageError ? 2 : 1;
+    if (!(err instanceof UsageError)) return 1;
+    console.error(`(deno task ${command} -- --help lists the options)`);
+    return 2;
   }
 }
 

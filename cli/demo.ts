@@ -19,21 +19,128 @@ import { evaluate, predictBatch } from "../anomaly/engine/evaluate.ts";
 import { markdownTable, resultsJson, type RunInfo, writeResults } from "../anomaly/engine/report.ts";
 import { resolveConfig, train } from "../anomaly/engine/train.ts";
 import { anomalyFigure } from "../anomaly/viz/heatmap.ts";
-import { intFlag, numFlag, parseFlags, printJson, resolveDevice } from "./common.ts";
+import { modelNames } from "../models/registry.ts";
+import {
+  applyMaxMegapixels,
+  checkModelFlags,
+  DEVICE_FLAG,
+  type FlagTable,
+  HELP_FLAG,
+  intFlag,
+  JSON_FLAG,
+  MAX_MEGAPIXELS_FLAG,
+  numFlag,
+  parseFlags,
+  printJson,
+  resolveDevice,
+  usageChecked,
+  usageText,
+} from "./common.ts";
 import { trainRecord } from "./train.ts";
 
-/** Usage text of `demo`. */
-export const DEMO_USAGE = `usage: deno task demo [-- options]
-  --out DIR               everything goes here (default out/demo)
-  --model NAME            (default wave_mambaad)   --variant NAME
-  --size N                model input size (default 64: minutes on a CPU; the paper uses 256)
-  --epochs N (default 5)  --batch N (default 8)  --lr X (default 0.005)  --seed N (default 42)
-  --train-per-class N     synthetic normal training images per class (default 24)
-  --test-per-class N      synthetic test images per class: half normal, half spread over the 4 defect kinds
-                          (default 20)
-  --device cpu|webgpu|auto   (default auto: WebGPU on hardware adapters, else CPU)
-  --encoder-weights FILE  torchvision/timm ResNet-34 (.pth/.safetensors): the paper's setup
-  --json                  print one JSON object as the last line`;
+/**
+ * The marker file the demo writes into every folder it creates (`OUT/data`, `OUT/run`). The demo deletes or
+ * replaces a folder only when it holds this marker, so `--out .` can never take the user's own `data/`.
+ */
+export const DEMO_MARKER = ".wavemamba-demo";
+
+/**
+ * Makes `out` the demo's own output folder before anything is written: a folder that does not exist is
+ * created, an empty one or one holding {@linkcode DEMO_MARKER} is taken; a folder with other contents (say
+ * `--out .` in a project) is refused with an error naming it, since the demo writes its results files there.
+ * The folder gets the marker. With `dryRun` only the refusal is checked.
+ */
+export async function claimOutFolder(out: string, opts: { dryRun?: boolean } = {}): Promise<void> {
+  let entries: string[] | null = null;
+  try {
+    entries = [];
+    for await (const e of Deno.readDir(out)) entries.push(e.name);
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) entries = null;
+    else throw new Error(`demo: --out ${out} is not a folder the demo can use (${(e as Error).message})`);
+  }
+  if (entries && entries.length > 0 && !entries.includes(DEMO_MARKER)) {
+    throw new Error(
+      `demo: --out ${out} holds files that the demo did not make (${entries.slice(0, 5).join(", ")}${
+        entries.length > 5 ? ", …" : ""
+      }; no ${DEMO_MARKER} marker); the demo writes only into a new or empty folder or one of its own. ` +
+        `Choose another --out`,
+    );
+  }
+  if (opts.dryRun) return;
+  await Deno.mkdir(out, { recursive: true });
+  await Deno.writeTextFile(
+    join(out, DEMO_MARKER),
+    "made by `deno task demo`; a later demo run with the same --out replaces its files here\n",
+  );
+}
+
+/** The flags of `demo`, from which its usage text is generated. */
+export const DEMO_FLAGS = {
+  out: {
+    type: "string",
+    arg: "DIR",
+    help:
+      `everything goes here (default out/demo); the demo replaces only the folders it made\n(marked by a ${DEMO_MARKER} file)`,
+  },
+  model: { type: "string", arg: "NAME", help: `${modelNames().join("|")} (default wave_mambaad)` },
+  variant: { type: "string", arg: "NAME", help: "model preset (default: official)" },
+  size: { type: "string", arg: "N", help: "model input size (default 64: minutes on a CPU; the paper uses 256)" },
+  epochs: { type: "string", arg: "N", help: "epochs (default 5)" },
+  batch: { type: "string", arg: "N", help: "batch size (default 8)" },
+  lr: { type: "string", arg: "X", help: "AdamW learning rate (default 0.005)" },
+  seed: { type: "string", arg: "N", help: "random seed (default 42)" },
+  "train-per-class": { type: "string", arg: "N", help: "synthetic normal training images per class (default 24)" },
+  "test-per-class": {
+    type: "string",
+    arg: "N",
+    help: "synthetic test images per class: half normal, half spread over the 4 defect kinds\n(default 20)",
+  },
+  device: DEVICE_FLAG,
+  "encoder-weights": {
+    type: "string",
+    arg: "FILE",
+    help: "torchvision/timm ResNet-34 (.pth/.safetensors): the paper's setup",
+  },
+  "max-megapixels": MAX_MEGAPIXELS_FLAG,
+  json: JSON_FLAG,
+  help: HELP_FLAG,
+} as const satisfies FlagTable;
+
+/** Usage text of `demo`, generated from {@linkcode DEMO_FLAGS}. */
+export const DEMO_USAGE: string = usageText("usage: deno task demo [-- options]", DEMO_FLAGS);
+
+/**
+ * Makes `dir` a fresh, empty folder of the demo's own: a folder that does not exist is created; one that holds
+ * {@linkcode DEMO_MARKER} (made by an earlier demo) is deleted and recreated; any other existing path is
+ * refused with an error naming it, and nothing is touched. The new folder gets the marker. With `dryRun` only
+ * the refusal is checked.
+ */
+export async function freshDemoFolder(dir: string, opts: { dryRun?: boolean } = {}): Promise<void> {
+  let st: Deno.FileInfo | null = null;
+  try {
+    st = await Deno.lstat(dir);
+  } catch (e) {
+    if (!(e instanceof Deno.errors.NotFound)) throw new Error(`demo: cannot inspect ${dir} (${(e as Error).message})`);
+  }
+  if (st) {
+    const marked = st.isDirectory && await Deno.lstat(join(dir, DEMO_MARKER)).then(() => true, () => false);
+    if (!marked) {
+      throw new Error(
+        `demo: ${dir} already exists and was not made by the demo (no ${DEMO_MARKER} marker in it); ` +
+          `the demo does not delete it. Choose another --out, or move ${dir} away`,
+      );
+    }
+    if (opts.dryRun) return;
+    await Deno.remove(dir, { recursive: true });
+  }
+  if (opts.dryRun) return;
+  await Deno.mkdir(dir, { recursive: true });
+  await Deno.writeTextFile(
+    join(dir, DEMO_MARKER),
+    "made by `deno task demo`; the next demo run with the same --out deletes this folder\n",
+  );
+}
 
 const ENCODER_NOTE_RANDOM = "The frozen ResNet-34 encoder is RANDOMLY initialised (no --encoder-weights given): " +
   "the metrics below say how a reconstruction model does with random features, not what the paper reports. " +
@@ -47,22 +154,7 @@ function testCounts(n: number): { testGoodPerClass: number; testPerDefect: numbe
 
 /** The `demo` command; returns the printed record. */
 export async function demoCommand(args: string[]): Promise<Record<string, unknown>> {
-  const { values: v } = parseFlags("demo", args, {
-    out: { type: "string" },
-    model: { type: "string" },
-    variant: { type: "string" },
-    size: { type: "string" },
-    epochs: { type: "string" },
-    batch: { type: "string" },
-    lr: { type: "string" },
-    seed: { type: "string" },
-    "train-per-class": { type: "string" },
-    "test-per-class": { type: "string" },
-    device: { type: "string" },
-    "encoder-weights": { type: "string" },
-    json: { type: "boolean", default: false },
-    help: { type: "boolean", short: "h", default: false },
-  });
+  const { values: v } = parseFlags("demo", args, DEMO_FLAGS);
   if (v.help) {
     console.log(DEMO_USAGE);
     return {};
@@ -72,31 +164,39 @@ export async function demoCommand(args: string[]): Promise<Record<string, unknow
   const seed = intFlag("demo", "seed", v.seed, 42, 0);
   const t0 = performance.now();
 
-  const dataRoot = join(out, "data");
+  const modelName = v.model ?? "wave_mambaad";
+  const imageSize = intFlag("demo", "size", v.size, 64);
+  checkModelFlags("demo", modelName, v.variant, imageSize);
+  applyMaxMegapixels("demo", v["max-megapixels"]);
+  const trainPerClass = intFlag("demo", "train-per-class", v["train-per-class"], 24);
+  const counts = testCounts(intFlag("demo", "test-per-class", v["test-per-class"], 20, 5));
+  const dataRoot = join(out, "data"), runDir = join(out, "run");
+  const config = usageChecked("demo", () =>
+    resolveConfig({
+      model: modelName,
+      variant: v.variant,
+      dataset: "mvtec",
+      dataRoot,
+      epochs: intFlag("demo", "epochs", v.epochs, 5),
+      batchSize: intFlag("demo", "batch", v.batch, 8),
+      lr: numFlag("demo", "lr", v.lr, 0.005),
+      imageSize,
+      seed,
+      encoderWeights: v["encoder-weights"],
+      outDir: runDir,
+    }));
+  // every folder is checked before any is touched: a refusal leaves everything as it was
+  const overlayDir = join(out, "overlays");
+  await claimOutFolder(out, { dryRun: true });
+  for (const dir of [dataRoot, runDir, overlayDir]) await freshDemoFolder(dir, { dryRun: true });
+  await claimOutFolder(out);
+  const device = await resolveDevice("demo", v.device, log);
   log(`demo: generating the synthetic dataset (MVTec layout) in ${dataRoot}`);
-  await Deno.remove(dataRoot, { recursive: true }).catch(() => {});
-  await generateSyntheticDataset(dataRoot, {
-    seed,
-    trainPerClass: intFlag("demo", "train-per-class", v["train-per-class"], 24),
-    ...testCounts(intFlag("demo", "test-per-class", v["test-per-class"], 20, 5)),
-  });
-
-  const config = resolveConfig({
-    model: v.model ?? "wave_mambaad",
-    variant: v.variant,
-    dataset: "mvtec",
-    dataRoot,
-    epochs: intFlag("demo", "epochs", v.epochs, 5),
-    batchSize: intFlag("demo", "batch", v.batch, 8),
-    lr: numFlag("demo", "lr", v.lr, 0.005),
-    imageSize: intFlag("demo", "size", v.size, 64),
-    seed,
-    device: await resolveDevice("demo", v.device, log),
-    encoderWeights: v["encoder-weights"],
-    outDir: join(out, "run"),
-  });
+  await freshDemoFolder(dataRoot);
+  await generateSyntheticDataset(dataRoot, { seed, trainPerClass, ...counts });
+  await freshDemoFolder(runDir);
   log(config.encoderWeights ? `demo: encoder weights from ${config.encoderWeights}` : `demo: ${ENCODER_NOTE_RANDOM}`);
-  const result = await train(config, { quiet: v.json, log });
+  const result = await train({ ...config, device }, { quiet: v.json, log });
   const { model, dataset } = result;
   try {
     const run: RunInfo = {
@@ -124,7 +224,7 @@ export async function demoCommand(args: string[]): Promise<Record<string, unknow
     // overlays: the first defect image of every class, and one normal one
     const overlays: string[] = [];
     const s = config.imageSize;
-    await Deno.mkdir(join(out, "overlays"), { recursive: true });
+    await freshDemoFolder(overlayDir);
     for (const cls of dataset.classes) {
       const picks = [
         dataset.test.find((x) => x.cls === cls && x.label === 1),
@@ -134,7 +234,7 @@ export async function demoCommand(args: string[]): Promise<Record<string, unknow
         if (!sample) continue;
         const image = await loadImage(sample.path, s);
         const { maps } = await predictBatch(model, image, 1);
-        const png = join(out, "overlays", `${cls}_${sample.defect}.png`);
+        const png = join(overlayDir, `${cls}_${sample.defect}.png`);
         await writePng(png, anomalyFigure(image, maps, s, await loadMask(sample.maskPath, s)));
         overlays.push(png);
       }

@@ -9,21 +9,46 @@
 
 import { existsSync } from "node:fs";
 import { basename, dirname, join } from "node:path";
-import { loadImage, loadMask, writePng } from "../anomaly/data/image.ts";
+import { binarizeResizeMask, ImageFileError, loadImageWithSize, readMask, writePng } from "../anomaly/data/image.ts";
 import { predictBatch } from "../anomaly/engine/evaluate.ts";
 import { encodeNpy } from "../anomaly/engine/npy.ts";
 import { loadTrainedModel } from "../anomaly/engine/train.ts";
 import { anomalyFigure } from "../anomaly/viz/heatmap.ts";
-import { parseFlags, printJson, resolveDevice, UsageError } from "./common.ts";
+import {
+  applyMaxMegapixels,
+  DEVICE_FLAG,
+  type FlagTable,
+  HELP_FLAG,
+  JSON_FLAG,
+  MAX_MEGAPIXELS_FLAG,
+  parseFlags,
+  printJson,
+  resolveDevice,
+  UsageError,
+  usageText,
+} from "./common.ts";
 
-/** Usage text of `infer`. */
-export const INFER_USAGE = `usage: deno task infer -- --checkpoint FILE [options] IMAGE...
-  --checkpoint FILE   a checkpoint written by train
-  --masks a,b,...     ground-truth masks, one per image (default: looked up in the MVTec layout)
-  --out DIR           where the PNGs (and maps with --save-maps) go (default out/infer)
-  --save-maps         also write each map as float32 .npy
-  --device cpu|webgpu|auto
-  --json              print one JSON object as the last line`;
+/** The flags of `infer`, from which its usage text is generated. */
+export const INFER_FLAGS = {
+  checkpoint: { type: "string", arg: "FILE", help: "a checkpoint written by train (required)" },
+  masks: {
+    type: "string",
+    arg: "a,b,...",
+    help: "ground-truth masks, one per image, each of its image's size\n(default: looked up in the MVTec layout)",
+  },
+  out: { type: "string", arg: "DIR", help: "where the PNGs (and maps with --save-maps) go (default out/infer)" },
+  "save-maps": { type: "boolean", default: false, help: "also write each map as float32 .npy" },
+  device: DEVICE_FLAG,
+  "max-megapixels": MAX_MEGAPIXELS_FLAG,
+  json: JSON_FLAG,
+  help: HELP_FLAG,
+} as const satisfies FlagTable;
+
+/** Usage text of `infer`, generated from {@linkcode INFER_FLAGS}. */
+export const INFER_USAGE: string = usageText(
+  "usage: deno task infer -- --checkpoint FILE [options] IMAGE...",
+  INFER_FLAGS,
+);
 
 /** The ground-truth mask of an image in the MVTec layout, if the file exists. */
 export function findMask(imagePath: string): string | null {
@@ -36,15 +61,7 @@ export function findMask(imagePath: string): string | null {
 
 /** The `infer` command; returns the printed record. */
 export async function inferCommand(args: string[]): Promise<Record<string, unknown>> {
-  const { values: v, positionals } = parseFlags("infer", args, {
-    checkpoint: { type: "string" },
-    masks: { type: "string" },
-    out: { type: "string" },
-    "save-maps": { type: "boolean", default: false },
-    device: { type: "string" },
-    json: { type: "boolean", default: false },
-    help: { type: "boolean", short: "h", default: false },
-  });
+  const { values: v, positionals } = parseFlags("infer", args, INFER_FLAGS);
   if (v.help) {
     console.log(INFER_USAGE);
     return {};
@@ -55,20 +72,33 @@ export async function inferCommand(args: string[]): Promise<Record<string, unkno
   if (masks && masks.length !== positionals.length) {
     throw new UsageError(`infer: ${positionals.length} images but ${masks.length} --masks`);
   }
+  applyMaxMegapixels("infer", v["max-megapixels"]);
   const out = v.out ?? "out/infer";
-  await Deno.mkdir(out, { recursive: true });
   const device = await resolveDevice("infer", v.device, (m) => console.error(m));
   const { model } = await loadTrainedModel(v.checkpoint, device);
   const s = model.imageSize;
   const results: Record<string, unknown>[] = [];
   try {
     for (const [i, path] of positionals.entries()) {
-      const image = await loadImage(path, s);
-      const { maps, scores } = await predictBatch(model, image, 1);
+      const { tensor: image, width, height } = await loadImageWithSize(path, s);
       const maskPath = masks ? masks[i] : findMask(path);
+      let mask: Uint8Array | null = null;
+      if (maskPath) {
+        // as eval's loader: a mask of another size than its image is refused, not silently resized
+        const m = await readMask(maskPath);
+        if (m.width !== width || m.height !== height) {
+          throw new ImageFileError(
+            maskPath,
+            `mask is ${m.width}x${m.height} but its image ${path} is ${width}x${height}`,
+          );
+        }
+        mask = binarizeResizeMask(m, s);
+      }
+      const { maps, scores } = await predictBatch(model, image, 1);
       const stem = basename(path).replace(/\.[^.]+$/, "");
+      await Deno.mkdir(out, { recursive: true });
       const png = join(out, `${String(i).padStart(3, "0")}_${stem}.png`);
-      await writePng(png, anomalyFigure(image, maps, s, maskPath ? await loadMask(maskPath, s) : null));
+      await writePng(png, anomalyFigure(image, maps, s, mask));
       const rec: Record<string, unknown> = { path, score: scores[0], overlay: png, mask: maskPath };
       if (v["save-maps"]) {
         const npy = join(out, `${String(i).padStart(3, "0")}_${stem}.npy`);

@@ -14,18 +14,36 @@ import { randn } from "../autodiff/ops/creation.ts";
 import { keep, noGrad, tidy } from "../autodiff/tensor.ts";
 import type { AnomalyModel } from "../models/common/anomaly_model.ts";
 import { countFlops } from "../models/common/flops.ts";
-import { createModel, type ModelName, modelNames, paramCounts, variantNames } from "../models/registry.ts";
-import { intFlag, parseFlags, printJson, resolveDevice, UsageError } from "./common.ts";
+import { createModel, modelNames, paramCounts, variantNames } from "../models/registry.ts";
+import {
+  checkModelFlags,
+  DEVICE_FLAG,
+  type FlagTable,
+  HELP_FLAG,
+  intFlag,
+  JSON_FLAG,
+  parseFlags,
+  printJson,
+  resolveDevice,
+  UsageError,
+  usageText,
+} from "./common.ts";
 
-/** Usage text of `info`. */
-export const INFO_USAGE = `usage: deno task info -- --model <${modelNames().join("|")}> [options]
-  --variant NAME     model preset (default: official)
-  --size N           image size (default 256)
-  --batch N          batch of the speed measurement (default 1)
-  --iters N          timed passes (default 1, after one warm-up)
-  --device cpu|webgpu|auto
-  --skip-speed       parameters and FLOPs only
-  --json             print one JSON object as the last line`;
+/** The flags of `info`, from which its usage text is generated. */
+export const INFO_FLAGS = {
+  model: { type: "string", arg: "NAME", help: `${modelNames().join("|")} (required)` },
+  variant: { type: "string", arg: "NAME", help: "model preset (default: official)" },
+  size: { type: "string", arg: "N", help: "image size (default 256)" },
+  batch: { type: "string", arg: "N", help: "batch of the speed measurement (default 1)" },
+  iters: { type: "string", arg: "N", help: "timed passes (default 1, after one warm-up)" },
+  device: DEVICE_FLAG,
+  "skip-speed": { type: "boolean", default: false, help: "parameters and FLOPs only" },
+  json: JSON_FLAG,
+  help: HELP_FLAG,
+} as const satisfies FlagTable;
+
+/** Usage text of `info`, generated from {@linkcode INFO_FLAGS}. */
+export const INFO_USAGE: string = usageText("usage: deno task info -- --model NAME [options]", INFO_FLAGS);
 
 /** Images/s and peak memory of inference (features + maps) on a batch of `batch` random images. */
 export async function measureInference(
@@ -66,28 +84,15 @@ export async function measureInference(
 
 /** The `info` command; returns the printed record. */
 export async function infoCommand(args: string[]): Promise<Record<string, unknown>> {
-  const { values } = parseFlags("info", args, {
-    model: { type: "string" },
-    variant: { type: "string" },
-    size: { type: "string" },
-    batch: { type: "string" },
-    iters: { type: "string" },
-    device: { type: "string" },
-    "skip-speed": { type: "boolean", default: false },
-    json: { type: "boolean", default: false },
-    help: { type: "boolean", short: "h", default: false },
-  });
+  const { values } = parseFlags("info", args, INFO_FLAGS);
   if (values.help) {
     console.log(INFO_USAGE);
     return {};
   }
   if (!values.model) throw new UsageError(`info: --model is required\n${INFO_USAGE}`);
-  const name = values.model;
-  if (!(modelNames() as string[]).includes(name)) {
-    throw new UsageError(`info: unknown model "${name}" (known models: ${modelNames().join(", ")})`);
-  }
-  const variant = values.variant ?? variantNames(name as ModelName)[0];
   const size = values.size === undefined ? undefined : intFlag("info", "size", values.size, 256);
+  const name = checkModelFlags("info", values.model, values.variant, size);
+  const variant = values.variant ?? variantNames(name)[0];
   const batch = intFlag("info", "batch", values.batch, 1);
   const iters = intFlag("info", "iters", values.iters, 1);
   const speed = !values["skip-speed"];

@@ -1,75 +1,96 @@
 /**
  * `deno task train -- --data DIR [options]`: trains one model on all classes of a dataset with the recipe of
- * PAPER.md decision 3 (every part a flag), a checkpoint per epoch (atomic), `--resume`, optional evaluation every
+ * docs/paper.md, decision 3 (every part a flag), a checkpoint per epoch (atomic), `--resume`, optional evaluation every
  * N epochs, and a JSON Lines log of the loss per iteration (`OUT/train_log.jsonl`).
  *
  * @module
  */
 
 import { DEFAULT_RECIPE } from "../anomaly/engine/recipe.ts";
-import { resolveConfig, train, type TrainResult } from "../anomaly/engine/train.ts";
+import { CHECKPOINT_FILE, LOSS_LOG_FILE, resolveConfig, train, type TrainResult } from "../anomaly/engine/train.ts";
 import { modelNames } from "../models/registry.ts";
 import {
+  applyMaxMegapixels,
+  checkModelFlags,
   classList,
   datasetKind,
+  DEVICE_FLAG,
+  type FlagTable,
+  HELP_FLAG,
   intFlag,
+  JSON_FLAG,
   jsonObjectFlag,
+  MAX_MEGAPIXELS_FLAG,
   metricPath,
   numFlag,
   parseFlags,
   printJson,
   resolveDevice,
+  usageChecked,
   UsageError,
+  usageText,
 } from "./common.ts";
 
-/** Usage text of `train`. */
-export const TRAIN_USAGE = `usage: deno task train -- --data DIR [options]
-  --model ${modelNames().join("|")}   (default ${DEFAULT_RECIPE.model})
-  --variant NAME          model preset (default: official)
-  --model-config JSON     model config fields over the preset, e.g. '{"depths":[1,1,1,1]}'
-  --dataset mvtec|visa|mpdd|folder   (default mvtec)
-  --data DIR              dataset root
-  --classes a,b,c         subset of classes (default: all; one model for all of them)
-  --epochs N (${DEFAULT_RECIPE.epochs})  --batch N (${DEFAULT_RECIPE.batchSize})  --lr X (${DEFAULT_RECIPE.lr})  --weight-decay X (${DEFAULT_RECIPE.weightDecay})
-  --clip X (${DEFAULT_RECIPE.clipGrad})  --lr-decay-at F (${DEFAULT_RECIPE.lrDecayAt})  --size N (${DEFAULT_RECIPE.imageSize})  --seed N (${DEFAULT_RECIPE.seed})
-  --device cpu|webgpu|auto   (default auto)
-  --encoder-weights FILE  torchvision/timm ResNet-34 .pth or .safetensors (default: random encoder)
-  --out DIR               checkpoints and logs (default runs/<model>)
-  --resume                continue from OUT/checkpoint.safetensors
-  --eval-every N          evaluate on the test split every N epochs (default 0: never)
-  --metric-path exact|adeval   (default adeval)
-  --max-iters N           iterations per epoch cap (default 0: whole epoch)
-  --skip-bad              skip unreadable images with a warning
-  --json                  print one JSON object as the last line`;
-
-/** The flags of `train` (shared with `demo`). */
+/** The flags of `train`, from which its usage text is generated. */
 export const TRAIN_FLAGS = {
-  model: { type: "string" },
-  variant: { type: "string" },
-  "model-config": { type: "string" },
-  dataset: { type: "string" },
-  data: { type: "string" },
-  classes: { type: "string" },
-  epochs: { type: "string" },
-  batch: { type: "string" },
-  lr: { type: "string" },
-  "weight-decay": { type: "string" },
-  clip: { type: "string" },
-  "lr-decay-at": { type: "string" },
-  size: { type: "string" },
-  seed: { type: "string" },
-  device: { type: "string" },
-  "encoder-weights": { type: "string" },
-  out: { type: "string" },
-  resume: { type: "boolean", default: false },
-  "eval-every": { type: "string" },
-  "metric-path": { type: "string" },
-  "max-iters": { type: "string" },
-  "skip-bad": { type: "boolean", default: false },
-  prefetch: { type: "string" },
-  json: { type: "boolean", default: false },
-  help: { type: "boolean", short: "h", default: false },
-} as const;
+  model: { type: "string", arg: "NAME", help: `${modelNames().join("|")} (default ${DEFAULT_RECIPE.model})` },
+  variant: { type: "string", arg: "NAME", help: "model preset (default: official)" },
+  "model-config": {
+    type: "string",
+    arg: "JSON",
+    help: `model config fields over the preset, e.g. '{"depths":[1,1,1,1]}'`,
+  },
+  dataset: { type: "string", arg: "mvtec|visa|mpdd|folder", help: "dataset layout (default mvtec)" },
+  data: { type: "string", arg: "DIR", help: "dataset root (required)" },
+  classes: { type: "string", arg: "a,b,c", help: "subset of classes (default: all; one model for all of them)" },
+  epochs: { type: "string", arg: "N", help: `epochs (default ${DEFAULT_RECIPE.epochs})` },
+  batch: { type: "string", arg: "N", help: `batch size (default ${DEFAULT_RECIPE.batchSize})` },
+  lr: { type: "string", arg: "X", help: `AdamW learning rate (default ${DEFAULT_RECIPE.lr})` },
+  "weight-decay": { type: "string", arg: "X", help: `AdamW weight decay (default ${DEFAULT_RECIPE.weightDecay})` },
+  clip: { type: "string", arg: "X", help: `global gradient-norm clip (default ${DEFAULT_RECIPE.clipGrad})` },
+  "lr-decay-at": {
+    type: "string",
+    arg: "F",
+    help:
+      `the LR falls ×${DEFAULT_RECIPE.lrDecayRate} after this fraction of the epochs (default ${DEFAULT_RECIPE.lrDecayAt})`,
+  },
+  size: { type: "string", arg: "N", help: `model input size in pixels (default ${DEFAULT_RECIPE.imageSize})` },
+  seed: { type: "string", arg: "N", help: `random seed (default ${DEFAULT_RECIPE.seed})` },
+  device: DEVICE_FLAG,
+  "encoder-weights": {
+    type: "string",
+    arg: "FILE",
+    help: "torchvision/timm ResNet-34 .pth or .safetensors (default: random encoder)",
+  },
+  out: { type: "string", arg: "DIR", help: "checkpoints and logs (default runs/<model>)" },
+  resume: {
+    type: "boolean",
+    default: false,
+    help: `continue from OUT/${CHECKPOINT_FILE} (refused when there is none);\n` +
+      "a larger --epochs extends the run, the LR decay step recomputed for the new total",
+  },
+  overwrite: {
+    type: "boolean",
+    default: false,
+    help:
+      `start afresh in an OUT that holds an earlier run (its ${CHECKPOINT_FILE} and\n${LOSS_LOG_FILE} are replaced); without it such an OUT is refused`,
+  },
+  "eval-every": { type: "string", arg: "N", help: "evaluate on the test split every N epochs (default 0: never)" },
+  "metric-path": { type: "string", arg: "exact|adeval", help: "metric path of those evaluations (default adeval)" },
+  "max-iters": { type: "string", arg: "N", help: "iterations per epoch cap (default 0: whole epoch)" },
+  "skip-bad": { type: "boolean", default: false, help: "skip unreadable images with a warning" },
+  prefetch: {
+    type: "string",
+    arg: "N",
+    help: `batches decoded ahead of the training step (default ${DEFAULT_RECIPE.prefetch})`,
+  },
+  "max-megapixels": MAX_MEGAPIXELS_FLAG,
+  json: JSON_FLAG,
+  help: HELP_FLAG,
+} as const satisfies FlagTable;
+
+/** Usage text of `train`, generated from {@linkcode TRAIN_FLAGS}. */
+export const TRAIN_USAGE: string = usageText("usage: deno task train -- --data DIR [options]", TRAIN_FLAGS);
 
 /** The JSON record of a finished training run. */
 export function trainRecord(r: TrainResult): Record<string, unknown> {
@@ -103,34 +124,45 @@ export async function trainCommand(args: string[]): Promise<Record<string, unkno
     console.log(TRAIN_USAGE);
     return {};
   }
-  if (!v.data) throw new UsageError("train: --data DIR is required");
+  const dataRoot = v.data;
+  if (!dataRoot) throw new UsageError("train: --data DIR is required");
+  if (v.resume && v.overwrite) throw new UsageError("train: --resume and --overwrite exclude each other");
   const log = (m: string) => console.error(m);
   const model = v.model ?? DEFAULT_RECIPE.model;
-  const config = resolveConfig({
-    model,
-    variant: v.variant,
-    modelOverrides: jsonObjectFlag("train", "model-config", v["model-config"]),
-    dataset: datasetKind("train", v.dataset),
-    dataRoot: v.data,
-    classes: classList(v.classes),
-    epochs: intFlag("train", "epochs", v.epochs, DEFAULT_RECIPE.epochs),
-    batchSize: intFlag("train", "batch", v.batch, DEFAULT_RECIPE.batchSize),
-    lr: numFlag("train", "lr", v.lr, DEFAULT_RECIPE.lr),
-    weightDecay: numFlag("train", "weight-decay", v["weight-decay"], DEFAULT_RECIPE.weightDecay),
-    clipGrad: numFlag("train", "clip", v.clip, DEFAULT_RECIPE.clipGrad),
-    lrDecayAt: numFlag("train", "lr-decay-at", v["lr-decay-at"], DEFAULT_RECIPE.lrDecayAt),
-    imageSize: intFlag("train", "size", v.size, DEFAULT_RECIPE.imageSize),
-    seed: intFlag("train", "seed", v.seed, DEFAULT_RECIPE.seed, 0),
-    device: await resolveDevice("train", v.device, log),
-    encoderWeights: v["encoder-weights"],
-    outDir: v.out ?? `runs/${model}`,
-    evalEvery: intFlag("train", "eval-every", v["eval-every"], 0, 0),
-    metricPath: metricPath("train", v["metric-path"]),
-    maxItersPerEpoch: intFlag("train", "max-iters", v["max-iters"], 0, 0),
-    skipBad: v["skip-bad"],
-    prefetch: intFlag("train", "prefetch", v.prefetch, DEFAULT_RECIPE.prefetch, 0),
+  const imageSize = intFlag("train", "size", v.size, DEFAULT_RECIPE.imageSize);
+  checkModelFlags("train", model, v.variant, imageSize);
+  applyMaxMegapixels("train", v["max-megapixels"]);
+  const config = usageChecked("train", () =>
+    resolveConfig({
+      model,
+      variant: v.variant,
+      modelOverrides: jsonObjectFlag("train", "model-config", v["model-config"]),
+      dataset: datasetKind("train", v.dataset),
+      dataRoot,
+      classes: classList(v.classes),
+      epochs: intFlag("train", "epochs", v.epochs, DEFAULT_RECIPE.epochs),
+      batchSize: intFlag("train", "batch", v.batch, DEFAULT_RECIPE.batchSize),
+      lr: numFlag("train", "lr", v.lr, DEFAULT_RECIPE.lr),
+      weightDecay: numFlag("train", "weight-decay", v["weight-decay"], DEFAULT_RECIPE.weightDecay),
+      clipGrad: numFlag("train", "clip", v.clip, DEFAULT_RECIPE.clipGrad),
+      lrDecayAt: numFlag("train", "lr-decay-at", v["lr-decay-at"], DEFAULT_RECIPE.lrDecayAt),
+      imageSize,
+      seed: intFlag("train", "seed", v.seed, DEFAULT_RECIPE.seed, 0),
+      encoderWeights: v["encoder-weights"],
+      outDir: v.out ?? `runs/${model}`,
+      evalEvery: intFlag("train", "eval-every", v["eval-every"], 0, 0),
+      metricPath: metricPath("train", v["metric-path"]),
+      maxItersPerEpoch: intFlag("train", "max-iters", v["max-iters"], 0, 0),
+      skipBad: v["skip-bad"],
+      prefetch: intFlag("train", "prefetch", v.prefetch, DEFAULT_RECIPE.prefetch, 0),
+    }));
+  const device = await resolveDevice("train", v.device, log);
+  const result = await train({ ...config, device }, {
+    resume: v.resume,
+    overwrite: v.overwrite,
+    quiet: v.json,
+    log,
   });
-  const result = await train(config, { resume: v.resume, quiet: v.json, log });
   const record = trainRecord(result);
   const last = result.epochs[result.epochs.length - 1]?.evaluation;
   if (last) Object.assign(record, { evaluation: last.summary });

@@ -4,7 +4,7 @@
  * PNG and JPEG, the formats of MVTec-AD, VisA and MPDD, are decoded and encoded in pure JavaScript (npm:fast-png,
  * npm:jpeg-js), so the training and test processes load no native image library; other formats (BMP, TIFF, WebP,
  * ...) and SVG rendering go through sharp (libvips), imported only when such a file is met. Resizing for the model input follows the reference
- * pipeline (ADer / MambaAD, PAPER.md 1.10 step 6 and 1.11): `PIL.Image.open(p).convert("RGB")`, torchvision
+ * pipeline (ADer / MambaAD, docs/paper.md §1.10 step 6 and 1.11): `PIL.Image.open(p).convert("RGB")`, torchvision
  * `Resize((S, S), BILINEAR)` on the PIL image, `ToTensor`, `Normalize(ImageNet)`; masks are
  * `convert("L")`, binarised `> 0` to 0/255, resized the same way, `ToTensor`, thresholded `> 0.5`.
  *
@@ -87,6 +87,78 @@ function isJpeg(b: Uint8Array): boolean {
   return b.length >= 3 && b[0] === 0xff && b[1] === 0xd8 && b[2] === 0xff;
 }
 
+/**
+ * The default pixel limit of the image readers: 64 megapixels (8000×8000). The datasets the models are trained on
+ * hold images of at most about 2 megapixels (VisA 1500×1000, MVTec-AD 1024²); a 16,000² PNG of 249 KB would
+ * decode to gigabytes. The size is read from the file header, so a larger image is refused before any pixel is
+ * decoded. Raise it with {@linkcode setMaxImagePixels} (the CLI's `--max-megapixels`).
+ */
+export const DEFAULT_MAX_IMAGE_PIXELS = 64_000_000;
+
+let maxImagePixels = DEFAULT_MAX_IMAGE_PIXELS;
+
+/** Sets the pixel limit of {@linkcode readImage}, {@linkcode readMask} and the loaders above them (this process). */
+export function setMaxImagePixels(n: number): void {
+  if (!Number.isInteger(n) || n < 1) throw new RangeError(`setMaxImagePixels: a positive integer, got ${n}`);
+  maxImagePixels = n;
+}
+
+/** The pixel limit now in force (see {@linkcode DEFAULT_MAX_IMAGE_PIXELS}). */
+export function getMaxImagePixels(): number {
+  return maxImagePixels;
+}
+
+/**
+ * Width and height from a PNG's IHDR or a JPEG's start-of-frame marker, without decoding any pixel; `null` for
+ * other formats (those are limited by libvips' own `limitInputPixels`) or a header too short to say.
+ */
+export function imageHeaderSize(b: Uint8Array): { width: number; height: number } | null {
+  const dv = new DataView(b.buffer, b.byteOffset, b.byteLength);
+  if (isPng(b)) {
+    if (b.length < 24) return null;
+    return { width: dv.getUint32(16), height: dv.getUint32(20) };
+  }
+  if (isJpeg(b)) {
+    let i = 2;
+    while (i + 9 < b.length) {
+      if (b[i] !== 0xff) return null;
+      const marker = b[i + 1];
+      if (marker === 0xff) {
+        i++; // fill byte
+        continue;
+      }
+      // SOF0..SOF15 except DHT (C4), JPG (C8) and DAC (CC): frame header holds height then width
+      if (marker >= 0xc0 && marker <= 0xcf && marker !== 0xc4 && marker !== 0xc8 && marker !== 0xcc) {
+        return { width: dv.getUint16(i + 7), height: dv.getUint16(i + 5) };
+      }
+      if (marker === 0xd8 || (marker >= 0xd0 && marker <= 0xd7) || marker === 0x01) {
+        i += 2;
+        continue;
+      }
+      i += 2 + dv.getUint16(i + 2);
+    }
+  }
+  return null;
+}
+
+/** Refuses an image whose header declares more pixels than the limit (or a zero size), naming the file. */
+function checkPixelLimit(path: string, bytes: Uint8Array): void {
+  const size = imageHeaderSize(bytes);
+  if (!size) return;
+  const { width, height } = size;
+  if (width === 0 || height === 0) {
+    throw new ImageFileError(path, `the header declares an empty ${width}x${height} image`);
+  }
+  if (width * height > maxImagePixels) {
+    throw new ImageFileError(
+      path,
+      `${width}x${height} = ${(width * height / 1e6).toFixed(1)} megapixels is over the limit of ${
+        maxImagePixels / 1e6
+      } megapixels (refused before decoding; raise it with --max-megapixels)`,
+    );
+  }
+}
+
 /** A decoded image before conversion: 8- or 16-bit samples, 1-4 channels. */
 interface RawImage {
   width: number;
@@ -130,13 +202,20 @@ function decodePng(bytes: Uint8Array): RawImage {
 async function decodeAny(bytes: Uint8Array): Promise<RawImage> {
   if (isPng(bytes)) return decodePng(bytes);
   if (isJpeg(bytes)) {
-    const j = jpeg.decode(bytes, { useTArray: true, formatAsRGBA: false, maxMemoryUsageInMB: 2048 });
+    const j = jpeg.decode(bytes, {
+      useTArray: true,
+      formatAsRGBA: false,
+      maxMemoryUsageInMB: 2048,
+      maxResolutionInMP: Math.ceil(maxImagePixels / 1e6),
+    });
     const channels = j.data.length / (j.width * j.height);
     if (channels !== 3) throw new Error(`unexpected JPEG decode of ${channels} channels`);
     return { width: j.width, height: j.height, channels: 3, depth: 8, data: j.data };
   }
   const sharp = await loadSharp();
-  const { data, info } = await sharp(bytes, { failOn: "warning" }).toColourspace("srgb").raw({ depth: "uchar" })
+  const { data, info } = await sharp(bytes, { failOn: "warning", limitInputPixels: maxImagePixels }).toColourspace(
+    "srgb",
+  ).raw({ depth: "uchar" })
     .toBuffer({ resolveWithObject: true });
   return {
     width: info.width,
@@ -151,6 +230,7 @@ async function decodeAny(bytes: Uint8Array): Promise<RawImage> {
 async function decodeFile(path: string, given?: Uint8Array): Promise<RawImage> {
   const bytes = given ?? await readBytes(path);
   if (bytes.length === 0) throw new ImageFileError(path, "file is empty");
+  checkPixelLimit(path, bytes);
   let raw: RawImage;
   try {
     raw = await decodeAny(bytes);
@@ -383,7 +463,7 @@ export function binarizeResizeMask(mask: GreyImage, size: number): Uint8Array {
 }
 
 /**
- * Loads a ground-truth mask as PAPER.md 1.10 step 6: binarised `> 0` at the original size, resized to
+ * Loads a ground-truth mask as docs/paper.md §1.10 step 6: binarised `> 0` at the original size, resized to
  * `size`×`size` bilinear (Pillow-exact, see {@linkcode resizePil}; downsampling is therefore antialiased
  * as in PIL), thresholded `> 0.5` → {0,1}. `null` (a normal image) gives all zeros.
  */

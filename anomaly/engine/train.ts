@@ -1,6 +1,6 @@
 /**
- * The training engine (DESIGN.md "anomaly"): one model for all classes of a dataset, trained on normal images
- * only with the recipe of PAPER.md decision 3. One step: decoded batch (host) → device tensor → frozen encoder
+ * The training engine (docs/architecture.md): one model for all classes of a dataset, trained on normal images
+ * only with the recipe of docs/paper.md, decision 3. One step: decoded batch (host) → device tensor → frozen encoder
  * (noGrad, eval) → bottleneck → decoder → loss → backward → global-norm clip → AdamW → StepLR, all inside a
  * scope that is released before the next step.
  *
@@ -107,18 +107,61 @@ export interface TrainHooks {
   onEpoch?: (r: EpochRecord, model: AnomalyModel) => void;
   /** No progress bar (e.g. under `--json`). */
   quiet?: boolean;
-  /** Resume from `outDir`'s checkpoint if it exists. */
+  /**
+   * Continue from `outDir`'s checkpoint; refused ({@linkcode OutDirError}) when there is none. A larger
+   * `config.epochs` than the checkpoint's run extends it (see {@linkcode train}).
+   */
   resume?: boolean;
+  /** Start afresh even though `outDir` holds an earlier run (its checkpoint and loss log are replaced). */
+  overwrite?: boolean;
 }
 
-/** The config fields that must agree between a checkpoint and a resumed run. */
+/** An output folder that would lose an earlier run, or a resume with nothing to resume: nothing was written. */
+export class OutDirError extends Error {
+  /** Creates the error; the message names the folder and the files involved. */
+  constructor(message: string) {
+    super(message);
+    this.name = "OutDirError";
+  }
+}
+
+/**
+ * What {@linkcode train} checks before it writes anything into `outDir`: without `resume` or `overwrite`, a
+ * folder holding an earlier run (its checkpoint or its loss log) is refused, naming those files; with `resume`,
+ * a folder without a checkpoint is refused. Throws {@linkcode OutDirError}; returns the files of an earlier run
+ * (empty when there is none).
+ */
+export function checkOutDir(outDir: string, opts: { resume?: boolean; overwrite?: boolean } = {}): string[] {
+  const ckpt = join(outDir, CHECKPOINT_FILE);
+  const earlier = [ckpt, join(outDir, LOSS_LOG_FILE)].filter((p) => existsSync(p));
+  if (opts.resume && opts.overwrite) throw new OutDirError("train: resume and overwrite exclude each other");
+  if (opts.resume && !existsSync(ckpt)) {
+    throw new OutDirError(
+      `train --resume: there is no checkpoint to resume from: ${ckpt} does not exist` +
+        (earlier.length
+          ? ` (only ${earlier.join(", ")}); use --overwrite to start afresh`
+          : "; drop --resume to start a new run"),
+    );
+  }
+  if (!opts.resume && !opts.overwrite && earlier.length > 0) {
+    throw new OutDirError(
+      `train: ${outDir} holds an earlier run (${earlier.join(", ")}); --resume continues it, --overwrite replaces ` +
+        `it, or choose another --out`,
+    );
+  }
+  return earlier;
+}
+
+/**
+ * The config fields that must agree between a checkpoint and a resumed run (`epochs` may grow: a resume with more
+ * epochs extends the run).
+ */
 const RESUME_KEYS = [
   "model",
   "variant",
   "imageSize",
   "dataset",
   "batchSize",
-  "epochs",
   "seed",
   "modelOverrides",
 ] as const;
@@ -232,6 +275,8 @@ export async function trainStep(
 export async function train(config: TrainConfig, hooks: TrainHooks = {}): Promise<TrainResult> {
   validateConfig(config);
   const log = hooks.log ?? ((m: string) => console.error(m));
+  // before anything is written: an earlier run is never replaced silently, a resume needs a checkpoint
+  const earlier = checkOutDir(config.outDir, hooks);
   await Deno.mkdir(config.outDir, { recursive: true });
   const ckptPath = join(config.outDir, CHECKPOINT_FILE);
   const logPath = join(config.outDir, LOSS_LOG_FILE);
@@ -265,7 +310,7 @@ export async function train(config: TrainConfig, hooks: TrainHooks = {}): Promis
 
   let startEpoch = 0, step = 0;
   // the last good checkpoint named in error messages; known here, so the step loop does no file-system call
-  let lastGood: string | null = hooks.resume && existsSync(ckptPath) ? ckptPath : null;
+  let lastGood: string | null = hooks.resume ? ckptPath : null;
   if (lastGood) {
     // the run must be the same run: check the stored config before loading anything
     const saved = ((await readCheckpointMeta(ckptPath)).config ?? {}) as Record<string, JsonValue>;
@@ -275,12 +320,32 @@ export async function train(config: TrainConfig, hooks: TrainHooks = {}): Promis
         throw new Error(`train --resume: ${ckptPath} was written with ${k} = ${got}, this run has ${want}`);
       }
     }
+    const savedEpochs = Number(saved.epochs);
+    const { epoch: done } = await readCheckpointMeta(ckptPath);
+    if (config.epochs < done) {
+      throw new Error(
+        `train --resume: ${ckptPath} has ${done} epochs done, more than --epochs ${config.epochs}; ` +
+          `give --epochs ${done} or more to continue it (its run was for ${savedEpochs} epochs)`,
+      );
+    }
     const meta = await loadCheckpoint(ckptPath, { model, optimizer: opt, schedule, generator: globalGenerator });
     startEpoch = meta.epoch;
     step = meta.step;
     await truncateLog(logPath, step);
     log(`resumed from ${ckptPath}: ${startEpoch} epochs and ${step} steps done`);
-  } else if (!hooks.resume) {
+    if (config.epochs !== savedEpochs) {
+      // the stored schedule decays at lrDecayAt of the old total: recompute it for the new total
+      const sd = schedule.stateDict();
+      const oldT = sd.options.decayT as number, newT = decayStep(config, itersPerEpoch);
+      schedule.loadStateDict({ ...sd, options: { ...sd.options, decayT: newT } });
+      log(
+        `train --resume: the run was for ${savedEpochs} epochs and is now for ${config.epochs}; the LR decay ` +
+          `(×${config.lrDecayRate} at ${config.lrDecayAt} of the epochs) is recomputed for the new total: step ` +
+          `${newT} instead of ${oldT}, so the LR from step ${step + 1} on is ${opt.paramGroups[0].lr}`,
+      );
+    }
+  } else {
+    if (earlier.length) log(`train --overwrite: replacing the earlier run (${earlier.join(", ")})`);
     await Deno.writeTextFile(logPath, "");
   }
   log(formatSummary(dataset));
