@@ -1,5 +1,5 @@
 /**
- * Timing of the per-class metrics (anomaly/metrics, PAPER.md section 4) at MVTec-like scale: 3 classes x 100
+ * Timing of the per-class metrics (anomaly/metrics, docs/paper.md §4) at MVTec-like scale: 3 classes x 100
  * images x 256x256, seeded random maps with rectangular and elliptic defects, on both metric paths.
  * `deno run -A bench/metrics.ts [--json]`; with `--json` the last line is
  * `{"metrics_3cls_100img_256px_s_exact": s, "metrics_3cls_100img_256px_s_adeval": s}` (seconds for all three

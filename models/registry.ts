@@ -1,6 +1,6 @@
 /**
  * The model zoo by name: `createModel("mambaad" | "wave_mambaad", config)` builds an {@linkcode AnomalyModel}
- * (DESIGN.md "models"), plus the paper-style parameter count used by `deno task info`.
+ * (docs/architecture.md, "Adding a model"), plus the paper-style parameter count used by `deno task info`.
  *
  * @module
  */
@@ -81,7 +81,7 @@ export interface ParamCounts {
   /** The scan-index tables (`index_flat`, `index_flat_inv`), which the official code registers as parameters. */
   scanIndex: number;
   /**
-   * The paper's / fvcore's count (PAPER.md decision 2): all parameters, frozen encoder and unused conv
+   * The paper's / fvcore's count (docs/paper.md, decision 2): all parameters, frozen encoder and unused conv
    * included, plus the scan-index tables; BatchNorm running statistics excluded.
    */
   paperCount: number;

@@ -1,6 +1,6 @@
 /**
  * models/common/anomaly_map.ts on every device: the official `cal_anomaly_map` fixture
- * (tests/fixtures/official/anomaly_map.safetensors, a copy of ../shared/official's; float64 reference, float32
+ * (tests/fixtures/official/anomaly_map.safetensors, an official fixture, docs/paper.md §0; float64 reference, float32
  * here, |a − b| ≤ 1e-4·max|b| per tensor), the Gaussian blur against scipy.ndimage.gaussian_filter
  * (tests/fixtures/blur.json from tools/gen_blur_fixture.py, sizes below the radius included), and the loss
  * against a hand computation.

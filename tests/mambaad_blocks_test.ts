@@ -1,10 +1,10 @@
 /**
- * MambaAD's decoder blocks against the official PyTorch modules (../shared/official, copied to
- * tests/fixtures/official): the HSS block (PAPER.md §1.6) and the LSS module (§1.5), built from each fixture's
+ * MambaAD's decoder blocks against the official PyTorch modules (docs/paper.md §0, reduced copies in
+ * tests/fixtures/official): the HSS block (docs/paper.md §1.6) and the LSS module (§1.5), built from each fixture's
  * `constructor_args`, loaded strictly under the official keys; output and every gradient compared with
  * |a − b| ≤ 1e-4·max|b| per tensor, and with an absolute 1e-4 for the fixture's `grad_zero_in_exact_arithmetic`
- * entries (conv biases feeding an affine-free InstanceNorm: their true gradient is 0). Also the §1.12
- * per-unit parameter counts and the §1.5 LSS initialisation.
+ * entries (conv biases feeding an affine-free InstanceNorm: their true gradient is 0). Also the docs/paper.md §1.12
+ * per-unit parameter counts and the docs/paper.md §1.5 LSS initialisation.
  */
 import assert from "node:assert/strict";
 import type { Device } from "../autodiff/backend.ts";
@@ -113,7 +113,7 @@ for (const device of await testDevices()) {
 }
 
 Deno.test({
-  name: "HSS/LSS: parameter counts of PAPER.md §1.12 and state-dict order of the MambaAD key list",
+  name: "HSS/LSS: parameter counts of docs/paper.md §1.12 and state-dict order of the MambaAD key list",
   sanitizeResources: false,
   sanitizeOps: false,
   fn: () => {
@@ -125,7 +125,7 @@ Deno.test({
       assert.equal(b.numParameters(), want, `HSSBlock(${c})`);
       b.dispose();
     }
-    // the decoder (§1.3 stages: 1×3, 2×2, 2×3, 1×3 HSS per LSS) plus the three PatchExpand2D = 15,986,624
+    // the decoder (docs/paper.md §1.3 stages: 1×3, 2×2, 2×3, 1×3 HSS per LSS) plus the three PatchExpand2D = 15,986,624
     let decoder = 524_800 + 131_328 + 32_896;
     for (const [c, modules, depth] of [[512, 1, 3], [256, 2, 2], [128, 2, 3], [64, 1, 3]]) {
       const want = depth * hss.find(([w]) => w === c)![1] + conv.get(c)!;
@@ -152,7 +152,7 @@ Deno.test({
 });
 
 Deno.test({
-  name: "lssInit: every Conv2d N(0, √(2/fan_out)) with fan_out = k·k·out/groups, biases 0 (PAPER.md §1.5)",
+  name: "lssInit: every Conv2d N(0, √(2/fan_out)) with fan_out = k·k·out/groups, biases 0 (docs/paper.md §1.5)",
   sanitizeResources: false,
   sanitizeOps: false,
   fn: async () => {

@@ -1,8 +1,8 @@
 /**
- * The full MambaAD model (PAPER.md §1): the state dict equals the official one key for key and shape for shape
- * (tests/fixtures/official/mambaad_keys.json, copied from ../shared/official; the official int64 scan tables are
+ * The full MambaAD model (docs/paper.md §1): the state dict equals the official one key for key and shape for shape
+ * (tests/fixtures/official/mambaad_keys.json, an official fixture, docs/paper.md §0; the official int64 scan tables are
  * int32 buffers here), a safetensors file in that exact layout loads strictly, the §1.12 parameter counts, the
- * §1.3 decoder structure (LSS split, drop-path schedule, scan sizes), and a whole-model training step
+ * docs/paper.md §1.3 decoder structure (LSS split, drop-path schedule, scan sizes), and a whole-model training step
  * (forward, loss, backward, AdamW) on every device, with CPU and WebGPU agreeing and WebGPU memory flat.
  */
 import assert from "node:assert/strict";
@@ -38,7 +38,7 @@ function scanIndexNumel(m: T.Module): number {
 }
 
 Deno.test({
-  name: "MambaAD: parameter counts of PAPER.md §1.12 and the decoder structure of §1.3",
+  name: "MambaAD: parameter counts of docs/paper.md §1.12 and the decoder structure of §1.3",
   sanitizeResources: false,
   sanitizeOps: false,
   fn: () => {
@@ -59,7 +59,7 @@ Deno.test({
     assert.equal(m.net_t.numParameters(), 8_170_304);
     assert.equal(m.mff_oce.numParameters(), 1_458_304);
     assert.equal(m.net_s.numParameters(), 15_986_624);
-    // §1.3: LSS modules per stage, HSS blocks per module, drop path per module, scan sizes 8, 16, 32, 64
+    // docs/paper.md §1.3: LSS modules per stage, HSS blocks per module, drop path per module, scan sizes 8, 16, 32, 64
     m.net_s.layers_up.forEach((layer, i) => {
       assert.equal(layer.upsample === null, i === 0);
       assert.deepEqual(layer.blocks.map((b) => b.smm_blocks.length), lssSplit([3, 4, 6, 3][i]));
@@ -90,7 +90,7 @@ Deno.test({
 
 /** MambaUPNet._init_weights (§1.8): every Linear trunc_normal(0.02) with no bias, every LayerNorm 1 / 0. */
 Deno.test({
-  name: "MambaUPNet: the _init_weights of PAPER.md §1.8 runs last",
+  name: "MambaUPNet: the _init_weights of docs/paper.md §1.8 runs last",
   sanitizeResources: false,
   sanitizeOps: false,
   fn: async () => {

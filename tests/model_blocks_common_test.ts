@@ -1,7 +1,7 @@
 /**
  * The model-zoo blocks shared by MambaAD and Wave-MambaAD against the official PyTorch modules
- * (../shared/official/README.md): MFF_OCE in both configurations (PAPER.md §1.2, §3.1) and PatchExpand2D
- * (§1.4). The official parameters are loaded strictly under their official keys; the output and every
+ * (docs/paper.md §0): MFF_OCE in both configurations (docs/paper.md §1.2, §3.1) and PatchExpand2D
+ * (docs/paper.md §1.4). The official parameters are loaded strictly under their official keys; the output and every
  * gradient the fixture holds are compared per tensor with |a − b| ≤ 1e-4·max|b| (the gradients listed in the
  * fixture's `grad_zero_in_exact_arithmetic`, exact zeros up to float32 rounding, with an absolute 1e-4).
  *
@@ -139,7 +139,7 @@ for (const device of await testDevices()) {
 }
 
 Deno.test({
-  name: "MFF_OCE and PatchExpand2D: parameter counts (PAPER.md §1.2, §1.12, §3.1), official keys, shapes, init",
+  name: "MFF_OCE and PatchExpand2D: parameter counts (docs/paper.md §1.2, §1.12, §3.1), official keys, shapes, init",
   sanitizeResources: false,
   sanitizeOps: false,
   fn: async () => {
@@ -179,7 +179,7 @@ Deno.test({
     const y = T.tidy(() => inorm.forward(T.randn([1, 64, 32, 32]), T.randn([1, 128, 16, 16]), T.randn([1, 256, 8, 8])));
     assert.deepEqual([...y.shape], [1, 512, 4, 4]);
     y.dispose();
-    // PatchExpand2D(C): 8C² + 2C parameters (PAPER.md §1.12: 2,098,176 / 524,800 / 131,328 / 32,896)
+    // PatchExpand2D(C): 8C² + 2C parameters (docs/paper.md §1.12: 2,098,176 / 524,800 / 131,328 / 32,896)
     for (const [c, want] of [[512, 2_098_176], [256, 524_800], [128, 131_328], [64, 32_896]]) {
       const pe = new PatchExpand2D(c);
       assert.equal(pe.numParameters(), want, `PatchExpand2D(${c})`);

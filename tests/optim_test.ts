@@ -349,7 +349,7 @@ Deno.test({
     const s2 = new CosineAnnealingLR(opt, { tMax: 10 });
     assert.equal(opt.paramGroups[0].initialLr, 0.1);
     assert.deepEqual(s2.baseLrs, [0.1]);
-    // the recipe (PAPER §1.11): 0.005 until 80 % of training, then 0.0005; stepped every iteration
+    // the recipe (docs/paper.md §1.11): 0.005 until 80 % of training, then 0.0005; stepped every iteration
     const epochs = 10, iters = 7;
     const recipeOpt = { paramGroups: [{ lr: 0.005 }, { lr: 0.005 }] };
     const recipe = new TimmStepLR(recipeOpt, { decayT: Math.floor(0.8 * epochs) * iters, decayRate: 0.1 });

@@ -1,6 +1,6 @@
 /**
  * models/registry.ts, models/common/flops.ts and `deno task info` (main.ts): unknown names, the paper-style
- * parameter counts of both models (../shared/official/*_params.json `total_params_fvcore`) and the
+ * parameter counts of both models (the official `*_params.json` `total_params_fvcore`, docs/paper.md §0) and the
  * fvcore-equivalent MACs at 256² (`flops.total_flops`: 8,300,125,288 and 7,537,140,084; the ResNet-34 encoder
  * alone 3,955,097,600); every number is exact.
  */

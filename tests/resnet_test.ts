@@ -61,7 +61,7 @@ Deno.test({
     const r18 = resnet18(), r50 = resnet50();
     assert.equal(r18.numParameters(), 11_689_512);
     assert.equal(r50.numParameters(), 25_557_032);
-    // the anomaly-detection encoder: stem + layer1..3 = 8,170,304 parameters (PAPER.md §1.1)
+    // the anomaly-detection encoder: stem + layer1..3 = 8,170,304 parameters (docs/paper.md §1.1)
     const enc = resnet34({ features: ["layer1", "layer2", "layer3"] });
     assert.equal(enc.numParameters(), 8_170_304);
     for (const m of [r34, r18, r50, enc]) m.dispose();

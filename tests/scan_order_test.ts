@@ -1,7 +1,7 @@
 /**
  * Scan orders (nn/ssm/scan_order.ts): every order is a permutation with a matching inverse (on the host and
  * through `indexSelect` on every device of `testDevices()`), the Hilbert curve moves one grid step at a time and
- * matches the PAPER.md §1.7 test vectors, MambaAD's 8 directions reproduce the official `scans.index_flat` /
+ * matches the docs/paper.md §1.7 test vectors, MambaAD's 8 directions reproduce the official `scans.index_flat` /
  * `index_flat_inv` of tests/fixtures/official/mambaad_ss2d.safetensors through the official transposes and
  * rotations, and the HFSS orders reproduce wave_d_ss2d.safetensors' `scans_h/v/d` tables.
  */
@@ -110,7 +110,7 @@ Deno.test("scan orders: small hand-checked tables", opts, () => {
   // JPEG zig-zag, as MambaAD's 'zigzag'
   assert.deepEqual(arr(antiDiagonalZigzag, 3, 3), [0, 1, 3, 6, 4, 2, 5, 7, 8]);
   assert.deepEqual(arr(antiDiagonalZigzag, 2, 3), [0, 1, 3, 4, 2, 5]);
-  // PAPER.md §3.4, s = 4
+  // docs/paper.md §3.4, s = 4
   assert.deepEqual(arr(diagonal, 4, 4), [0, 5, 10, 15, 1, 2, 3, 6, 7, 11, 4, 8, 9, 12, 13, 14]);
   assert.deepEqual(arr(diagonal, 2, 3), [0, 4, 1, 2, 5, 3]);
   // torch.rot90(x, 1) of [[0,1,2],[3,4,5]] is [[2,5],[1,4],[0,3]]
@@ -129,7 +129,7 @@ Deno.test("scan orders: small hand-checked tables", opts, () => {
   assert.throws(() => scanOrderForType("toString"), /not implemented/);
 });
 
-Deno.test("hilbert: PAPER.md §1.7 test vectors, unit steps, corners", opts, () => {
+Deno.test("hilbert: docs/paper.md §1.7 test vectors, unit steps, corners", opts, () => {
   assert.deepEqual(Array.from(hilbert.permutation(1, 1)), [0]);
   assert.deepEqual(Array.from(hilbert.permutation(2, 2)), [0, 2, 3, 1]);
   assert.deepEqual(Array.from(hilbert.permutation(4, 4)), [0, 1, 5, 4, 8, 12, 13, 9, 10, 14, 15, 11, 7, 6, 2, 3]);
@@ -245,7 +245,7 @@ Deno.test("MambaAD: the 8 directions equal the official SS2D encode/decode of ma
   for (let k = 0; k < 8; k++) {
     assert.deepEqual(Array.from(dirs[k].permutation(H, W)), Array.from(expected[k]), `direction ${k} ${dirs[k].name}`);
   }
-  // direction 3 is the Hilbert scan of x mirrored left-right (PAPER.md §1.7)
+  // direction 3 is the Hilbert scan of x mirrored left-right (docs/paper.md §1.7)
   assert.deepEqual(Array.from(dirs[3].permutation(H, W)), Array.from(flipH(hilbert).permutation(H, W)));
 
   // merge: the official decode of a sequence holding its own positions gives the inverse permutation

@@ -1,7 +1,7 @@
 /**
- * SS2D blocks against the official PyTorch modules (../shared/official, copied to tests/fixtures/official):
+ * SS2D blocks against the official PyTorch modules (docs/paper.md §0; copies in tests/fixtures/official):
  * MambaAD's SS2D with 8 Hilbert directions and Wave-MambaAD's HFSS D_SS2D — outputs and every gradient, with
- * the official parameter names loaded strictly. Tolerance per that folder's README: |a − b| ≤ 1e-4·max|b|.
+ * the official parameter names loaded strictly. Tolerance (docs/paper.md §0): |a − b| ≤ 1e-4·max|b|.
  */
 import assert from "node:assert/strict";
 import type { Device } from "../autodiff/backend.ts";
@@ -98,7 +98,7 @@ for (const device of await testDevices()) {
 }
 
 Deno.test({
-  name: "SS2D: parameter counts of PAPER.md §1.6 / §3.4 and the official key names",
+  name: "SS2D: parameter counts of docs/paper.md §1.6 / §3.4 and the official key names",
   sanitizeResources: false,
   sanitizeOps: false,
   fn: () => {

@@ -1,8 +1,8 @@
 /**
- * Wave-MambaAD's blocks (models/wave_mambaad) against the official PyTorch modules (../shared/official, copied to
+ * Wave-MambaAD's blocks (models/wave_mambaad) against the official PyTorch modules (docs/paper.md §0, reduced copies in
  * tests/fixtures/official): DSE `FeedForward` (Eq. 8), LFSS `ChannelFreqAdapt` (Eq. 6-7) and the Wavelet-Mamba
  * block `VSSBlock` (Eq. 4) — outputs and every gradient, official parameter names loaded strictly; tolerance
- * |a − b| ≤ 1e-4·max|b| per tensor. Parameter counts against PAPER.md §3.4-3.6 and §3.8.
+ * |a − b| ≤ 1e-4·max|b| per tensor. Parameter counts against docs/paper.md §3.4-3.6 and §3.8.
  */
 import assert from "node:assert/strict";
 import type { Device } from "../autodiff/backend.ts";
@@ -91,7 +91,7 @@ for (const device of await testDevices()) {
 }
 
 Deno.test({
-  name: "Wave-MambaAD blocks: parameter counts of PAPER.md §3.4-3.6 and §3.8",
+  name: "Wave-MambaAD blocks: parameter counts of docs/paper.md §3.4-3.6 and §3.8",
   sanitizeResources: false,
   sanitizeOps: false,
   fn: () => {
@@ -108,7 +108,7 @@ Deno.test({
       assert.equal(blk.CMamba.numParameters(), s.lfss, `LFSS(${s.c})`);
       assert.equal(blk.D_SSM.numParameters(), s.hfss, `HFSS(${s.c})`);
       assert.equal(blk.conv.numParameters(), s.conv, `unused conv(${s.c})`);
-      // §3.8's per-block totals: the unused conv included, scan tables (buffers) not
+      // docs/paper.md §3.8's per-block totals: the unused conv included, scan tables (buffers) not
       assert.equal(blk.numParameters(), s.block, `VSSBlock(${s.c})`);
       blk.dispose();
     }

@@ -1,5 +1,5 @@
 /**
- * The full Wave-MambaAD model (models/wave_mambaad/{config,decoder,model}.ts, PAPER.md §3): official state-dict keys
+ * The full Wave-MambaAD model (models/wave_mambaad/{config,decoder,model}.ts, docs/paper.md §3): official state-dict keys
  * and shapes (tests/fixtures/official/wave_mambaad_keys.json), a strict load of a dict in that layout through
  * safetensors, the parameter counts of §3.8 (total with index tables 22,293,250; trainable 14,090,594), every preset
  * of WAVE_PRESETS (forward + backward, parameter count), and a whole training step (Eq. 4-8 forward, loss §1.9,

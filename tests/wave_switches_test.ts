@@ -1,5 +1,5 @@
 /**
- * The weight-sharing switches of PAPER.md §5.6: LFSS `sharedHeads` and HFSS `sharedBands`. Unshared weights add
+ * The weight-sharing switches of docs/paper.md §5.6: LFSS `sharedHeads` and HFSS `sharedBands`. Unshared weights add
  * exactly the expected parameters, and unshared weights that are copies of the shared ones give exactly the shared
  * module's output and input gradient, on every device.
  */

@@ -2,9 +2,9 @@
  * The Haar wavelet transform of Wave-MambaAD (nn/wavelet/haar.ts, backend kernels `haarDwt` / `haarIwt`) on every
  * device from `testDevices()`:
  *
- * - PAPER.md §3.2's test vector x = [[1, 2], [3, 4]] → LL 5, HL 1, LH 2, HH 0, and back;
+ * - docs/paper.md §3.2's test vector x = [[1, 2], [3, 4]] → LL 5, HL 1, LH 2, HH 0, and back;
  * - the official fixtures (tests/fixtures/official/wave_{dwt,iwt}.safetensors, PyTorch 1.13 float32): forward
- *   and grad.input.x (loss = sum(y · R)) within |a − b| ≤ 1e-4 · max|b| per tensor, as the fixtures' README
+ *   and grad.input.x (loss = sum(y · R)) within |a − b| ≤ 1e-4 · max|b| per tensor, as docs/paper.md §0
  *   suggests; the CPU forward is also bitwise PyTorch's (same float32 evaluation order);
  * - round trips iwt(dwt(x)) = x and dwt(iwt(y)) = y to 1e-6 · max|input|;
  * - PyWavelets' `dwt2` / `idwt2` with 'haar' (tests/fixtures/wavelet/pywt_haar.json, from
@@ -89,7 +89,7 @@ async function apply(f: (t: Tensor) => Tensor, x: Float32Array, shape: number[],
   return out;
 }
 
-test("PAPER.md §3.2 test vector", async (device) => {
+test("docs/paper.md §3.2 test vector", async (device) => {
   const y = await apply(dwt, Float32Array.of(1, 2, 3, 4), [1, 1, 2, 2], device);
   assert.deepEqual(y.shape, [4, 1, 1, 1]);
   assert.deepEqual([...y.data], [5, 1, 2, 0]); // LL, HL, LH, HH

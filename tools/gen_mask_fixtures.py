@@ -2,7 +2,7 @@
 
 Run with /usr/bin/python3 (Pillow 9.4, torchvision 0.14, matplotlib 3.6).
 
-Masks go through the reference transform of PAPER.md 1.10 step 6 (ADer DefaultAD): convert("L"), > 0 -> 0/255,
+Masks go through the reference transform of docs/paper.md §1.10 step 6 (ADer DefaultAD): convert("L"), > 0 -> 0/255,
 torchvision Resize((S, S), BILINEAR) on the PIL image, ToTensor, > 0.5. Images go through Resize, ToTensor and
 Normalize(ImageNet). We store the 8-bit resized values as well, so a mismatch points at the resampler.
 

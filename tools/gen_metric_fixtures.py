@@ -1,4 +1,4 @@
-"""Generate tests/fixtures/metrics.json: reference values for anomaly/metrics (PAPER.md section 4).
+"""Generate tests/fixtures/metrics.json: reference values for anomaly/metrics (docs/paper.md §4).
 
 Run with the project's Python (numpy 1.24, scikit-learn 1.2.1, scikit-image 0.19.3, torch):
     /usr/bin/python3 tools/gen_metric_fixtures.py
@@ -7,11 +7,11 @@ References, each computed independently of the TypeScript code:
 - curves: sklearn roc_auc_score, average_precision_score and precision_recall_curve -> F1-max the way ADER
   takes it (max over the finite values of 2PR/(P+R)).
 - components: skimage.measure.label with connectivity 2 (8-connected, the default) and 1 (4-connected).
-- exact AU-PRO: a numpy re-statement of ADER's cal_pro_score (PAPER.md 4.1): thresholds
+- exact AU-PRO: a numpy re-statement of ADER's cal_pro_score (docs/paper.md §4.1): thresholds
   np.arange(min, max, (max-min)/max_step) on float64 maps, binary = map > th, per-region overlap from
   skimage.measure.label / regionprops, FPR pooled, fpr < 0.3 kept, min-max rescaled, sklearn auc.
 - P-F1max: ADER's 21 thresholds np.arange(0, 1.001, 0.05) on the min-max normalised float64 maps.
-- ADEval path (PAPER.md 4.2): a numpy statement of ADEval's histogram accumulator (50 strips, torch.histc's
+- ADEval path (docs/paper.md §4.2): a numpy statement of ADEval's histogram accumulator (50 strips, torch.histc's
   bin rule trunc((x-lo)*nstrips/(hi-lo)) with the top bin folded, an underflow bin x < lo and an overflow bin
   x >= hi, 1/area float32 weights from 8-connected components), cross-checked here against torch.histc.
 

@@ -1,6 +1,6 @@
 /**
  * The evaluation engine: per class of the test split, the forward pass without gradient, anomaly maps and image
- * scores (PAPER.md decision 4, §1.10), masks binarised as §1.10 step 6, then the metrics of decision 5 on the
+ * scores (docs/paper.md, decision 4, §1.10), masks binarised as §1.10 step 6, then the metrics of decision 5 on the
  * chosen path, and their mean over classes. Maps are kept per class only (≤ a few hundred 256² maps), so memory
  * stays bounded on datasets of any size.
  *
@@ -19,7 +19,7 @@ import { ProgressBar } from "./progress.ts";
 
 /** Options of {@linkcode evaluate}. */
 export interface EvaluateOptions {
-  /** Metric path (PAPER.md §4.1 "exact" or §4.2 "adeval"). */
+  /** Metric path (docs/paper.md §4.1 "exact" or §4.2 "adeval"). */
   metricPath: MetricPath;
   /** Further paths computed from the same maps (one forward pass), returned in `alsoOn`. */
   alsoPaths?: MetricPath[];
@@ -49,7 +49,7 @@ export interface ImageScore {
   cls: string;
   /** Defect type ("good" for normal). */
   defect: string;
-  /** Image label used by the metrics: max of the binarised mask (gt_sp, §1.10 step 6). */
+  /** Image label used by the metrics: max of the binarised mask (gt_sp, docs/paper.md §1.10 step 6). */
   label: number;
   /** Image score (max of the smoothed map). */
   score: number;

@@ -1,6 +1,6 @@
 /**
  * The anomaly-detection engine: the training recipe and loop, evaluation, results tables, `.npy` maps and the
- * progress bar (DESIGN.md "anomaly").
+ * progress bar (docs/architecture.md, "One training step").
  *
  * @module
  */

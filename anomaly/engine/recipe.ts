@@ -1,5 +1,5 @@
 /**
- * The training recipe of PAPER.md decision 3 (ADER `configs/benchmark/mambaad/mambaad_256_100e.py`, §1.11) as
+ * The training recipe of docs/paper.md, decision 3 (ADER `configs/benchmark/mambaad/mambaad_256_100e.py`, §1.11) as
  * one plain config object. Every field is a CLI flag of `deno task train`.
  *
  * @module
@@ -23,7 +23,7 @@ export interface TrainConfig {
   dataRoot: string;
   /** Classes to train on (default: all of the dataset; one model for all of them, multi-class). */
   classes?: string[];
-  /** Epochs (decision 3: 100). */
+  /** Epochs (docs/paper.md, decision 3: 100). */
   epochs: number;
   /** Batch size (16; the last incomplete batch is dropped, as ADER's drop_last=True). */
   batchSize: number;
@@ -61,7 +61,7 @@ export interface TrainConfig {
   maxItersPerEpoch: number;
 }
 
-/** PAPER.md decision 3: the recipe both papers trained with (ADER benchmark config, 100 epochs). */
+/** docs/paper.md, decision 3: the recipe both papers trained with (ADER benchmark config, 100 epochs). */
 export const DEFAULT_RECIPE: Omit<TrainConfig, "dataset" | "dataRoot" | "device" | "outDir"> = {
   model: "wave_mambaad",
   epochs: 100,

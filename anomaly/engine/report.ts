@@ -1,6 +1,6 @@
 /**
  * Results tables: Markdown for the terminal, CSV and JSON files. Every table names what it measured (model,
- * variant, dataset, metric path, epochs, seed), as DESIGN.md's contracts ask; numbers are ×100 with one
+ * variant, dataset, metric path, epochs, seed), as docs/architecture.md, "Contracts", asks; numbers are ×100 with one
  * decimal in the Markdown table (as the papers print them) and raw fractions in CSV and JSON.
  *
  * @module

@@ -1,5 +1,5 @@
 /**
- * The ADEval path of PAPER.md section 4.2: P-AUROC, P-AP and AU-PRO as ADER gets them from
+ * The ADEval path of docs/paper.md §4.2: P-AUROC, P-AP and AU-PRO as ADER gets them from
  * `EvalAccumulatorCuda(score_min, score_max, anomap_min, anomap_max, skip_pixel_aupro=False, nstrips=50)`.
  *
  * Followed from ADEval's source (github.com/winggan/adeval, v1.1.0: `adeval/cuda_mem_effic.py`
@@ -98,7 +98,7 @@ function reversed(a: ArrayLike<number>): Float64Array {
 
 /**
  * ADEval's P-AUROC, P-AP and AU-PRO over `n` row-major `height` x `width` maps and {0,1} masks of one class
- * (PAPER.md 4.2). Non-zero mask values count as defect.
+ * (docs/paper.md §4.2). Non-zero mask values count as defect.
  */
 export function adevalPixelMetrics(
   maps: Float32Array | Float64Array,

@@ -1,5 +1,5 @@
 /**
- * AU-PRO of the exact path (PAPER.md section 4.1): ADER's `cal_pro_score(masks, amaps, max_step, expect_fpr)`,
+ * AU-PRO of the exact path (docs/paper.md §4.1): ADER's `cal_pro_score(masks, amaps, max_step, expect_fpr)`,
  * reproduced step for step but computed in one pass over the pixels instead of `max_step` passes.
  *
  * What ADER does, per class:
@@ -185,7 +185,7 @@ export function trapz(y: ArrayLike<number>, x: ArrayLike<number>): number {
 }
 
 /**
- * The exact-path AU-PRO (PAPER.md 4.1) of one class: ADER `cal_pro_score` with max_step 100 and
+ * The exact-path AU-PRO (docs/paper.md §4.1) of one class: ADER `cal_pro_score` with max_step 100 and
  * expect_fpr 0.3 by default. NaN where ADER would produce NaN or raise: no defect region, no negative
  * pixel, constant maps, or fewer than 2 points (or a single distinct fpr) below expect_fpr.
  */
@@ -214,7 +214,7 @@ export function auproExact(
     if (f < lo) lo = f;
     if (f > hi) hi = f;
   }
-  // min-max rescale, not fpr / expect_fpr (PAPER.md 4.1 step 3)
+  // min-max rescale, not fpr / expect_fpr (docs/paper.md §4.1 step 3)
   const scaled = keptFpr.map((f) => (f - lo) / (hi - lo));
   return sklearnAuc(scaled, keptPro);
 }

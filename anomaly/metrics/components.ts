@@ -1,5 +1,5 @@
 /**
- * Connected-component labelling of binary masks, the way the two AU-PRO paths of PAPER.md section 4 find
+ * Connected-component labelling of binary masks, the way the two AU-PRO paths of docs/paper.md §4 find
  * defect regions: `skimage.measure.label(mask)` (exact path, section 4.1; default connectivity for 2-D is
  * full, i.e. 8-connected) and cv2 `connectedComponentsWithStats(mask, connectivity=8)` (ADEval path, 4.2).
  * Both number the regions 1..count in raster order of each region's first pixel, so the labels here are

@@ -1,5 +1,5 @@
 /**
- * Exact, sklearn-equivalent binary ranking metrics (PAPER.md section 4.1): `roc_auc_score`,
+ * Exact, sklearn-equivalent binary ranking metrics (docs/paper.md §4.1): `roc_auc_score`,
  * `average_precision_score` (the step-wise sum, not a trapezoid) and F1-max over `precision_recall_curve`,
  * as ADER computes I-AUROC / I-AP / I-F1max and, on the exact path, P-AUROC / P-AP over all pixels of a
  * class. Thresholds sit at the distinct score values, so tied scores form one step, as in sklearn's

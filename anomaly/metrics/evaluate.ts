@@ -1,6 +1,6 @@
 /**
- * Per-class evaluation as ADER's `Evaluator.run` (PAPER.md section 4), on one of the two named metric paths
- * (PAPER.md "project's decisions" 5 and section 5.8):
+ * Per-class evaluation as ADER's `Evaluator.run` (docs/paper.md §4), on one of the two named metric paths
+ * (docs/paper.md, decision 5 and §5.8):
  * - `"exact"` (4.1): pixel AUROC / AP by the sklearn-equivalent curves over all pixels, AU-PRO by
  *   `cal_pro_score` with 100 steps.
  * - `"adeval"` (4.2): pixel AUROC / AP / AU-PRO from ADEval's 50-strip histograms.
@@ -17,7 +17,7 @@ import { auproExact } from "./aupro.ts";
 import { adevalPixelMetrics } from "./adeval.ts";
 import { pixelF1Max } from "./pixel_f1.ts";
 
-/** Which pixel-metric implementation to use: sklearn-exact (PAPER.md 4.1) or ADEval histograms (4.2). */
+/** Which pixel-metric implementation to use: sklearn-exact (docs/paper.md §4.1) or ADEval histograms (4.2). */
 export type MetricPath = "exact" | "adeval";
 
 /** The seven metrics of one class and their mean, as fractions in [0, 1] (NaN where undefined). */
@@ -42,7 +42,7 @@ export interface ClassMetrics {
 
 /** The inputs of {@linkcode classMetrics}: one class's test set. */
 export interface ClassMetricsInput {
-  /** N image scores (e.g. max of each smoothed map, PAPER.md 1.10 step 5). */
+  /** N image scores (e.g. max of each smoothed map, docs/paper.md §1.10 step 5). */
   scores: Float32Array;
   /** N·H·W anomaly-map values, row-major per image. */
   maps: Float32Array;
@@ -75,7 +75,7 @@ function madOf(m: Omit<ClassMetrics, "mad">): number {
 
 /**
  * The seven metrics and mAD of one class on metric path `path`. Image labels are gt_sp = max of each
- * image's mask (PAPER.md 1.10 step 6). Throws on mismatched sizes or mask values other than 0 and 1.
+ * image's mask (docs/paper.md §1.10 step 6). Throws on mismatched sizes or mask values other than 0 and 1.
  */
 export function classMetrics(input: ClassMetricsInput, path: MetricPath): ClassMetrics {
   const { scores, maps, masks, n, height, width } = input;

@@ -1,5 +1,5 @@
 /**
- * Anomaly-detection metrics (PAPER.md section 4): per-class I-AUROC, I-AP, I-F1max, P-AUROC, P-AP, P-F1max,
+ * Anomaly-detection metrics (docs/paper.md §4): per-class I-AUROC, I-AP, I-F1max, P-AUROC, P-AP, P-F1max,
  * AU-PRO and mAD on two named paths, `"exact"` (sklearn-equivalent curves and ADER's 100-step AU-PRO) and
  * `"adeval"` (ADEval's 50-strip histograms), plus the building blocks: exact ROC/PR curves, 8-connected
  * component labelling, both AU-PRO variants and ADER's 21-threshold P-F1max.

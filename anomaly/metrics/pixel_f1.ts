@@ -1,5 +1,5 @@
 /**
- * P-F1max as ADER reports it on both metric paths (PAPER.md 4.1, `mF1_max_px`): an approximation on 21
+ * P-F1max as ADER reports it on both metric paths (docs/paper.md §4.1, `mF1_max_px`): an approximation on 21
  * thresholds t = `np.arange(0.0, 1.0 + 1e-3, 0.05)` of the class-wise min-max normalised maps
  * norm = (map − min) / (max − min), prediction = norm > t, counts pooled over all pixels of the class:
  * precision = TP / (TP + FP + 1e-8), recall = TP / (P + 1e-8), F1 = 2PR / (P + R + 1e-8); the max over t.

@@ -1,5 +1,5 @@
 /**
- * The training loss and the anomaly map shared by MambaAD and Wave-MambaAD (PAPER.md §1.9, §1.10; ADER
+ * The training loss and the anomaly map shared by MambaAD and Wave-MambaAD (docs/paper.md §1.9, §1.10; ADER
  * `util/metric.py::cal_anomaly_map` with `uni_am=False, amap_mode='add', gaussian_sigma=4`).
  *
  * @module
@@ -33,7 +33,7 @@ function checkPairs(op: string, features: ADFeatures): void {
 }
 
 /**
- * The training loss of PAPER.md §1.9: Σ_i lam · MSE_mean(f_i, g_i) over the scales (summed, not averaged).
+ * The training loss of docs/paper.md §1.9: Σ_i lam · MSE_mean(f_i, g_i) over the scales (summed, not averaged).
  * Differentiable with respect to the decoder features.
  */
 export function adLoss(features: ADFeatures, lam = 5): Tensor {
@@ -109,7 +109,7 @@ export interface AnomalyMapParts {
 }
 
 /**
- * The per-scale maps and the unsmoothed sum of PAPER.md §1.10 steps 1-3 (no gradient): per scale
+ * The per-scale maps and the unsmoothed sum of docs/paper.md §1.10 steps 1-3 (no gradient): per scale
  * 1 − cosine similarity over channels (eps 1e-8, PyTorch 1.13 semantics), bilinear upsampling with
  * align_corners=True to S × S, then the sum divided by 3 · Σ weights = 9 (the official constant).
  */
@@ -133,7 +133,7 @@ export function anomalyMapParts(features: ADFeatures, size: number): AnomalyMapP
 }
 
 /**
- * Anomaly maps and image scores of PAPER.md §1.10, with no gradient, on the features' device:
+ * Anomaly maps and image scores of docs/paper.md §1.10, with no gradient, on the features' device:
  * {@linkcode anomalyMapParts}, then a per-image Gaussian blur ({@linkcode gaussianBlur}, σ = 4 by default),
  * then score = max of the map (after avg_pool2d(k, stride 1) when `poolingKs` is set).
  */

@@ -1,6 +1,6 @@
 /**
  * The contract every anomaly-detection model of the zoo fulfils, so the training and evaluation engine does
- * not know which model it runs (DESIGN.md "models").
+ * not know which model it runs (docs/architecture.md, "Adding a model").
  *
  * @module
  */
@@ -44,8 +44,8 @@ export interface AnomalyModel extends Module {
   loadEncoderWeights(path: string): Promise<void>;
   /** Encoder and decoder features of normalised images (B, 3, S, S). */
   forward(images: Tensor): ADFeatures;
-  /** The training loss (PAPER.md §1.9: Σ over the 3 scales of 5 · mean squared error). */
+  /** The training loss (docs/paper.md §1.9: Σ over the 3 scales of 5 · mean squared error). */
   loss(features: ADFeatures): Tensor;
-  /** Anomaly maps and image scores (PAPER.md §1.10). */
+  /** Anomaly maps and image scores (docs/paper.md §1.10). */
   anomalyMap(features: ADFeatures, opts?: AnomalyMapOptions): AnomalyMapResult;
 }

@@ -1,6 +1,6 @@
 /**
  * A multiply-accumulate counter equivalent to fvcore 0.1.5's default handles (1 FLOP = 1 MAC), as the
- * official parameter files count (../shared/official/{mambaad,wave_mambaad}_params.json, `flops.by_op`).
+ * official parameter files count (`mambaad_params.json`, `wave_mambaad_params.json`: `flops.by_op`; docs/paper.md §0).
  *
  * fvcore traces the model and counts these aten ops; every other op (elementwise, reshapes, the selective scan
  * as an opaque PythonOp, activations) counts 0:

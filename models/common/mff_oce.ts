@@ -18,8 +18,8 @@ import { Module } from "../../nn/module.ts";
 import { kaimingNormal } from "../../nn/init.ts";
 
 /**
- * The normalisation layer: `"batch"` = BatchNorm2d (MambaAD, PAPER.md §1.2), `"instance"` =
- * InstanceNorm2d(affine=False, no running statistics) (Wave-MambaAD, PAPER.md §3.1).
+ * The normalisation layer: `"batch"` = BatchNorm2d (MambaAD, docs/paper.md §1.2), `"instance"` =
+ * InstanceNorm2d(affine=False, no running statistics) (Wave-MambaAD, docs/paper.md §3.1).
  */
 export type MFFNorm = "batch" | "instance";
 
@@ -36,10 +36,10 @@ export interface MFFOCEOptions {
   device?: Device;
 }
 
-/** The MambaAD configuration (PAPER.md §1.2): BatchNorm2d, ReLU. */
+/** The MambaAD configuration (docs/paper.md §1.2): BatchNorm2d, ReLU. */
 export const MAMBAAD_MFF_OCE: Readonly<{ norm: MFFNorm; act: MFFAct }> = { norm: "batch", act: "relu" };
 
-/** The Wave-MambaAD configuration (PAPER.md §3.1): InstanceNorm2d without affine everywhere, SiLU at the MFF level. */
+/** The Wave-MambaAD configuration (docs/paper.md §3.1): InstanceNorm2d without affine everywhere, SiLU at the MFF level. */
 export const WAVE_MAMBAAD_MFF_OCE: Readonly<{ norm: MFFNorm; act: MFFAct }> = { norm: "instance", act: "silu" };
 
 /** The normalisation layer of an MFF_OCE: BatchNorm2d (MambaAD) or affine-free InstanceNorm2d (Wave-MambaAD). */
@@ -52,7 +52,7 @@ function makeNorm(kind: MFFNorm, channels: number, device?: Device): MFFNormLaye
 }
 
 /**
- * timm's `Bottleneck` as MFF_OCE builds it (PAPER.md §1.2 step 5): 1×1 (in → planes) – norm – ReLU – 3×3
+ * timm's `Bottleneck` as MFF_OCE builds it (docs/paper.md §1.2 step 5): 1×1 (in → planes) – norm – ReLU – 3×3
  * (planes → planes, the stride sits here) – norm – ReLU – 1×1 (planes → 4·planes) – norm, plus the shortcut
  * (identity, or `downsample` = 1×1 strided conv + norm), then ReLU. Keys `conv1..3`, `bn1..3`,
  * `downsample.0/1` as timm's.
@@ -100,7 +100,7 @@ export class OCEBottleneck extends Module {
 }
 
 /**
- * MFF_OCE(Bottleneck, 3) of MambaAD and Wave-MambaAD (PAPER.md §1.2; Wave-MambaAD's changes in §3.1).
+ * MFF_OCE(Bottleneck, 3) of MambaAD and Wave-MambaAD (docs/paper.md §1.2; Wave-MambaAD's changes in §3.1).
  *
  * With encoder features f1 (B, 64, H, W), f2 (B, 128, H/2, W/2), f3 (B, 256, H/4, W/4) and σ the MFF-level
  * activation (ReLU or SiLU):
@@ -144,7 +144,7 @@ export class MFFOCE extends Module {
   readonly act: MFFAct;
 
   /**
-   * Builds the block and initialises it as the official constructor (PAPER.md §1.2, "Init"): every Conv2d
+   * Builds the block and initialises it as the official constructor (docs/paper.md §1.2, "Init"): every Conv2d
    * weight, the Bottlenecks' included, kaiming_normal(mode=fan_out, nonlinearity=relu); conv biases keep
    * PyTorch's default U(±1/√fan_in); BatchNorm weight 1, bias 0.
    */

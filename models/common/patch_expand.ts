@@ -16,14 +16,14 @@ import { truncNormal } from "../../nn/init.ts";
 
 /** Options of {@linkcode PatchExpand2D}. */
 export interface PatchExpand2DOptions {
-  /** LayerNorm eps (default 1e-5: the models pass `norm_layer=nn.LayerNorm`, PAPER.md §1.3). */
+  /** LayerNorm eps (default 1e-5: the models pass `norm_layer=nn.LayerNorm`, docs/paper.md §1.3). */
   eps?: number;
   /** Device of the parameters. */
   device?: Device;
 }
 
 /**
- * PatchExpand2D(dim = C) (PAPER.md §1.4): x (B, H, W, 2C) → (B, 2H, 2W, C).
+ * PatchExpand2D(dim = C) (docs/paper.md §1.4): x (B, H, W, 2C) → (B, 2H, 2W, C).
  *
  * 1. `expand`: Linear(2C → 4C, no bias);
  * 2. the 4C vector of input pixel (h, w) splits as (p1, p2, c), p1, p2 ∈ {0, 1}, c < C (einops
@@ -42,7 +42,7 @@ export class PatchExpand2D extends Module {
   norm: LayerNorm;
 
   /**
-   * Builds the block with the initialisation it gets inside the models (`MambaUPNet._init_weights`, PAPER.md
+   * Builds the block with the initialisation it gets inside the models (`MambaUPNet._init_weights`, docs/paper.md
    * §1.8): `expand.weight` ~ trunc_normal(std 0.02) on [-2, 2], LayerNorm weight 1, bias 0.
    */
   constructor(dim: number, opts: PatchExpand2DOptions = {}) {

@@ -1,5 +1,5 @@
 /**
- * The configuration of the full MambaAD model (PAPER.md §1.1-1.3, §1.11): the decoder `MambaUPNet(dims=[512,
+ * The configuration of the full MambaAD model (docs/paper.md §1.1-1.3, §1.11): the decoder `MambaUPNet(dims=[512,
  * 256,128,64], depths=[3,4,6,3], d_state=16, drop_path_rate=0.2, scan_type='hilbert', num_direction=8)` of the
  * official `configs/mambaad/mambaad_mvtec.py`, at 256×256 images.
  *
@@ -11,26 +11,26 @@ import { mambaadDirections, type ScanOrder } from "../../nn/ssm/scan_order.ts";
 /** Options of the full MambaAD model; every field has the official default. */
 export interface MambaADConfig {
   /**
-   * Square input size S (default 256, PAPER.md §1.11). Must be a multiple of 32: the encoder features are
-   * S/4, S/8, S/16 and the decoder's scan sizes S/32, S/16, S/8, S/4 (8, 16, 32, 64 at 256, §1.3).
+   * Square input size S (default 256, docs/paper.md §1.11). Must be a multiple of 32: the encoder features are
+   * S/4, S/8, S/16 and the decoder's scan sizes S/32, S/16, S/8, S/4 (8, 16, 32, 64 at 256, docs/paper.md §1.3).
    */
   imageSize?: number;
-  /** Decoder widths per stage, coarsest first (default [512, 256, 128, 64], §1.3). */
+  /** Decoder widths per stage, coarsest first (default [512, 256, 128, 64], docs/paper.md §1.3). */
   dims?: readonly number[];
   /**
    * HSS blocks per decoder stage (default [3, 4, 6, 3], §1.3). Each depth must be divisible by 3 (depth/3 LSS
    * modules of 3 HSS blocks) or by 2 (depth/2 modules of 2), the official `LSSLayer_up` rule.
    */
   depths?: readonly number[];
-  /** SSM state size N (default 16, §1.6). */
+  /** SSM state size N (default 16, docs/paper.md §1.6). */
   dState?: number;
   /** Stochastic depth: linspace(0, rate, Σ depths) reversed, one rate per LSS module (default 0.2, §1.3). */
   dropPathRate?: number;
-  /** Scan directions of every SS2D (default: MambaAD's 8 Hilbert directions, §1.7). */
+  /** Scan directions of every SS2D (default: MambaAD's 8 Hilbert directions, docs/paper.md §1.7). */
   directions?: readonly ScanOrder[];
   /**
    * ResNet-34 weights of the frozen encoder (`resnet34-43635321.pth`, torchvision's `resnet34-b627a593.pth`,
-   * or a safetensors export; PAPER.md decision 6). Loaded by `createMambaAD`; nothing is downloaded.
+   * or a safetensors export; docs/paper.md, decision 6). Loaded by `createMambaAD`; nothing is downloaded.
    */
   encoderWeights?: string;
 }
@@ -38,9 +38,9 @@ export interface MambaADConfig {
 /** A {@linkcode MambaADConfig} with every default filled in. */
 export type ResolvedMambaADConfig = Required<Omit<MambaADConfig, "encoderWeights">> & { encoderWeights?: string };
 
-/** The official decoder widths (PAPER.md §1.3). */
+/** The official decoder widths (docs/paper.md §1.3). */
 export const MAMBAAD_DIMS: readonly number[] = [512, 256, 128, 64];
-/** The official decoder depths (PAPER.md §1.3). */
+/** The official decoder depths (docs/paper.md §1.3). */
 export const MAMBAAD_DEPTHS: readonly number[] = [3, 4, 6, 3];
 
 /** Fills in the defaults and checks the fields. */
@@ -79,7 +79,7 @@ export function resolveMambaADConfig(config: MambaADConfig = {}): ResolvedMambaA
 
 /** Named configurations: the official one, and a small-image variant for smoke tests and quick runs. */
 export const MAMBAAD_PRESETS: Readonly<Record<string, MambaADConfig>> = {
-  /** The official MVTec-AD / VisA configuration (PAPER.md §1.3, §1.11). */
+  /** The official MVTec-AD / VisA configuration (docs/paper.md §1.3, §1.11). */
   mambaad: {},
   /** Same network at 128×128 (scan sizes 4, 8, 16, 32). */
   "mambaad-128": { imageSize: 128 },

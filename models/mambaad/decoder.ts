@@ -1,5 +1,5 @@
 /**
- * MambaAD's decoder `MambaUPNet` (PAPER.md §1.3): four `LSSLayer_up` stages of LSS modules, the last three
+ * MambaAD's decoder `MambaUPNet` (docs/paper.md §1.3): four `LSSLayer_up` stages of LSS modules, the last three
  * preceded by a PatchExpand2D, with the official module tree and state-dict keys (`layers_up.i.blocks.j.*`,
  * `layers_up.i.upsample.*`), so the `net_s.*` part of an official checkpoint loads unchanged.
  *
@@ -19,7 +19,7 @@ import { MAMBAAD_DEPTHS, MAMBAAD_DIMS } from "./config.ts";
 import { LSSModule } from "./lss.ts";
 
 /**
- * How `LSSLayer_up` splits a stage depth into LSS modules (PAPER.md §1.3): depth % 3 == 0 → depth/3 modules of
+ * How `LSSLayer_up` splits a stage depth into LSS modules (docs/paper.md §1.3): depth % 3 == 0 → depth/3 modules of
  * 3 HSS blocks; else depth % 2 == 0 → depth/2 modules of 2. Returns the HSS count per module.
  */
 export function lssSplit(depth: number): number[] {
@@ -29,7 +29,7 @@ export function lssSplit(depth: number): number[] {
 }
 
 /**
- * The stochastic-depth rates of the decoder (PAPER.md §1.3): dpr = linspace(0, rate, Σ depths) reversed; stage i
+ * The stochastic-depth rates of the decoder (docs/paper.md §1.3): dpr = linspace(0, rate, Σ depths) reversed; stage i
  * takes dpr[Σ depths[:i] .. Σ depths[:i+1]) and its LSS module j uses element j of that slice. For the
  * official [3, 4, 6, 3] and 0.2: [[0.2], [0.16, 0.1467], [0.1067, 0.0933], [0.0267]].
  */
@@ -61,7 +61,7 @@ export interface LSSLayerUpOptions {
 }
 
 /**
- * One decoder stage, the official `LSSLayer_up` (PAPER.md §1.3): optional `upsample` (PatchExpand2D), then the
+ * One decoder stage, the official `LSSLayer_up` (docs/paper.md §1.3): optional `upsample` (PatchExpand2D), then the
  * LSS modules `blocks.0..`. Channels-last (B, H, W, C) throughout. Keys: `blocks.j.*`, then `upsample.*`
  * (the official registration order).
  */
@@ -110,7 +110,7 @@ export interface MambaUPNetOptions {
   dState?: number;
   /** Decoder stochastic-depth rate (default 0.2). */
   dropPathRate?: number;
-  /** Scan directions (default: the 8 Hilbert directions of §1.7). */
+  /** Scan directions (default: the 8 Hilbert directions of docs/paper.md §1.7). */
   directions?: readonly ScanOrder[];
   /**
    * H = W of the bottleneck output, the first stage's scan size (default 8 = 256/32); stage i scans
@@ -122,7 +122,7 @@ export interface MambaUPNetOptions {
 }
 
 /**
- * `MambaUPNet._init_weights` (PAPER.md §1.8), applied last to the whole decoder: every Linear (in_proj,
+ * `MambaUPNet._init_weights` (docs/paper.md §1.8), applied last to the whole decoder: every Linear (in_proj,
  * out_proj, PatchExpand2D.expand) weight ~ trunc_normal(std 0.02) on [-2, 2], bias 0; every LayerNorm weight 1,
  * bias 0. SS2D's stacked x_proj/dt_proj parameters are not Linear modules and keep their own init. Returns `m`.
  */
@@ -140,9 +140,9 @@ export function mambaUPNetInit<M extends Module>(m: M): M {
 }
 
 /**
- * The MambaAD decoder (PAPER.md §1.3): (B, 512, h, w) channels-first → [g1 (B, 64, 8h, 8w), g2 (B, 128, 4h, 4w),
+ * The MambaAD decoder (docs/paper.md §1.3): (B, 512, h, w) channels-first → [g1 (B, 64, 8h, 8w), g2 (B, 128, 4h, 4w),
  * g3 (B, 256, 2h, 2w)], channels-first, finest first (the outputs of stages 3, 2, 1; stage 0's is not returned).
- * 15,986,624 parameters with the official dims/depths (+ 39,296 scan-table entries at 256², §1.12).
+ * 15,986,624 parameters with the official dims/depths (+ 39,296 scan-table entries at 256², docs/paper.md §1.12).
  */
 export class MambaUPNet extends Module {
   /** The four stages (`layers_up.0..3`). */

@@ -1,5 +1,5 @@
 /**
- * MambaAD's HSS block (Hybrid State Space block, PAPER.md §1.6): `x + DropPath(SS2D(LN(x)))` on a
+ * MambaAD's HSS block (Hybrid State Space block, docs/paper.md §1.6): `x + DropPath(SS2D(LN(x)))` on a
  * channels-last map (B, H, W, C), with the official field names (`ln_1`, `self_attention`, `drop_path`) so the
  * official state-dict keys (`ln_1.weight`, `self_attention.x_proj_weight`, `self_attention.scans.index_flat`,
  * ...) load unchanged. The official class is `HSSBlock` in MambaAD's `model/mambaad.py` (ADer's copy calls
@@ -29,16 +29,16 @@ export interface HSSBlockOptions {
    * the scan itself works on any size either way.
    */
   size?: number | null;
-  /** Scan directions (default: MambaAD's 8 Hilbert directions, §1.7). */
+  /** Scan directions (default: MambaAD's 8 Hilbert directions, docs/paper.md §1.7). */
   directions?: readonly ScanOrder[];
-  /** LayerNorm eps (default 1e-5: the decoder passes `norm_layer=nn.LayerNorm`, §1.3). */
+  /** LayerNorm eps (default 1e-5: the decoder passes `norm_layer=nn.LayerNorm`, docs/paper.md §1.3). */
   eps?: number;
   /** Device of the parameters. */
   device?: Device;
 }
 
 /**
- * HSS block (PAPER.md §1.6): `x + DropPath(SS2D(LayerNorm(x)))`, channels-last (B, H, W, C) → same.
+ * HSS block (docs/paper.md §1.6): `x + DropPath(SS2D(LayerNorm(x)))`, channels-last (B, H, W, C) → same.
  * Parameters: LayerNorm(C) + SS2D(C) — 85,632 for C = 64 (§1.12, without the scan tables, which are buffers here).
  */
 export class HSSBlock extends Module {

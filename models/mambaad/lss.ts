@@ -1,5 +1,5 @@
 /**
- * MambaAD's LSS module (Locality-enhanced State Space module, PAPER.md §1.5): a chain of HSS blocks (the
+ * MambaAD's LSS module (Locality-enhanced State Space module, docs/paper.md §1.5): a chain of HSS blocks (the
  * global branch) beside two local conv branches (5×5 and 7×7 depthwise), fused by a 1×1 conv and a
  * residual, on channels-last maps (B, H, W, C). Field names follow the official `LSSModule` of MambaAD's
  * `model/mambaad.py` (`smm_blocks.*`, `conv1b7`, `conv1a7`, `conv1b5`, `conv1a5`, `conv55`, `conv77`,
@@ -22,7 +22,7 @@ import type { ScanOrder } from "../../nn/ssm/scan_order.ts";
 import { HSSBlock } from "./hss.ts";
 
 /**
- * The LSS initialisation (PAPER.md §1.5, the official `LSSModule._init_weights`), in place on every
+ * The LSS initialisation (docs/paper.md §1.5, the official `LSSModule._init_weights`), in place on every
  * {@linkcode Conv2d} inside `module` (SS2D's depthwise conv included): weight ~ N(0, √(2/fan_out)) with
  * fan_out = kh·kw·out_channels/groups, bias = 0. Other parameters are left as they are. Returns `module`.
  */
@@ -39,13 +39,13 @@ export function lssInit<M extends Module>(module: M): M {
 
 /** Options of {@linkcode LSSModule}. */
 export interface LSSModuleOptions {
-  /** Stochastic-depth rate shared by every HSS block of the module (default 0; §1.3). */
+  /** Stochastic-depth rate shared by every HSS block of the module (default 0; docs/paper.md §1.3). */
   dropPath?: number;
   /** SSM state size N (default 16). */
   dState?: number;
   /** The H = W the module is built for: registers the HSS blocks' official scan tables (default null: none). */
   size?: number | null;
-  /** Scan directions of the HSS blocks (default: MambaAD's 8 Hilbert directions, §1.7). */
+  /** Scan directions of the HSS blocks (default: MambaAD's 8 Hilbert directions, docs/paper.md §1.7). */
   directions?: readonly ScanOrder[];
   /** Apply {@linkcode lssInit} at construction, as the official constructor does (default true). */
   init?: boolean;
@@ -68,10 +68,10 @@ function depthwise(c: number, k: number, device?: Device): Sequential {
 }
 
 /**
- * LSS module (PAPER.md §1.5), channels-last (B, H, W, C) → same:
+ * LSS module (docs/paper.md §1.5), channels-last (B, H, W, C) → same:
  * `ssm = HSS_n(…HSS_1(x))`; on x channels-first, `out5 = conv1a5(conv55(conv1b5(x)))` and
  * `out7 = conv1a7(conv77(conv1b7(x)))`; `out = finalconv11(concat[ssm, out5, out7]) + x`.
- * Parameters: n·HSS(C) + 4·(C² + C) + 25C + 49C + 3C² + C (the conv part is 33,728 for C = 64, §1.12).
+ * Parameters: n·HSS(C) + 4·(C² + C) + 25C + 49C + 3C² + C (the conv part is 33,728 for C = 64, docs/paper.md §1.12).
  */
 export class LSSModule extends Module {
   /** Width C. */

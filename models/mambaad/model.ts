@@ -1,6 +1,6 @@
 /**
- * The full MambaAD model (PAPER.md §1): frozen ResNet-34 encoder `net_t` (§1.1), MFF_OCE bottleneck `mff_oce`
- * (§1.2, BatchNorm + ReLU), MambaUPNet decoder `net_s` (§1.3), with the official top-level names, so the
+ * The full MambaAD model (docs/paper.md §1): frozen ResNet-34 encoder `net_t` (§1.1), MFF_OCE bottleneck `mff_oce`
+ * (docs/paper.md §1.2, BatchNorm + ReLU), MambaUPNet decoder `net_s` (§1.3), with the official top-level names, so the
  * official state dict (588 entries: `net_t.*`, `mff_oce.*`, `net_s.*`) loads 1:1.
  *
  * @module
@@ -17,7 +17,7 @@ import { type MambaADConfig, type ResolvedMambaADConfig, resolveMambaADConfig } 
 import { MambaUPNet } from "./decoder.ts";
 
 /**
- * MambaAD (PAPER.md §1). `forward` runs the encoder in eval mode under noGrad (its features carry no gradient),
+ * MambaAD (docs/paper.md §1). `forward` runs the encoder in eval mode under noGrad (its features carry no gradient),
  * the bottleneck and the decoder with gradients. The encoder's parameters have `requiresGrad` false and
  * `train()` keeps the encoder in eval mode (the official `freeze_layer(net_t)`), so
  * `numParameters(true)` = 17,444,928 (MFF_OCE + decoder, §1.12) and `numParameters()` = 25,615,232; with the
@@ -59,14 +59,14 @@ export class MambaAD extends Module implements AnomalyModel {
     });
   }
 
-  /** Training mode for the bottleneck and decoder; the encoder always stays in eval mode (PAPER.md §1.1). */
+  /** Training mode for the bottleneck and decoder; the encoder always stays in eval mode (docs/paper.md §1.1). */
   override train(on = true): this {
     super.train(on);
     this.net_t.train(false);
     return this;
   }
 
-  /** Loads torchvision-format ResNet-34 weights (`.pth` or `.safetensors`) into the encoder (decision 6). */
+  /** Loads torchvision-format ResNet-34 weights (`.pth` or `.safetensors`) into the encoder (docs/paper.md, decision 6). */
   async loadEncoderWeights(path: string): Promise<void> {
     await loadResNetWeights(this.net_t, path);
     this.net_t.requiresGrad_(false).eval();
@@ -86,19 +86,19 @@ export class MambaAD extends Module implements AnomalyModel {
     );
   }
 
-  /** {encoder: [f1, f2, f3], decoder: [g1, g2, g3]}, channels-first, finest first (PAPER.md §1.1-1.3). */
+  /** {encoder: [f1, f2, f3], decoder: [g1, g2, g3]}, channels-first, finest first (docs/paper.md §1.1-1.3). */
   forward(images: Tensor): ADFeatures {
     const encoder = this.encode(images);
     const decoder = this.net_s.forward(this.mff_oce.forward(encoder[0], encoder[1], encoder[2]));
     return { encoder, decoder };
   }
 
-  /** Σ over the 3 scales of 5 · MSE (PAPER.md §1.9). */
+  /** Σ over the 3 scales of 5 · MSE (docs/paper.md §1.9). */
   loss(features: ADFeatures): Tensor {
     return adLoss(features, 5);
   }
 
-  /** Anomaly maps and image scores (PAPER.md §1.10), at the model's image size by default. */
+  /** Anomaly maps and image scores (docs/paper.md §1.10), at the model's image size by default. */
   anomalyMap(features: ADFeatures, opts: AnomalyMapOptions = {}): AnomalyMapResult {
     return anomalyMapOf(features, { size: opts.size ?? this.imageSize, sigma: opts.sigma, poolingKs: opts.poolingKs });
   }
@@ -106,7 +106,7 @@ export class MambaAD extends Module implements AnomalyModel {
 
 /**
  * Builds a MambaAD from `config` on `device` and, when `config.encoderWeights` names a file, loads the
- * ResNet-34 encoder weights from it (PAPER.md decision 6).
+ * ResNet-34 encoder weights from it (docs/paper.md, decision 6).
  */
 export async function createMambaAD(config: MambaADConfig = {}, device?: Device): Promise<MambaAD> {
   const model = new MambaAD(config, device);

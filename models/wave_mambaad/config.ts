@@ -1,7 +1,7 @@
 /**
- * Wave-MambaAD's configuration (PAPER.md §3): sizes, the official code's quirks as named switches (PAPER.md §5.6;
+ * Wave-MambaAD's configuration (docs/paper.md §3): sizes, the official code's quirks as named switches (docs/paper.md §5.6;
  * every default reproduces the official `model/Wave-MambaAD.py`), the paper-text variant and the Table 3 ablations
- * (PAPER.md §3.9) as presets.
+ * (docs/paper.md §3.9) as presets.
  *
  * @module
  */
@@ -26,13 +26,13 @@ export interface WaveMambaADConfig {
   /** Stochastic depth: linspace(0, rate, Σ depths) reversed, one rate per ConvBNSSMBlock (default 0.2, §3.1). */
   dropPathRate: number;
   /**
-   * "squared" (official, decision 2): stage i holds depths[i] ConvBNSSMBlocks of depths[i] blocks each (1, 4, 4, 4
+   * "squared" (official; docs/paper.md, decision 2): stage i holds depths[i] ConvBNSSMBlocks of depths[i] blocks each (1, 4, 4, 4
    * → 22.3 M parameters); "linear": one ConvBNSSMBlock of depths[i] blocks (the paper figure's ×1, ×2, ×2, ×2).
    */
   depthSemantics: "squared" | "linear";
   /** HFSS decoding (§3.4): "official" leaves LH′/HH′ in scan order; "inverse" folds every band back (paper text). */
   hfssDecode: HfssDecode;
-  /** ChannelMamba: SiLU after its conv as Mamba does (official false, §3.5 step 2). */
+  /** ChannelMamba: SiLU after its conv as Mamba does (official false, docs/paper.md §3.5 step 2). */
   cmambaSiluAfterConv: boolean;
   /** ChannelMamba backward branch delta bias: "forward" reuses dt_proj.bias (official), "own" uses dt_proj_b.bias. */
   cmambaBackwardDtBias: "forward" | "own";
@@ -45,7 +45,7 @@ export interface WaveMambaADConfig {
   /** ChannelMamba: backward dt, B, C from the flipped sequence (official false: from the unflipped x). */
   cmambaBackwardFromFlipped: boolean;
   /**
-   * ChannelMamba Linear init (§3.5 step 6): "official" = MambaUPNet's trunc_normal(0.02) and zero biases
+   * ChannelMamba Linear init (docs/paper.md §3.5 step 6): "official" = MambaUPNet's trunc_normal(0.02) and zero biases
    * overwrite everything (softplus(dt bias) = 0.693); "mamba" = Mamba's own init (dt_proj U(±R^-½), inverse-softplus
    * log-uniform dt bias in [1e-3, 0.1], PyTorch defaults for in_proj/x_proj).
    */
@@ -119,7 +119,7 @@ export const WAVE_PRESETS: Readonly<Record<WavePresetName, Readonly<Partial<Wave
   /**
    * The paper's text where it differs from the code: HFSS bands folded back, Mamba-style channel Mamba (SiLU after
    * the conv, own backward dt bias, single gating, backward projections from the flipped sequence, Mamba init), no
-   * dead conv. Depth stays squared: the paper's own 22.3 M count needs it (PAPER.md §3.8).
+   * dead conv. Depth stays squared: the paper's own 22.3 M count needs it (docs/paper.md §3.8).
    */
   paper: {
     hfssDecode: "inverse",

@@ -1,8 +1,8 @@
 /**
- * Wave-MambaAD's decoder `MambaUPNet` (PAPER.md §3.1): four `VSSLayer_up` stages of `ConvBNSSMBlock`s, each a
+ * Wave-MambaAD's decoder `MambaUPNet` (docs/paper.md §3.1): four `VSSLayer_up` stages of `ConvBNSSMBlock`s, each a
  * chain of Wavelet-Mamba blocks (Eq. 4 and 8), with PatchExpand2D before stages 1..3. Module tree and state-dict
  * keys as the official code (`layers_up.3.blocks.0.smm_blocks.0.D_SSM.in_proj.weight`, `layers_up.1.upsample.*`).
- * The Table 3 ablations (PAPER.md §3.9) are block variants selected by {@linkcode WaveMambaADConfig}.
+ * The Table 3 ablations (docs/paper.md §3.9) are block variants selected by {@linkcode WaveMambaADConfig}.
  *
  * @module
  */
@@ -209,14 +209,14 @@ export class VSSLayerUp extends Module {
   }
 }
 
-/** reversed(linspace(0, rate, n)) as plain numbers (torch.linspace then [::-1], §3.1). */
+/** reversed(linspace(0, rate, n)) as plain numbers (torch.linspace then [::-1], docs/paper.md §3.1). */
 export function dropPathSchedule(rate: number, n: number): number[] {
   const out = Array.from({ length: n }, (_, i) => (n === 1 ? 0 : (rate * i) / (n - 1)));
   return out.reverse();
 }
 
 /**
- * The Wave-MambaAD decoder (PAPER.md §3.1). Input: the MFF_OCE embedding (B, 512, S/32, S/32); output: the stage
+ * The Wave-MambaAD decoder (docs/paper.md §3.1). Input: the MFF_OCE embedding (B, 512, S/32, S/32); output: the stage
  * 1, 2, 3 results channels-first, finest first ([64×S/4², 128×S/8², 256×S/16²]), paired with the encoder's f1..f3.
  *
  * Stage i (C = dims[i], H = S/32·2^i): depths[i] ConvBNSSMBlocks of depths[i] blocks each ("squared", official) or
@@ -286,7 +286,7 @@ export class MambaUPNet extends Module {
 
 /**
  * Mamba's own dt init for a ChannelMamba (`cmambaInit: "mamba"`): dt_proj(_b).weight ~ U(±R^-½); bias = dt +
- * ln(−expm1(−dt)) with dt = exp(U(0,1)·(ln 0.1 − ln 0.001) + ln 0.001) clamped to ≥ 1e-4 (PAPER.md §1.8).
+ * ln(−expm1(−dt)) with dt = exp(U(0,1)·(ln 0.1 − ln 0.001) + ln 0.001) clamped to ≥ 1e-4 (docs/paper.md §1.8).
  */
 function mambaDtInit(m: ChannelMamba): void {
   noGrad(() => {

@@ -1,5 +1,5 @@
 /**
- * Wave-MambaAD's Dual-branch Spatial Enhancement, DSE (Eq. 8, PAPER.md §3.6): the official `FeedForward`.
+ * Wave-MambaAD's Dual-branch Spatial Enhancement, DSE (Eq. 8, docs/paper.md §3.6): the official `FeedForward`.
  * Channels-first (B, C, H, W) → (B, C, H, W).
  *
  * @module

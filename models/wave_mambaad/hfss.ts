@@ -1,5 +1,5 @@
 /**
- * Wave-MambaAD's High-Frequency State Space module, HFSS (Eq. 5, PAPER.md §3.4): the official `D_SS2D`
+ * Wave-MambaAD's High-Frequency State Space module, HFSS (Eq. 5, docs/paper.md §3.4): the official `D_SS2D`
  * ({@linkcode DSS2D}) with one named entry point, the decoding switch and the scan-direction ablations of the
  * paper's Table 3. Channels-last (3·B, h, w, C) holding [HL; LH; HH] → the same shape.
  *
@@ -13,7 +13,7 @@ export { DSS2D, type HfssDecode };
 
 /**
  * Per-band scan orders [HL, LH, HH] of HFSS. `official` is Eq. 5 (horizontal, vertical, diagonal). The ablations
- * of PAPER.md §3.9 (Table 3) are not in the official code; these are our reading of them: `horizontal` /
+ * of docs/paper.md §3.9 (Table 3) are not in the official code; these are our reading of them: `horizontal` /
  * `vertical` scan every band in that one direction, `noDiagonal` scans HH row-major instead of diagonally.
  */
 export const hfssScanOrders: Readonly<

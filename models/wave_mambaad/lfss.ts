@@ -1,5 +1,5 @@
 /**
- * Wave-MambaAD's Low-Frequency State Space module, LFSS (Eq. 6-7, PAPER.md §3.5): the official
+ * Wave-MambaAD's Low-Frequency State Space module, LFSS (Eq. 6-7, docs/paper.md §3.5): the official
  * `ChannelFreqAdapt`, which runs the bidirectional channel Mamba (Bi-CSSM, Eq. 7) on pooled rows and columns of
  * the LL sub-band. Channels-first (B, C, h, w) → (B, C, h, w).
  *
@@ -21,7 +21,7 @@ export interface ChannelFreqAdaptOptions {
    */
   mamba?: Omit<ChannelMambaOptions, "device">;
   /**
-   * One CMamba_h, CMamba_w and conv1 for all heads (official true, PAPER.md §5.6); false gives every head its own
+   * One CMamba_h, CMamba_w and conv1 for all heads (official true, docs/paper.md §5.6); false gives every head its own
    * (`heads.<i>.CMamba_h`, …: the reading of "grouped" channel scans where the groups are independent).
    */
   sharedHeads?: boolean;

@@ -1,6 +1,6 @@
 /**
- * The full Wave-MambaAD model (PAPER.md §3): frozen ResNet-34 encoder `net_t` (stem, layer1..3, always in eval
- * mode), the MFF_OCE bottleneck `mff_oce` (InstanceNorm, SiLU; §3.1) and the decoder `net_s`
+ * The full Wave-MambaAD model (docs/paper.md §3): frozen ResNet-34 encoder `net_t` (stem, layer1..3, always in eval
+ * mode), the MFF_OCE bottleneck `mff_oce` (InstanceNorm, SiLU; docs/paper.md §3.1) and the decoder `net_s`
  * ({@linkcode MambaUPNet}). State-dict keys as the official `MAMBAAD` wrapper of ADer (`net_t.*`, `mff_oce.*`,
  * `net_s.*`), so official checkpoints load strictly.
  *
@@ -17,7 +17,7 @@ import { MFFOCE, WAVE_MAMBAAD_MFF_OCE } from "../common/mff_oce.ts";
 import { waveConfig, type WaveMambaADConfig, type WavePresetName } from "./config.ts";
 import { MambaUPNet } from "./decoder.ts";
 
-/** Parameter counts of a model (PAPER.md §3.8, decision 2). */
+/** Parameter counts of a model (docs/paper.md §3.8, decision 2). */
 export interface WaveParamCounts {
   /** Every parameter plus the scan-index tables, as fvcore counts (22,293,250 official). */
   total: number;
@@ -38,7 +38,7 @@ export function countParams(m: Module): WaveParamCounts {
 }
 
 /**
- * Wave-MambaAD (PAPER.md §3): f1, f2, f3 = net_t(x) (frozen, eval, no gradient, detached); e = mff_oce(f1, f2, f3);
+ * Wave-MambaAD (docs/paper.md §3): f1, f2, f3 = net_t(x) (frozen, eval, no gradient, detached); e = mff_oce(f1, f2, f3);
  * [g1, g2, g3] = net_s(e). Loss Σᵢ 5·MSE(fᵢ, gᵢ) (§1.9); anomaly map Σᵢ (1 − cos(fᵢ, gᵢ)) upsampled and blurred (§1.10).
  */
 export class WaveMambaAD extends Module implements AnomalyModel {
@@ -50,7 +50,7 @@ export class WaveMambaAD extends Module implements AnomalyModel {
   readonly config: Readonly<WaveMambaADConfig>;
   /** Frozen ResNet-34 stem + layer1..3. */
   net_t: ResNet;
-  /** MFF_OCE with InstanceNorm2d(affine=False) and SiLU (§3.1). */
+  /** MFF_OCE with InstanceNorm2d(affine=False) and SiLU (docs/paper.md §3.1). */
   mff_oce: MFFOCE;
   /** The decoder. */
   net_s: MambaUPNet;
@@ -74,7 +74,7 @@ export class WaveMambaAD extends Module implements AnomalyModel {
     return this;
   }
 
-  /** Loads torchvision/timm-layout ResNet-34 weights (`.pth` or `.safetensors`) into the encoder (decision 6). */
+  /** Loads torchvision/timm-layout ResNet-34 weights (`.pth` or `.safetensors`) into the encoder (docs/paper.md, decision 6). */
   async loadEncoderWeights(path: string): Promise<void> {
     await loadResNetWeights(this.net_t, path);
     this.net_t.requiresGrad_(false).eval();
@@ -97,12 +97,12 @@ export class WaveMambaAD extends Module implements AnomalyModel {
     return { encoder, decoder };
   }
 
-  /** Σ over the 3 scales of 5 · MSE (PAPER.md §1.9, decision 3). */
+  /** Σ over the 3 scales of 5 · MSE (docs/paper.md §1.9, decision 3). */
   loss(features: ADFeatures): Tensor {
     return adLoss(features, 5);
   }
 
-  /** Anomaly maps and image scores (PAPER.md §1.10). */
+  /** Anomaly maps and image scores (docs/paper.md §1.10). */
   anomalyMap(features: ADFeatures, opts: AnomalyMapOptions = {}): AnomalyMapResult {
     return anomalyMapOf(features, {
       size: opts.size ?? this.imageSize,

@@ -1,5 +1,5 @@
 /**
- * Wave-MambaAD's Wavelet-Mamba block (WDSS, Eq. 4 and 8, PAPER.md §3.3): the official `VSSBlock`.
+ * Wave-MambaAD's Wavelet-Mamba block (WDSS, Eq. 4 and 8, docs/paper.md §3.3): the official `VSSBlock`.
  * Channels-last (B, H, W, C) → (B, H, W, C).
  *
  * @module

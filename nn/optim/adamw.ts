@@ -14,7 +14,7 @@ import type { ParamGroup, ParamGroupInput, ParamState } from "./optimizer.ts";
  * AdamW as PyTorch 1.13: `p = p·(1 − lr·wd)` first, then Adam's moment updates and step with the raw
  * gradient (no L2 term). Defaults: lr 1e-3, betas (0.9, 0.999), eps 1e-8, weight decay 1e-2.
  *
- * The recipe of PAPER §1.11 is `new AdamW(decayGroups(namedParams, 1e-4), { lr: 0.005, betas: [0.9, 0.999],
+ * The recipe of docs/paper.md §1.11 is `new AdamW(decayGroups(namedParams, 1e-4), { lr: 0.005, betas: [0.9, 0.999],
  * eps: 1e-8 })`.
  *
  * State per parameter: `step` (number), `exp_avg`, `exp_avg_sq`, and `max_exp_avg_sq` with amsgrad.

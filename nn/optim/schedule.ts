@@ -9,7 +9,7 @@
  *   of PyTorch exactly (the gammas are multiplied in one at a time, as there).
  * - {@linkcode CosineAnnealingLR}: PyTorch's closed form (`_get_closed_form_lr`), bit for bit; PyTorch's
  *   chainable form agrees to ~1e-15 relative.
- * - {@linkcode TimmStepLR}: timm's `StepLRScheduler` with `decay_t` counted in iterations (PAPER §1.11:
+ * - {@linkcode TimmStepLR}: timm's `StepLRScheduler` with `decay_t` counted in iterations (docs/paper.md §1.11:
  *   `decayT = int(0.8·epochs)·itersPerEpoch`, rate 0.1, no warm-up).
  * - {@linkcode LinearWarmup}: a linear ramp (timm's `warmup_lr_init + t·(base − init)/warmup_t`) in front of
  *   another schedule, either overlaid (timm: the main schedule keeps counting from 0) or sequential (the
@@ -282,7 +282,7 @@ export interface TimmStepLROptions {
 
 /**
  * timm's StepLR: lr = base·decayRate^⌊step/decayT⌋ (one power, as timm), after an optional linear warm-up
- * `warmupLrInit + step·(base − warmupLrInit)/warmupT` for step < warmupT. The recipe (PAPER §1.11):
+ * `warmupLrInit + step·(base − warmupLrInit)/warmupT` for step < warmupT. The recipe (docs/paper.md §1.11):
  * `new TimmStepLR(opt, { decayT: Math.floor(0.8 * epochs) * itersPerEpoch, decayRate: 0.1 })`.
  */
 export class TimmStepLR extends LRSchedule {

@@ -1,5 +1,5 @@
 /**
- * Wave-MambaAD's channel Mamba (Bi-CSSM, Eq. 7, PAPER.md §3.5): a bidirectional Mamba whose sequence runs
+ * Wave-MambaAD's channel Mamba (Bi-CSSM, Eq. 7, docs/paper.md §3.5): a bidirectional Mamba whose sequence runs
  * over the C′ channels of a head and whose features are the h pooled spatial positions. The official code's
  * quirks are kept by default and each is a switch (see {@linkcode ChannelMambaOptions}).
  *

@@ -1,7 +1,7 @@
 /**
  * The 1-D Mamba block (mamba_ssm `Mamba`, "mamba_simple"): in_proj → causal depthwise conv1d + SiLU →
  * x_proj (dt, B, C) → dt_proj → selective scan gated by SiLU(z) → out_proj. Parameter names and shapes as
- * mamba_ssm (`conv1d.weight` is (D, 1, d_conv)), initialisation as PAPER.md §1.8.
+ * mamba_ssm (`conv1d.weight` is (D, 1, d_conv)), initialisation as docs/paper.md §1.8.
  *
  * @module
  */

@@ -311,7 +311,7 @@ export function vmambaDirections(): ScanOrder[] {
  * ('horizontal'), LH → column-major ('vertical': transpose, then row-major), HH → {@linkcode diagonal}. Each band is
  * scanned by its order and by the time-reversed copy (K = 2, see {@linkcode bidirectional}).
  *
- * Official quirk (PAPER §3.4): the code decodes all three bands with the identity, so its LH and HH outputs stay in
+ * Official quirk (docs/paper.md §3.4): the code decodes all three bands with the identity, so its LH and HH outputs stay in
  * scan order; reproducing that is the SS2D module's choice (decode with `rowMajor` instead of the band's order).
  */
 export function hfssOrders(): [hl: ScanOrder, lh: ScanOrder, hh: ScanOrder] {

@@ -1,12 +1,12 @@
 /**
- * 2-D selective-scan blocks (PAPER.md §1.6 and §3.4): {@linkcode SS2D}, parameterised by its list of scan
+ * 2-D selective-scan blocks (docs/paper.md §1.6 and §3.4): {@linkcode SS2D}, parameterised by its list of scan
  * orders (VMamba's 4 directions, MambaAD's 8 Hilbert directions, ...) and merging by summing the
  * un-permuted outputs; and {@linkcode DSS2D}, Wave-MambaAD's HFSS, which scans each high-frequency band in
  * its own direction (and its reverse) with shared weights.
  *
  * Both use VMamba's layout and parameter names (`in_proj`, `conv2d`, `x_proj_weight`, `dt_projs_weight`,
  * `dt_projs_bias`, `A_logs`, `Ds`, `out_norm`, `out_proj`, and the scan tables `scans*.index_flat[_inv]`) so
- * official checkpoints load without renaming, and Mamba's initialisation (§1.8). Inputs and outputs are
+ * official checkpoints load without renaming, and Mamba's initialisation (docs/paper.md §1.8). Inputs and outputs are
  * channels-last (B, H, W, C), as inside the decoders.
  *
  * @module
@@ -69,7 +69,7 @@ export class ScanTables extends Module {
   }
 }
 
-/** The projections and scan parameters shared by SS2D and D_SS2D (§1.8 initialisation). */
+/** The projections and scan parameters shared by SS2D and D_SS2D (docs/paper.md §1.8 initialisation). */
 export abstract class SelectiveScan2dBase extends Module {
   /** Model width C. */
   readonly dModel: number;
@@ -222,7 +222,7 @@ export type HfssDecode =
   | "inverse";
 
 /**
- * D_SS2D, Wave-MambaAD's HFSS (Eq. 5, PAPER.md §3.4): the batch holds [HL; LH; HH] (3·B), scanned row-major,
+ * D_SS2D, Wave-MambaAD's HFSS (Eq. 5, docs/paper.md §3.4): the batch holds [HL; LH; HH] (3·B), scanned row-major,
  * column-major and along the diagonal order respectively, each with its time-reversed copy (K = 2). All bands
  * share the weights; the two directions are merged as out_fwd + flip(out_bwd).
  */
