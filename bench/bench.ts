@@ -12,6 +12,7 @@ import { createModel, type ModelName } from "../models/registry.ts";
 import { loadPthStateDict } from "../nn/io/pth.ts";
 import { selectiveScan, selectiveScanReference } from "../nn/ssm/selective_scan.ts";
 import { dwt, iwt } from "../nn/wavelet/haar.ts";
+import type { Runtime as WebGPURuntime } from "../autodiff/backends/webgpu/runtime.ts";
 
 const args = parseArgs({
   // `deno task bench -- --json` passes the separator through
@@ -325,6 +326,77 @@ if (args.values.models) {
     }
   }
 }
+
+// ---- WebGPU section (issue 12): dispatch counts and host time per dispatch ----------------------------------
+/**
+ * Median host microseconds to record one dispatch (uniforms, bind group, encoding; `queue.submit` excluded: on a
+ * software adapter it runs the kernels) over the dispatches of Wave-MambaAD inference passes at batch 1, 64².
+ */
+async function webgpuHostUsPerDispatch(): Promise<number> {
+  const rt = (T.getBackend("webgpu") as unknown as { runtime: WebGPURuntime }).runtime;
+  T.manualSeed(42);
+  const model = await createModel("wave_mambaad", { imageSize: 64 }, { device: "webgpu" });
+  model.eval();
+  const x = T.keep(T.randn([1, 3, 64, 64], { device: "webgpu" }));
+  const times: number[] = [];
+  for (let r = 0; r < 3; r++) {
+    rt.hostTimes = r > 0 ? times : null; // the first pass compiles the pipelines
+    const res = T.noGrad(() => T.tidy(() => model.anomalyMap(model.forward(x))));
+    await res.score.data();
+    res.map.dispose();
+    res.score.dispose();
+  }
+  rt.hostTimes = null;
+  x.dispose();
+  times.sort((a, b) => a - b);
+  return times[Math.floor(times.length / 2)];
+}
+
+/** Kernel dispatches of one inference pass (features + anomaly map) or one AdamW training step at batch 1, 256². */
+async function webgpuDispatches(name: ModelName, train: boolean): Promise<number> {
+  const rt = (T.getBackend("webgpu") as unknown as { runtime: WebGPURuntime }).runtime;
+  T.manualSeed(42);
+  const model = await createModel(name, { imageSize: 256 }, { device: "webgpu" });
+  const x = T.keep(T.randn([1, 3, 256, 256], { device: "webgpu" }));
+  await rt.sync();
+  // counting mode: dispatches are counted, not run (the dispatch list does not depend on the data)
+  rt.countOnly = true;
+  try {
+    rt.resetCounters();
+    if (train) {
+      model.train();
+      const opt = new T.AdamW(T.decayGroups(model.namedParameters(), 1e-4), { lr: 5e-3 });
+      const loss = T.tidy(() => model.loss(model.forward(x)));
+      loss.backward();
+      T.tidy(() => T.clipGradNorm(model.parameters(), 5));
+      opt.step();
+      opt.zeroGrad();
+      await loss.item();
+      loss.dispose();
+    } else {
+      model.eval();
+      const res = T.noGrad(() => T.tidy(() => model.anomalyMap(model.forward(x))));
+      await res.score.data();
+      res.map.dispose();
+      res.score.dispose();
+    }
+    return rt.dispatchCount;
+  } finally {
+    rt.countOnly = false;
+    x.dispose();
+  }
+}
+
+if (gpu) {
+  await run("webgpu_host_us_per_dispatch", webgpuHostUsPerDispatch);
+  if (args.values.models) {
+    for (const [name, key] of [["wave_mambaad", "wave"], ["mambaad", "mambaad"]] as const) {
+      await run(`${key}_infer_dispatches_b1_256px`, () => webgpuDispatches(name, false));
+      await run(`${key}_train_dispatches_b1_256px`, () => webgpuDispatches(name, true));
+    }
+  }
+}
+// ---- end of the WebGPU section --------------------------------------------------------------------------------
 
 if (args.values.json) console.log(JSON.stringify(results));
 else for (const [k, v] of Object.entries(results)) console.log(`${k}\t${v}`);

@@ -58,6 +58,8 @@ export interface Dispatch {
   buffers: readonly (readonly [GPUBuf, "read" | "rw"])[];
   /** Workgroups in x, y, z. */
   groups: readonly [number, number, number];
+  /** A short name for profiles (default: taken from the source). */
+  label?: string;
 }
 
 /** The WebGPU device was lost: nothing computed on it can be trusted or read back. */
@@ -95,6 +97,28 @@ export class Runtime {
   #liveBuffers = 0;
   #peakBytes = 0;
   #error: Error | null = null;
+  /** Dispatches recorded since the runtime started (or since {@linkcode Runtime.resetCounters}). */
+  dispatchCount = 0;
+  /**
+   * Counting mode: dispatches are counted (and validated for shape) but neither encoded nor run, and reads
+   * return zeros. Results are meaningless; the dispatch list a program makes is exact as long as it does not
+   * branch on data it reads. For counting dispatches of large models on slow adapters.
+   */
+  countOnly = false;
+  /** When set, dispatches are tallied by kernel here (key: the WGSL source's first distinctive line). */
+  profile: Map<string, number> | null = null;
+
+  /**
+   * When set, the host time of recording each dispatch (µs: uniforms, bind group, encoding; submits excluded)
+   * is appended here.
+   */
+  hostTimes: number[] | null = null;
+  #submitMs = 0;
+
+  /** Zeroes {@linkcode Runtime.dispatchCount}. */
+  resetCounters(): void {
+    this.dispatchCount = 0;
+  }
 
   /** A runtime on `device`. */
   constructor(device: GPUDevice) {
@@ -180,6 +204,19 @@ export class Runtime {
   /** Records one dispatch. */
   dispatch(d: Dispatch): void {
     if (d.groups[0] === 0 || d.groups[1] === 0 || d.groups[2] === 0) return;
+    this.dispatchCount++;
+    if (this.profile) {
+      const key = d.label ?? d.code.slice(d.code.lastIndexOf("fn main"), d.code.lastIndexOf("fn main") + 400);
+      this.profile.set(key, (this.profile.get(key) ?? 0) + 1);
+    }
+    if (this.countOnly) return;
+    const t0 = this.hostTimes ? performance.now() : 0;
+    const s0 = this.#submitMs;
+    this.#record(d);
+    if (this.hostTimes) this.hostTimes.push((performance.now() - t0 - (this.#submitMs - s0)) * 1000);
+  }
+
+  #record(d: Dispatch): void {
     const kinds: BindingKind[] = d.uniforms ? ["uniform"] : [];
     for (const [, kind] of d.buffers) kinds.push(kind);
     const { pipeline, layout } = this.pipelines.get(d.code, kinds);
@@ -224,7 +261,10 @@ export class Runtime {
     if (this.#uniformUsed > 0) {
       this.device.queue.writeBuffer(this.#uniformBuf!, 0, this.#uniformStage.buffer, 0, this.#uniformUsed);
     }
-    this.device.queue.submit([this.#encoder.finish()]);
+    const commands = this.#encoder.finish();
+    const t0 = this.hostTimes ? performance.now() : 0;
+    this.device.queue.submit([commands]);
+    if (this.hostTimes) this.#submitMs += performance.now() - t0;
     this.#encoder = null;
     this.#dispatches = 0;
     this.#epoch++;
@@ -246,6 +286,9 @@ export class Runtime {
     if (this.lost) throw this.lost;
     const buf = this.check(b);
     const n = buf.length;
+    if (this.countOnly) {
+      return buf.dtype === "float32" ? new Float32Array(n) : buf.dtype === "int32" ? new Int32Array(n) : new Uint8Array(n);
+    }
     if (n === 0) {
       return buf.dtype === "float32"
         ? new Float32Array(0)
