@@ -12,7 +12,7 @@
 import { type Generator, globalGenerator } from "../autodiff/random.ts";
 import type { Tensor } from "../autodiff/tensor.ts";
 import { toTensors } from "./io/common.ts";
-import { WeightsFileError } from "./io/common.ts";
+import { sniffWeightsFormat, WeightsFileError } from "./io/common.ts";
 import { loadSafetensors, saveSafetensors } from "./io/safetensors.ts";
 import type { Module } from "./module.ts";
 import type { JsonValue, Optimizer, OptimizerStateDict, ParamState } from "./optim/optimizer.ts";
@@ -55,7 +55,12 @@ interface Header extends CheckpointMeta {
 
 /** The checkpoint entry of a safetensors `__metadata__` map, parsed and checked; `path` names the file in errors. */
 function parseHeader(path: string, raw: string | undefined): Header {
-  if (!raw) throw new WeightsFileError(path, "not a training checkpoint (no __metadata__.checkpoint entry)");
+  if (!raw) {
+    throw new WeightsFileError(
+      path,
+      "not a training checkpoint (no __metadata__.checkpoint entry); expected a checkpoint written by train",
+    );
+  }
   let header: Header;
   try {
     header = JSON.parse(raw);
@@ -66,6 +71,42 @@ function parseHeader(path: string, raw: string | undefined): Header {
     throw new WeightsFileError(path, `unsupported checkpoint format "${header.format}" (expected "${FORMAT}")`);
   }
   return header;
+}
+
+/** How many keys of each kind a mismatch message lists. */
+const SHOW_KEYS = 5;
+
+/** `n` items, the first {@linkcode SHOW_KEYS} of them named. */
+function someKeys(kind: string, keys: string[]): string {
+  const shown = keys.slice(0, SHOW_KEYS).join(", ");
+  return `${keys.length} ${kind} (${shown}${keys.length > SHOW_KEYS ? `, … ${keys.length - SHOW_KEYS} more` : ""})`;
+}
+
+/**
+ * Refuses a checkpoint whose model tensors do not fit `module` before anything is loaded, in a few lines: the
+ * file, the model the checkpoint was written for (from its stored config), the module it was loaded into, and
+ * counts of the missing, unexpected and mis-shaped keys with the first few of each.
+ */
+function checkStateKeys(path: string, header: Header, module: Module, given: Map<string, Tensor>): void {
+  const own = module.stateDict();
+  const missing = [...own.keys()].filter((k) => !given.has(k));
+  const unexpected = [...given.keys()].filter((k) => !own.has(k));
+  const misShaped = [...own].filter(([k, t]) => given.has(k) && given.get(k)!.shape.join() !== t.shape.join())
+    .map(([k, t]) => `${k}: [${given.get(k)!.shape}] in the file, [${t.shape}] in the model`);
+  if (!missing.length && !unexpected.length && !misShaped.length) return;
+  const c = (header.config ?? {}) as Record<string, JsonValue>;
+  const written = c.model
+    ? `${c.model}${c.variant ? ` (${c.variant})` : ""}${c.imageSize ? ` at ${c.imageSize} px` : ""}` +
+      (c.modelOverrides ? ` with ${JSON.stringify(c.modelOverrides)}` : "")
+    : "a model it does not name";
+  const parts = [];
+  if (missing.length) parts.push(someKeys("keys of the model missing from the file", missing));
+  if (unexpected.length) parts.push(someKeys("keys of the file the model lacks", unexpected));
+  if (misShaped.length) parts.push(someKeys("shape mismatches", misShaped));
+  throw new WeightsFileError(
+    path,
+    `the checkpoint was written for ${written} and does not fit this ${module.constructor.name}: ${parts.join("; ")}`,
+  );
 }
 
 /** Saves model, optimiser, schedule, generator and `meta` to `path` atomically. */
@@ -111,6 +152,7 @@ export async function loadCheckpoint(path: string, targets: CheckpointTargets): 
       else if (k.startsWith("optimizer.")) optimizerTensors.set(k.slice(10), t);
       else throw new WeightsFileError(path, `unexpected tensor "${k}"`);
     }
+    checkStateKeys(path, header, targets.model, model);
     await targets.model.loadStateDict(model);
     if (targets.optimizer) {
       if (!header.optimizer) throw new WeightsFileError(path, "the checkpoint holds no optimizer state");
@@ -143,8 +185,18 @@ export async function loadCheckpoint(path: string, targets: CheckpointTargets): 
 export async function readCheckpointMeta(path: string): Promise<CheckpointMeta> {
   let file: Deno.FsFile;
   try {
+    if ((await Deno.stat(path)).isDirectory) {
+      throw new WeightsFileError(
+        path,
+        "is a folder; expected a checkpoint file written by train (OUT/checkpoint.safetensors)",
+      );
+    }
     file = await Deno.open(path, { read: true });
   } catch (e) {
+    if (e instanceof WeightsFileError) throw e;
+    if (e instanceof Deno.errors.NotFound) {
+      throw new WeightsFileError(path, "no such file; expected a checkpoint written by train");
+    }
     throw new WeightsFileError(path, `cannot open the checkpoint (${(e as Error).message})`);
   }
   try {
@@ -158,12 +210,30 @@ export async function readCheckpointMeta(path: string): Promise<CheckpointMeta> 
       }
       return buf;
     };
+    const size0 = (await file.stat()).size;
+    if (size0 < 8) {
+      throw new WeightsFileError(
+        path,
+        `the file is ${size0} bytes; expected a checkpoint written by train (a safetensors file)`,
+      );
+    }
     const lenBytes = await readExactly(8);
+    if (sniffWeightsFormat(lenBytes) === "pth") {
+      throw new WeightsFileError(
+        path,
+        "is a PyTorch .pth file; expected a checkpoint written by train (a .safetensors file with the run's " +
+          "config). ResNet-34 .pth weights go to train's --encoder-weights",
+      );
+    }
     const dv = new DataView(lenBytes.buffer);
     const headerLen = dv.getUint32(4, true) * 2 ** 32 + dv.getUint32(0, true);
     const size = (await file.stat()).size;
     if (headerLen < 2 || headerLen > size - 8 || headerLen > 100_000_000) {
-      throw new WeightsFileError(path, `invalid safetensors header length ${headerLen} (file of ${size} bytes)`);
+      throw new WeightsFileError(
+        path,
+        `not a checkpoint written by train: the first 8 bytes are no safetensors header length (${headerLen} ` +
+          `for a file of ${size} bytes); truncated, or another kind of file?`,
+      );
     }
     let header: { __metadata__?: { checkpoint?: string } };
     try {

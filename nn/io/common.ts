@@ -391,6 +391,12 @@ export async function readWholeFile(path: string | URL): Promise<Uint8Array> {
   try {
     file = await Deno.open(path, { read: true });
     const info = await file.stat();
+    if (info.isDirectory) {
+      throw new WeightsFileError(
+        String(path),
+        "is a folder, not a weights file (expected a .safetensors or .pth file)",
+      );
+    }
     if (!info.isFile || info.size === 0) return await Deno.readFile(path); // pipes, /proc files, ...
     const buf = new Uint8Array(info.size);
     let off = 0;
@@ -401,8 +407,30 @@ export async function readWholeFile(path: string | URL): Promise<Uint8Array> {
     }
     return off === buf.length ? buf : buf.subarray(0, off);
   } catch (e) {
+    if (e instanceof WeightsFileError) throw e;
+    if (e instanceof Deno.errors.NotFound) {
+      throw new WeightsFileError(String(path), "cannot read the file: no such file");
+    }
     throw new WeightsFileError(String(path), `cannot read the file: ${(e as Error).message}`);
   } finally {
     file?.close();
   }
+}
+
+/**
+ * What the first bytes of a weights file say it is, for error messages that point at the right reader:
+ * `"pth"` (a zip archive or a bare pickle, as `torch.save` writes), `"safetensors"` (an 8-byte header length
+ * followed by `{`), or `null`.
+ */
+export function sniffWeightsFormat(bytes: Uint8Array): "pth" | "safetensors" | null {
+  if (bytes.length >= 4 && bytes[0] === 0x50 && bytes[1] === 0x4b && bytes[2] === 0x03 && bytes[3] === 0x04) {
+    return "pth";
+  }
+  if (bytes.length >= 2 && bytes[0] === 0x80 && bytes[1] >= 2 && bytes[1] <= 5) return "pth";
+  if (bytes.length >= 9 && bytes[8] === 0x7b) {
+    const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+    const len = dv.getUint32(4, true) * 2 ** 32 + dv.getUint32(0, true);
+    if (len >= 2 && len <= bytes.length - 8) return "safetensors";
+  }
+  return null;
 }

@@ -41,6 +41,7 @@ import {
   RAW_TARGET,
   type RawKind,
   readWholeFile,
+  sniffWeightsFormat,
   WeightsFileError,
 } from "./common.ts";
 import { type AllowedGlobal, PickleGlobal, unpickle } from "./pickle.ts";
@@ -157,7 +158,10 @@ function detectFormat(bytes: Uint8Array, file: string): void {
     file,
     bytes.length < 4
       ? `not a PyTorch checkpoint: the file is only ${bytes.length} bytes`
-      : `not a PyTorch checkpoint: bad magic bytes ${head} (expected a zip archive, 50 4b 03 04)`,
+      : `not a PyTorch checkpoint: bad magic bytes ${head} (expected a zip archive, 50 4b 03 04)` +
+        (sniffWeightsFormat(bytes) === "safetensors"
+          ? "; the file is a safetensors file: read it with loadSafetensors"
+          : ""),
   );
 }
 

@@ -42,6 +42,7 @@ import {
   RAW_TARGET,
   type RawKind,
   readWholeFile,
+  sniffWeightsFormat,
   WeightsFileError,
 } from "./common.ts";
 
@@ -119,7 +120,10 @@ export function isSafetensorsDType(s: unknown): s is SafetensorsDType {
  */
 export function parseSafetensors(bytes: Uint8Array, file = "<buffer>"): SafetensorsContents {
   const fail = (problem: string): never => {
-    throw new WeightsFileError(file, `invalid safetensors file: ${problem}`);
+    const hint = sniffWeightsFormat(bytes) === "pth"
+      ? " (the file is a PyTorch torch.save file, .pth: read it with loadPth, not as safetensors)"
+      : "";
+    throw new WeightsFileError(file, `invalid safetensors file: ${problem}${hint}`);
   };
   if (bytes.length < 8) fail(`the file is ${bytes.length} bytes, shorter than the 8-byte header length field`);
   const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
