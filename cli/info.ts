@@ -89,7 +89,7 @@ export async function infoCommand(args: string[]): Promise<Record<string, unknow
     console.log(INFO_USAGE);
     return {};
   }
-  if (!values.model) throw new UsageError(`info: --model is required\n${INFO_USAGE}`);
+  if (!values.model) throw new UsageError(`info: --model NAME is required (${modelNames().join(", ")})`);
   const size = values.size === undefined ? undefined : intFlag("info", "size", values.size, 256);
   const name = checkModelFlags("info", values.model, values.variant, size);
   const variant = values.variant ?? variantNames(name)[0];

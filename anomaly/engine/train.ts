@@ -277,11 +277,12 @@ export async function train(config: TrainConfig, hooks: TrainHooks = {}): Promis
   const log = hooks.log ?? ((m: string) => console.error(m));
   // before anything is written: an earlier run is never replaced silently, a resume needs a checkpoint
   const earlier = checkOutDir(config.outDir, hooks);
-  await Deno.mkdir(config.outDir, { recursive: true });
   const ckptPath = join(config.outDir, CHECKPOINT_FILE);
   const logPath = join(config.outDir, LOSS_LOG_FILE);
 
   const dataset = await openDataset(config.dataset, config.dataRoot, { classes: config.classes });
+  // made once the dataset is known to be there: a run refused for its data leaves no empty folder behind
+  await Deno.mkdir(config.outDir, { recursive: true });
   // a lost GPU stops the run with a clear message instead of a hang (the last checkpoint stays intact)
   if (config.device === "webgpu") (getBackend("webgpu") as WebGPUBackend).runtime.watchLoss();
   const model = await buildModel(config);
