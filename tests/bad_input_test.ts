@@ -9,6 +9,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { DatasetError, openDataset } from "../anomaly/data/datasets.ts";
+import { claimOutFolder, DEMO_MARKER, freshDemoFolder } from "../cli/demo.ts";
 import {
   DEFAULT_MAX_IMAGE_PIXELS,
   encodeGreyPng,
@@ -551,6 +552,38 @@ Deno.test("bad input: dataset folders", opts, async (t) => {
   ];
   for (const [name, fn, names] of cases) {
     await t.step(name, () => throwsCase("dataset folders", name, fn, DatasetError, names));
+  }
+});
+
+Deno.test("demo folders: only a folder with the demo's marker is replaced", opts, async () => {
+  const dir = await Deno.makeTempDir({ prefix: "demo_folders_" });
+  try {
+    const out = join(dir, "out");
+    await claimOutFolder(out);
+    await freshDemoFolder(join(out, "data"));
+    await Deno.writeTextFile(join(out, "data", "generated.png"), "x");
+    assert.ok((await Deno.stat(join(out, DEMO_MARKER))).isFile, "the output folder is marked");
+    // a second demo run: its own folders are replaced, fresh and marked
+    await claimOutFolder(out);
+    await freshDemoFolder(join(out, "data"));
+    assert.deepEqual([...Deno.readDirSync(join(out, "data"))].map((e) => e.name), [DEMO_MARKER]);
+    // a user's folder in its place is refused and kept
+    await Deno.remove(join(out, "data", DEMO_MARKER));
+    await Deno.writeTextFile(join(out, "data", "mine.txt"), "mine");
+    await assert.rejects(
+      () => freshDemoFolder(join(out, "data")),
+      /out\/data already exists and was not made by the demo/,
+    );
+    assert.equal(await Deno.readTextFile(join(out, "data", "mine.txt")), "mine");
+    // an empty folder may become the demo's; a non-empty unmarked one may not
+    await Deno.mkdir(join(dir, "empty"));
+    await claimOutFolder(join(dir, "empty"));
+    await assert.rejects(
+      () => claimOutFolder(join(dir, "out", "data")),
+      /holds files that the demo did not make \(mine\.txt/,
+    );
+  } finally {
+    await Deno.remove(dir, { recursive: true });
   }
 });
 
