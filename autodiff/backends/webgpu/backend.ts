@@ -62,7 +62,9 @@ export async function createWebGPUBackend(options: WebGPUOptions = {}): Promise<
   const info = await requestDevice(options);
   const rt = new Runtime(info.device);
   rt.software = info.isFallbackAdapter;
+  // kernels compute lazy inputs first (`check`); elementwise ones fuse them instead (`own`)
   const c = (b: BackendBuffer): GPUBuf => rt.check(b);
+  const e = (b: BackendBuffer): GPUBuf => rt.own(b);
   return {
     device: "webgpu",
     isFallbackAdapter: info.isFallbackAdapter,
@@ -76,8 +78,8 @@ export async function createWebGPUBackend(options: WebGPUOptions = {}): Promise<
     memory: (): MemoryInfo => rt.memory(),
     resetPeakMemory: (): void => rt.resetPeakMemory(),
     fill: (length: number, value: number, dtype: DType): BackendBuffer => ew.fill(rt, length, value, dtype),
-    cast: (x: BackendBuffer, dtype: DType): BackendBuffer => ew.cast(rt, c(x), dtype),
-    unary: (op: UnaryOp, x: BackendBuffer): BackendBuffer => ew.unary(rt, op, c(x)),
+    cast: (x: BackendBuffer, dtype: DType): BackendBuffer => ew.cast(rt, e(x), dtype),
+    unary: (op: UnaryOp, x: BackendBuffer): BackendBuffer => ew.unary(rt, op, e(x)),
     binary: (
       op: BinaryOp,
       a: BackendBuffer,
@@ -85,7 +87,7 @@ export async function createWebGPUBackend(options: WebGPUOptions = {}): Promise<
       shape: readonly number[],
       stridesA: readonly number[],
       stridesB: readonly number[],
-    ): BackendBuffer => ew.binary(rt, op, c(a), c(b), shape, stridesA, stridesB),
+    ): BackendBuffer => ew.binary(rt, op, e(a), e(b), shape, stridesA, stridesB),
     where: (
       cond: BackendBuffer,
       a: BackendBuffer,
@@ -94,9 +96,9 @@ export async function createWebGPUBackend(options: WebGPUOptions = {}): Promise<
       stridesCond: readonly number[],
       stridesA: readonly number[],
       stridesB: readonly number[],
-    ): BackendBuffer => ew.where(rt, c(cond), c(a), c(b), shape, stridesCond, stridesA, stridesB),
-    clamp: (x: BackendBuffer, lo: number, hi: number): BackendBuffer => ew.clamp(rt, c(x), lo, hi),
-    affine: (x: BackendBuffer, scale: number, shift: number): BackendBuffer => ew.affine(rt, c(x), scale, shift),
+    ): BackendBuffer => ew.where(rt, e(cond), e(a), e(b), shape, stridesCond, stridesA, stridesB),
+    clamp: (x: BackendBuffer, lo: number, hi: number): BackendBuffer => ew.clamp(rt, e(x), lo, hi),
+    affine: (x: BackendBuffer, scale: number, shift: number): BackendBuffer => ew.affine(rt, e(x), scale, shift),
     stridedCopyInto: (
       src: BackendBuffer,
       srcOffset: number,
@@ -105,7 +107,7 @@ export async function createWebGPUBackend(options: WebGPUOptions = {}): Promise<
       dstOffset: number,
       dstStrides: readonly number[],
       shape: readonly number[],
-    ): void => ew.stridedCopyInto(rt, c(src), srcOffset, srcStrides, c(dst), dstOffset, dstStrides, shape),
+    ): void => ew.stridedCopyInto(rt, e(src), srcOffset, srcStrides, e(dst), dstOffset, dstStrides, shape),
     reduce: (op: ReduceOp, x: BackendBuffer, outer: number, size: number, inner: number): BackendBuffer =>
       reduce(rt, op, c(x), outer, size, inner),
     cumsum: (x: BackendBuffer, outer: number, size: number, inner: number): BackendBuffer =>

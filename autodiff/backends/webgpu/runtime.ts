@@ -12,6 +12,7 @@ import type { BackendBuffer, DType, HostArray, MemoryInfo } from "../../backend.
 import { BufferPool } from "./buffer_pool.ts";
 import { type BindingKind, PipelineCache } from "./pipeline_cache.ts";
 import type { Uniforms } from "./templates.ts";
+import { type FusedNode, realize } from "./fusion.ts";
 
 /** Dispatches recorded before the encoder is submitted regardless. */
 export const MAX_BATCH = 128;
@@ -22,24 +23,42 @@ const STORAGE_USAGE = GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBuff
 const UNIFORM_USAGE = GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST;
 const READ_USAGE = GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST;
 
-/** A WebGPU buffer of 4-byte elements. */
+/**
+ * A WebGPU buffer of 4-byte elements. Its `GPUBuffer` is taken from the pool when a kernel first binds it. A
+ * buffer may be lazy (`expr` set): the result of an elementwise expression over other buffers (its `leaves`),
+ * not computed until a kernel other than an elementwise one, or a read, needs it (see `fusion.ts`).
+ */
 export class GPUBuf implements BackendBuffer {
   /** Number of elements. */
   readonly length: number;
   /** Element type. */
   readonly dtype: DType;
-  /** The underlying buffer (at least 4 bytes, size-class rounded). */
-  readonly buffer: GPUBuffer;
+  /** The underlying buffer (at least 4 bytes, size-class rounded) once bound; null before. */
+  phys: GPUBuffer | null = null;
   /** Encoder epoch that last referenced this buffer (-1: none). */
   epoch: number = -1;
   /** Set once freed. */
   freed: boolean = false;
+  /** Never written yet (a fresh allocation). */
+  fresh: boolean = true;
+  /** The pending elementwise expression of a lazy buffer; null once computed (or for ordinary buffers). */
+  expr: FusedNode | null = null;
+  /** The buffers a lazy buffer's expression reads. */
+  leaves: GPUBuf[] = [];
+  /** Lazy buffers whose expressions read this buffer: they are computed before it is written or released. */
+  readonly consumers: Set<GPUBuf> = new Set();
 
-  /** Wraps `buffer` as `length` elements of `dtype`. */
-  constructor(length: number, dtype: DType, buffer: GPUBuffer) {
+  /** A buffer of `length` elements of `dtype`; `buffer` if it already has one. */
+  constructor(length: number, dtype: DType, buffer: GPUBuffer | null = null) {
     this.length = length;
     this.dtype = dtype;
-    this.buffer = buffer;
+    this.phys = buffer;
+  }
+
+  /** The underlying buffer; throws before the buffer has one. */
+  get buffer(): GPUBuffer {
+    if (!this.phys) throw new Error("WebGPU buffer has no storage yet (lazy or never bound)");
+    return this.phys;
   }
 
   /** Bytes to bind: the data rounded up to 16 so `vec4` views validate (the size class always covers it). */
@@ -166,38 +185,77 @@ export class Runtime {
     this.#peakBytes = this.#liveBytes;
   }
 
-  /** A new uninitialised buffer. */
+  /** A new uninitialised buffer (its storage is taken from the pool when first bound). */
   alloc(length: number, dtype: DType): GPUBuf {
     if (!Number.isInteger(length) || length < 0) throw new Error(`invalid buffer length ${length}`);
-    const buf = new GPUBuf(length, dtype, this.pool.acquire(Math.max(4, length * 4), STORAGE_USAGE));
+    const buf = new GPUBuf(length, dtype);
     this.#liveBytes += length * 4;
     this.#liveBuffers++;
     if (this.#liveBytes > this.#peakBytes) this.#peakBytes = this.#liveBytes;
     return buf;
   }
 
-  /** Releases a buffer: to the pool now, or after the next submit if unsubmitted work uses it. */
+  /** The storage of `buf`, taken from the pool on first use. */
+  #phys(buf: GPUBuf): GPUBuffer {
+    return buf.phys ??= this.pool.acquire(Math.max(4, buf.length * 4), STORAGE_USAGE);
+  }
+
+  /**
+   * Releases a buffer: to the pool now, or after the next submit if unsubmitted work uses it. A lazy buffer is
+   * dropped without being computed; a buffer that pending lazy expressions still read is released after them.
+   */
   free(b: BackendBuffer): void {
-    const buf = this.check(b);
+    const buf = this.own(b);
     buf.freed = true;
     this.#liveBytes -= buf.length * 4;
     this.#liveBuffers--;
-    if (buf.epoch === this.#epoch && this.#encoder) this.#pending.push(buf.buffer);
-    else this.pool.release(buf.buffer);
+    if (buf.expr) this.unlink(buf);
+    if (buf.consumers.size === 0) this.#release(buf);
   }
 
-  /** Casts a caller's buffer to {@linkcode GPUBuf}, rejecting foreign or freed buffers. */
+  #release(buf: GPUBuf): void {
+    const phys = buf.phys;
+    if (!phys) return;
+    buf.phys = null;
+    if (buf.epoch === this.#epoch && this.#encoder) this.#pending.push(phys);
+    else this.pool.release(phys);
+  }
+
+  /** Drops a lazy buffer's expression: its leaves forget it (and are released if they were freed meanwhile). */
+  unlink(buf: GPUBuf): void {
+    buf.expr = null;
+    for (const leaf of buf.leaves) {
+      leaf.consumers.delete(buf);
+      if (leaf.freed && leaf.consumers.size === 0) this.#release(leaf);
+    }
+    buf.leaves = [];
+  }
+
+  /** Casts a caller's buffer to {@linkcode GPUBuf}, rejecting foreign or freed buffers; a lazy one is computed. */
   check(b: BackendBuffer): GPUBuf {
+    const buf = this.own(b);
+    if (buf.expr) realize(this, buf);
+    return buf;
+  }
+
+  /** Like {@linkcode Runtime.check} but leaves a lazy buffer lazy (for elementwise kernels, which fuse). */
+  own(b: BackendBuffer): GPUBuf {
     if (!(b instanceof GPUBuf)) throw new Error("buffer does not belong to the WebGPU backend");
     if (b.freed) throw new Error("use of a freed WebGPU buffer");
     return b;
+  }
+
+  /** Computes every lazy buffer that reads `buf`, so that `buf` can be written. */
+  beforeWrite(buf: GPUBuf): void {
+    for (const c of [...buf.consumers]) realize(this, c);
   }
 
   /** Uploads host data (already widened to 4-byte elements) into a fresh or pooled buffer. */
   upload(data: Float32Array | Int32Array | Uint32Array, dtype: DType): GPUBuf {
     const buf = this.alloc(data.length, dtype);
     // The buffer is fresh or came from the pool, so no unsubmitted command references it.
-    if (data.length > 0) this.device.queue.writeBuffer(buf.buffer, 0, data as BufferSource);
+    buf.fresh = false;
+    if (data.length > 0) this.device.queue.writeBuffer(this.#phys(buf), 0, data as BufferSource);
     return buf;
   }
 
@@ -208,6 +266,13 @@ export class Runtime {
     if (this.profile) {
       const key = d.label ?? d.code.slice(d.code.lastIndexOf("fn main"), d.code.lastIndexOf("fn main") + 400);
       this.profile.set(key, (this.profile.get(key) ?? 0) + 1);
+    }
+    for (const [buf, kind] of d.buffers) {
+      if (buf.expr) realize(this, buf); // a kernel's own temporaries (e.g. a fill) may be lazy
+      if (kind === "rw") {
+        if (buf.consumers.size > 0) this.beforeWrite(buf);
+        buf.fresh = false;
+      }
     }
     if (this.countOnly) return;
     const t0 = this.hostTimes ? performance.now() : 0;
@@ -232,9 +297,10 @@ export class Runtime {
     } else {
       this.#open();
     }
-    for (const [buf] of d.buffers) {
+    for (const [buf, kind] of d.buffers) {
       buf.epoch = this.#epoch;
-      entries.push({ binding: entries.length, resource: { buffer: buf.buffer, offset: 0, size: buf.bindSize } });
+      if (kind === "rw") buf.fresh = false;
+      entries.push({ binding: entries.length, resource: { buffer: this.#phys(buf), offset: 0, size: buf.bindSize } });
     }
     const bindGroup = this.device.createBindGroup({ layout, entries });
     const pass = this.#pass!;
@@ -287,7 +353,11 @@ export class Runtime {
     const buf = this.check(b);
     const n = buf.length;
     if (this.countOnly) {
-      return buf.dtype === "float32" ? new Float32Array(n) : buf.dtype === "int32" ? new Int32Array(n) : new Uint8Array(n);
+      return buf.dtype === "float32"
+        ? new Float32Array(n)
+        : buf.dtype === "int32"
+        ? new Int32Array(n)
+        : new Uint8Array(n);
     }
     if (n === 0) {
       return buf.dtype === "float32"
@@ -300,7 +370,7 @@ export class Runtime {
     this.#pass!.end();
     this.#pass = null;
     const staging = this.pool.acquire(n * 4, READ_USAGE);
-    this.#encoder!.copyBufferToBuffer(buf.buffer, 0, staging, 0, n * 4);
+    this.#encoder!.copyBufferToBuffer(this.#phys(buf), 0, staging, 0, n * 4);
     buf.epoch = this.#epoch;
     this.flush();
     try {

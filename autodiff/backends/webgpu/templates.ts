@@ -7,6 +7,7 @@
 
 import type { DType, Im2colParams } from "../../backend.ts";
 import type { BindingKind } from "./pipeline_cache.ts";
+import type { GPUBuf } from "./runtime.ts";
 
 /** Threads per workgroup of 1-D kernels. */
 export const WG = 256;
@@ -115,6 +116,30 @@ export function at(name: string, d: string): string {
 export function storage(binding: number, name: string, type: string, kind: Exclude<BindingKind, "uniform">): string {
   const access = kind === "read" ? "read" : "read_write";
   return `@group(0) @binding(${binding}) var<storage, ${access}> ${name}: array<${type}>;\n`;
+}
+
+/** One storage binding of a kernel: WGSL name, buffer (null: absent, skipped), access, element type (default f32). */
+export type Binding = readonly [name: string, buf: GPUBuf | null, kind: "read" | "rw", type?: string];
+/** The storage bindings of a kernel, in binding order. */
+export type BindingList = Binding[];
+
+/**
+ * The one place a kernel lists its buffers: from `list` it derives both the WGSL declarations (bindings `first`,
+ * `first + 1`, ... in order, absent buffers skipped) and the buffer list of the dispatch, so the two can never
+ * disagree.
+ */
+export function bindings(list: readonly Binding[], first = 1): {
+  decl: string;
+  buffers: [GPUBuf, "read" | "rw"][];
+} {
+  let decl = "";
+  const buffers: [GPUBuf, "read" | "rw"][] = [];
+  for (const [name, buf, kind, type] of list) {
+    if (!buf) continue;
+    decl += storage(first + buffers.length, name, type ?? "f32", kind);
+    buffers.push([buf, kind]);
+  }
+  return { decl, buffers };
 }
 
 /**

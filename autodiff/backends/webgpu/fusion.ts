@@ -1,0 +1,271 @@
+/**
+ * Lazy elementwise fusion (tinygrad-style). Elementwise kernels (fill, cast, unary, binary, where, clamp, affine,
+ * and a strided copy into a fresh buffer, which covers permute/slice/expand views) do not dispatch: they return a
+ * lazy {@linkcode GPUBuf} holding an expression DAG over already computed buffers (its leaves). When a kernel
+ * other than an elementwise one binds the buffer, or it is read, {@linkcode realize} compiles the whole DAG into
+ * ONE generated WGSL kernel (pipelines are cached by source, which depends on the DAG's structure only: every
+ * constant and view geometry is a uniform) and dispatches it.
+ *
+ * Views are index remaps: a `view` node evaluates its operand at `offset + Σ i_d strides_d` for the multi-index
+ * i of the current flat index over `shape`, so broadcasts, permutes and slices of lazy values fuse too.
+ *
+ * Memory: a lazy buffer counts as live (the accounting matches the CPU backend) but holds no storage; its leaves
+ * keep their storage until every lazy buffer that reads them is computed or freed. Writing into a buffer
+ * (`stridedCopyInto`, `scatterAddInto`) first computes the lazy buffers that read it.
+ *
+ * @module
+ */
+
+import type { BinaryOp, DType, UnaryOp } from "../../backend.ts";
+import { BINARY, UNARY, WGSL_HELPERS } from "../../op_table.ts";
+import type { GPUBuf, Runtime } from "./runtime.ts";
+import {
+  at,
+  type BindingList,
+  bindings,
+  collapse,
+  convert,
+  entry1d,
+  grid,
+  ISNAN_WGSL,
+  MAX_RANK,
+  type UniformArray,
+  uniforms,
+  type UniformScalar,
+  type ValueKind,
+  WG,
+  wgslType,
+} from "./templates.ts";
+
+/** One node of a lazy elementwise expression; `dtype` is the stored type of its value. */
+export type FusedNode =
+  | { k: "leaf"; dtype: DType; buf: GPUBuf }
+  | { k: "const"; dtype: DType; v: number }
+  | { k: "unary"; dtype: DType; op: UnaryOp; x: FusedNode }
+  | { k: "binary"; dtype: DType; op: BinaryOp; a: FusedNode; b: FusedNode }
+  | { k: "where"; dtype: DType; c: FusedNode; a: FusedNode; b: FusedNode }
+  | { k: "clamp"; dtype: DType; x: FusedNode; lo: number; hi: number }
+  | { k: "affine"; dtype: DType; x: FusedNode; scale: number; shift: number }
+  | { k: "cast"; dtype: DType; x: FusedNode }
+  | { k: "view"; dtype: DType; x: FusedNode; shape: number[]; strides: number[]; offset: number };
+
+/** Storage buffers one fused kernel reads (plus its output: WebGPU guarantees 8 per stage). */
+export const MAX_LEAVES = 7;
+/** Nodes of one fused expression. */
+export const MAX_NODES = 48;
+/** View (index remap) nodes of one fused expression (each takes two uniform arrays). */
+export const MAX_VIEWS = 8;
+
+/** The expression node of a buffer: its lazy expression, or a leaf reading it. */
+export function operand(b: GPUBuf): FusedNode {
+  return b.expr ?? { k: "leaf", dtype: b.dtype, buf: b };
+}
+
+/** Leaves, node count and view count of a DAG (shared nodes counted once). */
+function measure(root: FusedNode): { leaves: Set<GPUBuf>; nodes: number; views: number } {
+  const seen = new Set<FusedNode>();
+  const leaves = new Set<GPUBuf>();
+  let views = 0;
+  const walk = (n: FusedNode): void => {
+    if (seen.has(n)) return;
+    seen.add(n);
+    switch (n.k) {
+      case "leaf":
+        leaves.add(n.buf);
+        return;
+      case "const":
+        return;
+      case "binary":
+        walk(n.a);
+        walk(n.b);
+        return;
+      case "where":
+        walk(n.c);
+        walk(n.a);
+        walk(n.b);
+        return;
+      case "view":
+        views++;
+        walk(n.x);
+        return;
+      default:
+        walk(n.x);
+    }
+  };
+  walk(root);
+  return { leaves, nodes: seen.size, views };
+}
+
+/**
+ * A lazy buffer of `length` elements of `dtype` computing `build()` over `inputs`. When the fused expression would
+ * exceed the limits of one kernel, the lazy inputs are computed first and the expression is built again over
+ * them. With `into`, that (fresh) buffer becomes the lazy buffer instead of a new one.
+ */
+export function lazy(
+  rt: Runtime,
+  length: number,
+  dtype: DType,
+  inputs: readonly GPUBuf[],
+  build: () => FusedNode,
+  into?: GPUBuf,
+): GPUBuf {
+  let expr = build();
+  let m = measure(expr);
+  if (m.leaves.size > MAX_LEAVES || m.nodes > MAX_NODES || m.views > MAX_VIEWS) {
+    for (const b of inputs) if (b.expr) realize(rt, b);
+    expr = build();
+    m = measure(expr);
+  }
+  const out = into ?? rt.alloc(length, dtype);
+  out.expr = expr;
+  out.leaves = [...m.leaves];
+  for (const leaf of out.leaves) leaf.consumers.add(out);
+  return out;
+}
+
+/** Kind in which a unary op evaluates for input dtype `d`. */
+export function unaryEvalKind(op: UnaryOp, d: DType): DType {
+  return d === "int32" && UNARY[op].int ? "int32" : "float32";
+}
+
+/** Output dtype of a unary op. */
+export function unaryOutDtype(op: UnaryOp, d: DType): DType {
+  return op === "isnan" ? "bool" : d;
+}
+
+/** Integer bounds of an int clamp (as the CPU backend: ceil/floor, NaN = unbounded). */
+export function intClampBounds(lo: number, hi: number): [number, number] {
+  const ilo = Number.isNaN(lo) ? -2147483648 : Math.max(-2147483648, Math.min(2147483647, Math.ceil(lo)));
+  const ihi = Number.isNaN(hi) ? 2147483647 : Math.max(-2147483648, Math.min(2147483647, Math.floor(hi)));
+  return [ilo, ihi];
+}
+
+/** Generates and dispatches the one kernel of a lazy buffer, which then holds its values. */
+export function realize(rt: Runtime, out: GPUBuf): void {
+  const root = out.expr;
+  if (!root) return;
+  const n = out.length;
+  const scalars: UniformScalar[] = [["n", "u32", n]];
+  const arrays: UniformArray[] = [];
+  const leafIdx = new Map<GPUBuf, number>();
+  const helpers = new Set<string>();
+  const lines: string[] = [];
+  const memo = new Map<FusedNode, Map<string, string>>();
+  let tmp = 0;
+  let views = 0;
+  const uniform = (type: "f32" | "i32" | "u32", v: number): string => {
+    const name = `c${scalars.length}`;
+    scalars.push([name, type, v]);
+    return `P.${name}`;
+  };
+  const emit = (node: FusedNode, idx: string): string => {
+    let byIdx = memo.get(node);
+    const hit = byIdx?.get(idx);
+    if (hit) return hit;
+    const value = expression(node, idx);
+    const name = `t${tmp++}`;
+    lines.push(`  let ${name} = ${value};`);
+    if (!byIdx) memo.set(node, byIdx = new Map());
+    byIdx.set(idx, name);
+    return name;
+  };
+  const expression = (node: FusedNode, idx: string): string => {
+    switch (node.k) {
+      case "leaf": {
+        let j = leafIdx.get(node.buf);
+        if (j === undefined) leafIdx.set(node.buf, j = leafIdx.size);
+        return `x${j}[${idx}]`;
+      }
+      case "const":
+        return uniform(wgslType(node.dtype), node.dtype === "bool" ? (node.v !== 0 ? 1 : 0) : node.v);
+      case "cast":
+        return convert(emit(node.x, idx), node.x.dtype, node.dtype);
+      case "affine": {
+        const v = convert(emit(node.x, idx), node.x.dtype, "float32");
+        return convert(`${v} * ${uniform("f32", node.scale)} + ${uniform("f32", node.shift)}`, "float32", node.dtype);
+      }
+      case "clamp": {
+        const v = emit(node.x, idx);
+        if (node.x.dtype === "float32") {
+          helpers.add(ISNAN_WGSL);
+          return `select(min(max(${v}, ${uniform("f32", node.lo)}), ${uniform("f32", node.hi)}), ${v}, isnan_(${v}))`;
+        }
+        const [ilo, ihi] = intClampBounds(node.lo, node.hi);
+        const vi = convert(v, node.x.dtype, "int32");
+        return convert(`min(max(${vi}, ${uniform("i32", ilo)}), ${uniform("i32", ihi)})`, "int32", node.dtype);
+      }
+      case "unary": {
+        const xd = node.x.dtype;
+        const ek = unaryEvalKind(node.op, xd);
+        const et = wgslType(ek);
+        const body = node.op === "isnan" && ek === "float32" ? "select(0.0, 1.0, isnan_(x))" : UNARY[node.op].wgsl;
+        const fn = `u_${node.op}_${et}`;
+        helpers.add(WGSL_HELPERS);
+        helpers.add(ISNAN_WGSL);
+        helpers.add(`fn ${fn}(x: ${et}) -> ${et} { return ${body}; }\n`);
+        return convert(`${fn}(${convert(emit(node.x, idx), xd, ek)})`, ek, node.dtype);
+      }
+      case "binary": {
+        const def = BINARY[node.op];
+        const useInt = node.a.dtype !== "float32" && def.wgslInt !== undefined;
+        const ek: DType = useInt ? "int32" : "float32";
+        let e = useInt ? def.wgslInt! : def.wgsl;
+        // PyTorch propagates NaN through maximum/minimum; WGSL max/min need not.
+        if (!useInt && (node.op === "maximum" || node.op === "minimum")) {
+          e = `select(${e}, a + b, isnan_(a) || isnan_(b))`;
+        }
+        const resKind: ValueKind = def.bool ? "wbool" : ek;
+        const et = wgslType(ek);
+        const fn = `b_${node.op}_${et}`;
+        helpers.add(WGSL_HELPERS);
+        helpers.add(ISNAN_WGSL);
+        helpers.add(`fn ${fn}(a: ${et}, b: ${et}) -> ${def.bool ? "bool" : et} { return ${e}; }\n`);
+        const va = convert(emit(node.a, idx), node.a.dtype, ek);
+        const vb = convert(emit(node.b, idx), node.b.dtype, ek);
+        return convert(`${fn}(${va}, ${vb})`, resKind, node.dtype);
+      }
+      case "where": {
+        const c = convert(emit(node.c, idx), node.c.dtype, "wbool");
+        const va = convert(emit(node.a, idx), node.a.dtype, node.dtype);
+        const vb = convert(emit(node.b, idx), node.b.dtype, node.dtype);
+        return `select(${vb}, ${va}, ${c})`;
+      }
+      case "view": {
+        const v = views++;
+        const c = collapse(node.shape, [node.strides]);
+        if (c.shape.length > MAX_RANK) {
+          throw new Error(`WebGPU: rank ${c.shape.length} exceeds ${MAX_RANK} after collapsing`);
+        }
+        scalars.push([`v${v}r`, "u32", c.shape.length], [`v${v}o`, "i32", node.offset]);
+        arrays.push([`v${v}s`, c.shape], [`v${v}t`, c.strides[0]]);
+        helpers.add(`fn view${v}_(flat: u32) -> u32 {
+  var rem = flat;
+  var o = P.v${v}o;
+  for (var d = i32(P.v${v}r) - 1; d >= 0; d--) {
+    let sz = u32(${at(`v${v}s`, "d")});
+    let c = i32(rem % sz);
+    rem = rem / sz;
+    o += c * ${at(`v${v}t`, "d")};
+  }
+  return u32(o);
+}
+`);
+        const i = `i${v}`;
+        lines.push(`  let ${i} = view${v}_(${idx});`);
+        return emit(node.x, i);
+      }
+    }
+  };
+  const result = emit(root, "gidx");
+  const u = uniforms(scalars, arrays);
+  const leaves = [...leafIdx.keys()];
+  const list: BindingList = leaves.map((b, j) => [`x${j}`, b, "read", wgslType(b.dtype)]);
+  list.push(["out", out, "rw", wgslType(out.dtype)]);
+  const b = bindings(list);
+  const code = u.decl + b.decl + [...helpers].join("") +
+    entry1d(`  if (gidx >= P.n) { return; }\n${lines.join("\n")}\n  out[gidx] = ${result};`);
+  // the leaves stay linked (and keep their storage) until the kernel that reads them is recorded
+  out.expr = null;
+  if (n > 0) rt.dispatch({ code, uniforms: u, buffers: b.buffers, groups: grid(Math.ceil(n / WG)), label: "fused" });
+  rt.unlink(out);
+}
