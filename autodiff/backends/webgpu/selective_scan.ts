@@ -22,7 +22,7 @@ import type { SelectiveScanGrads, SelectiveScanInputs, SelectiveScanParams } fro
 import type { GPUBuf, Runtime } from "./runtime.ts";
 import { reduce } from "./reduce.ts";
 import { fill, stridedCopyInto } from "./elementwise.ts";
-import { grid, storage, uniforms } from "./templates.ts";
+import { bindings, grid, uniforms } from "./templates.ts";
 
 /** Invocations per workgroup of the scan kernels. */
 const SWG = 64;
@@ -88,22 +88,49 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
   if (gidx >= P.count) { return; }
 `;
 
-/** Binding declarations for `names` (in order, from binding 1) and the matching buffer list. */
-function bind(list: [string, GPUBuf | null, "read" | "rw"][]): {
-  decl: string;
-  buffers: [GPUBuf, "read" | "rw"][];
-} {
-  let decl = "";
-  const buffers: [GPUBuf, "read" | "rw"][] = [];
-  for (const [name, buf, kind] of list) {
-    if (!buf) continue;
-    decl += storage(buffers.length + 1, name, "f32", kind);
-    buffers.push([buf, kind]);
-  }
-  return { decl, buffers };
+/** Hardware adapters: the forward splits each sequence into segments until it launches about this many invocations. */
+export const SCAN_TARGET_INVOCATIONS = 65536;
+/** Shortest segment (steps) the split makes on its own. */
+const MIN_SEGMENT = 8;
+let splitOverride: number | null = null;
+
+/** Forces the number of segments per sequence of the forward scan (tests, tuning); `null` restores the choice. */
+export function setScanSplit(segments: number | null): void {
+  splitOverride = segments;
 }
 
-/** Forward: out (batch, channels, length), chunkStates (batch, channels, nChunks, dState), lastState optional. */
+/**
+ * Steps per segment of the forward scan: each segment of a sequence is scanned by its own invocation. Software
+ * adapters run few threads at once, so the extra pass would only cost time there: they keep whole sequences.
+ * Hardware adapters split until `batch · channels · segments` reaches {@linkcode SCAN_TARGET_INVOCATIONS}
+ * (segments of at least {@linkcode MIN_SEGMENT} steps).
+ */
+export function scanSegmentLength(p: SelectiveScanParams, software: boolean): number {
+  const L = Math.max(1, p.length);
+  let segments = 1;
+  if (splitOverride !== null) segments = splitOverride;
+  else if (!software) {
+    segments = Math.min(
+      Math.ceil(L / MIN_SEGMENT),
+      Math.ceil(SCAN_TARGET_INVOCATIONS / Math.max(1, p.batch * p.channels)),
+    );
+  }
+  return Math.ceil(L / Math.max(1, Math.min(L, segments)));
+}
+
+/** Invocations of the forward scan's widest pass (for reports and tests). */
+export function scanInvocations(p: SelectiveScanParams, software: boolean): number {
+  return p.batch * p.channels * Math.ceil(p.length / scanSegmentLength(p, software));
+}
+
+/**
+ * Forward: out (batch, channels, length), chunkStates (batch, channels, nChunks, dState), lastState optional.
+ *
+ * With S > 1 segments per sequence (of any length, not tied to the chunks) it is a chunked parallel scan, as the official CUDA kernel: (1) every
+ * (batch, channel, segment) scans its segment from a zero state, keeping the end state and the product of its
+ * decays; (2) a carry pass per (batch, channel) composes them into each segment's true start state; (3) every
+ * segment rescans from its start state, writing `out` and its chunk states. With S = 1 only (3) runs.
+ */
 export function selectiveScanForward(
   rt: Runtime,
   x: SelectiveScanInputs,
@@ -113,30 +140,90 @@ export function selectiveScanForward(
   const { batch, channels: Dn, length: L, dState: N } = p;
   const nC = Math.ceil(L / p.chunk);
   const out = rt.alloc(batch * Dn * L, "float32"), cs = rt.alloc(batch * Dn * nC * N, "float32");
-  const count = batch * Dn;
-  if (count > 0 && L > 0 && N > 0) {
+  const seqs = batch * Dn;
+  if (seqs > 0 && L > 0 && N > 0) {
+    const segLen = scanSegmentLength(p, rt.software);
+    const segs = Math.ceil(L / segLen);
+    const count = seqs * segs;
     const prm = packParams(rt, x, p);
-    const u = scanUniforms(p, count);
-    const b = bind([
+    const u = uniforms([
+      ["count", "u32", count],
+      ["Dn", "u32", Dn],
+      ["L", "u32", L],
+      ["G", "u32", Math.max(p.groups, 1)],
+      ["pg", "u32", p.groups > 0 ? Dn / p.groups : Dn],
+      ["nC", "u32", nC],
+      ["S", "u32", segs],
+      ["seg", "u32", segLen],
+    ]);
+    const inputs = [
       ["u", rt.check(x.u), "read"],
       ["delta", rt.check(x.delta), "read"],
       ["Bm", rt.check(x.B), "read"],
       ["Cm", rt.check(x.C), "read"],
       ["prm", prm, "read"],
+    ] as const;
+    // the segment of this invocation: sequence `seq` = (b, d), steps [l0, l1)
+    const head = `  let seq = gidx / P.S;
+  let s = gidx % P.S;
+  let bb = seq / P.Dn;
+  let d = seq % P.Dn;
+  let base = seq * P.L;
+  let l0 = s * P.seg;
+  let l1 = min(P.L, l0 + P.seg);
+  var a: array<f32, NS>;
+  for (var n = 0u; n < NS; n++) { a[n] = prm[d * NS + n]; }
+`;
+    const seg = segs > 1 ? rt.alloc(2 * count * N, "float32") : null;
+    if (seg) {
+      // (1) local scans: seg[gidx, n] = end state from zero, seg[count + gidx, n] = product of the decays
+      const b1 = bindings([...inputs, ["seg", seg, "rw"]]);
+      const code1 = u.decl + b1.decl + helpers(p) + ENTRY + head + `  var h: array<f32, NS>;
+  var pd: array<f32, NS>;
+  for (var n = 0u; n < NS; n++) { h[n] = 0.0; pd[n] = 1.0; }
+  for (var l = l0; l < l1; l++) {
+    let i = base + l;
+    let dl = delta_(i, d);
+    let dbu = dl * u[i];
+    for (var n = 0u; n < NS; n++) {
+      let e = exp(dl * a[n]);
+      h[n] = e * h[n] + dbu * Bm[bc_(bb, d, n, l)];
+      pd[n] *= e;
+    }
+  }
+  for (var n = 0u; n < NS; n++) { seg[gidx * NS + n] = h[n]; seg[(P.count + gidx) * NS + n] = pd[n]; }
+}
+`;
+      rt.dispatch({ code: code1, uniforms: u, buffers: b1.buffers, groups: grid(Math.ceil(count / SWG)) });
+      // (2) carry: per (sequence, n), the true start state of every segment replaces its local end state
+      const b2 = bindings([["seg", seg, "rw"]]);
+      const code2 = u.decl + b2.decl + `const NS: u32 = ${N}u;
+` + ENTRY.replace("P.count", "P.count / P.S * NS") +
+        `  let seq = gidx / NS;
+  let n = gidx % NS;
+  var h = 0.0;
+  for (var s = 0u; s < P.S; s++) {
+    let o = (seq * P.S + s) * NS + n;
+    let end = seg[o];
+    seg[o] = h;
+    h = seg[P.count * NS + o] * h + end;
+  }
+}
+`;
+      rt.dispatch({ code: code2, uniforms: u, buffers: b2.buffers, groups: grid(Math.ceil(seqs * N / SWG)) });
+    }
+    // (3) the scan proper, each segment from its start state
+    const b3 = bindings([
+      ...inputs,
       ["z", x.z ? rt.check(x.z) : null, "read"],
+      ["seg", seg, "read"],
       ["out", out, "rw"],
       ["cs", cs, "rw"],
     ]);
-    const code = u.decl + b.decl + helpers(p) + ENTRY + `  let bb = gidx / P.Dn;
-  let d = gidx % P.Dn;
-  let base = gidx * P.L;
-  var h: array<f32, NS>;
-  var a: array<f32, NS>;
-  for (var n = 0u; n < NS; n++) { h[n] = 0.0; a[n] = prm[d * NS + n]; }
+    const code = u.decl + b3.decl + helpers(p) + ENTRY + head + `  var h: array<f32, NS>;
+  for (var n = 0u; n < NS; n++) { h[n] = ${seg ? "seg[gidx * NS + n]" : "0.0"}; }
   let Dd = ${p.hasD ? "prm[P.Dn * NS + d]" : "0.0"};
-  var c = 0u;
-  var tc = 0u;
-  for (var l = 0u; l < P.L; l++) {
+  for (var l = l0; l < l1; l++) {
     let i = base + l;
     let dl = delta_(i, d);
     let ul = u[i];
@@ -151,17 +238,15 @@ export function selectiveScanForward(
     var v = y + Dd * ul;
     ${p.hasZ ? "let zv = z[i];\n    v *= zv / (1.0 + exp(-zv));" : ""}
     out[i] = v;
-    tc++;
-    if (tc == TS || l + 1u == P.L) {
-      let so = (gidx * P.nC + c) * NS;
+    if ((l + 1u) % TS == 0u || l + 1u == P.L) {
+      let so = (seq * P.nC + l / TS) * NS;
       for (var n = 0u; n < NS; n++) { cs[so + n] = h[n]; }
-      c++;
-      tc = 0u;
     }
   }
 }
 `;
-    rt.dispatch({ code, uniforms: u, buffers: b.buffers, groups: grid(Math.ceil(count / SWG)) });
+    rt.dispatch({ code, uniforms: u, buffers: b3.buffers, groups: grid(Math.ceil(count / SWG)) });
+    if (seg) rt.free(seg);
     rt.free(prm);
   }
   if (!returnLastState) return { out, chunkStates: cs };
@@ -191,7 +276,7 @@ export function selectiveScanBackward(
   const prm = packParams(rt, x, p);
   if (count > 0 && L > 0) {
     const u = scanUniforms(p, count);
-    const b = bind([
+    const b = bindings([
       ["u", rt.check(x.u), "read"],
       ["delta", rt.check(x.delta), "read"],
       ["Bm", rt.check(x.B), "read"],
@@ -335,7 +420,7 @@ function groupedBC(
   const count = slices * batch * G * N;
   if (count > 0 && L > 0) {
     const u = scanUniforms(p, count, slices);
-    const b = bind([
+    const b = bindings([
       ["u", rt.check(x.u), "read"],
       ["delta", rt.check(x.delta), "read"],
       ["Bm", rt.check(x.B), "read"],

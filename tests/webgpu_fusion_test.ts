@@ -1,0 +1,182 @@
+/**
+ * WebGPU-only concerns of issue 12, each checked against the CPU backend (the semantic reference):
+ * - the chunked parallel selective scan (local scans, carry pass, fix-up pass) at every split, on this adapter;
+ * - lazy elementwise fusion: chains compile to one kernel, views of lazy values fuse, writes into a buffer that a
+ *   lazy value reads compute that value first, and freeing is deterministic (memory accounting unchanged).
+ */
+import assert from "node:assert/strict";
+import type { BackendBuffer, SelectiveScanParams } from "../autodiff/backend.ts";
+import { cpuBackend } from "../autodiff/backends/cpu/backend.ts";
+import { createWebGPUBackend, type WebGPUBackend } from "../autodiff/backends/webgpu/backend.ts";
+import { scanInvocations, scanSegmentLength, setScanSplit } from "../autodiff/backends/webgpu/selective_scan.ts";
+import { normals } from "./util.ts";
+
+let gpu: WebGPUBackend | null = null;
+try {
+  gpu = await createWebGPUBackend();
+} catch (e) {
+  if (Deno.env.get("CI")) throw e;
+  console.warn(`skipping WebGPU fusion tests: ${(e as Error).message}`);
+}
+
+function test(name: string, fn: (g: WebGPUBackend) => Promise<void>): void {
+  Deno.test({
+    name: `webgpu fusion: ${name}`,
+    ignore: !gpu,
+    sanitizeResources: false,
+    sanitizeOps: false,
+    fn: () => fn(gpu!),
+  });
+}
+
+/** |a − b| ≤ tol·max|ref| over the whole array (as tests/selective_scan_test.ts). */
+function assertClose(actual: ArrayLike<number>, ref: ArrayLike<number>, what: string, tol = 1e-4): void {
+  assert.equal(actual.length, ref.length, `${what}: length`);
+  let scale = 0, worst = 0;
+  for (let i = 0; i < ref.length; i++) {
+    scale = Math.max(scale, Math.abs(ref[i]));
+    const d = Math.abs(actual[i] - ref[i]);
+    if (!(d <= worst)) worst = Number.isNaN(d) ? Infinity : d;
+  }
+  assert.ok(worst <= tol * Math.max(scale, 1e-30), `${what}: max|a-b| = ${worst} > ${tol}·${scale}`);
+}
+
+const scanCases: { name: string; p: SelectiveScanParams }[] = [
+  {
+    name: "grouped B/C, z, D, softplus bias, L not a multiple of the chunk",
+    p: {
+      batch: 2,
+      channels: 6,
+      length: 45,
+      dState: 4,
+      groups: 2,
+      chunk: 8,
+      hasD: true,
+      hasZ: true,
+      hasDeltaBias: true,
+      deltaSoftplus: true,
+    },
+  },
+  {
+    name: "fixed B/C, no options",
+    p: {
+      batch: 1,
+      channels: 3,
+      length: 32,
+      dState: 5,
+      groups: 0,
+      chunk: 4,
+      hasD: false,
+      hasZ: false,
+      hasDeltaBias: false,
+      deltaSoftplus: false,
+    },
+  },
+];
+
+test("the chunked parallel scan matches the CPU at every split (out, chunk states, last state)", async (g) => {
+  for (const { name, p } of scanCases) {
+    const { batch: B, channels: D, length: L, dState: N, groups: G } = p;
+    const bcLen = G > 0 ? B * G * N * L : D * N;
+    const A = normals(D * N, 3).map((v) => -Math.exp(0.5 * v));
+    const host = {
+      u: normals(B * D * L, 1),
+      delta: normals(B * D * L, 2).map((v) => 0.5 * v),
+      A,
+      B: normals(bcLen, 4),
+      C: normals(bcLen, 5),
+      D: normals(D, 6),
+      z: normals(B * D * L, 7),
+      deltaBias: normals(D, 8).map((v) => 0.5 * v),
+    };
+    const on = (b: typeof cpuBackend | WebGPUBackend) => {
+      const up = (a: Float32Array) => b.upload(a, "float32");
+      return {
+        u: up(host.u),
+        delta: up(host.delta),
+        A: up(host.A),
+        B: up(host.B),
+        C: up(host.C),
+        D: p.hasD ? up(host.D) : null,
+        z: p.hasZ ? up(host.z) : null,
+        deltaBias: p.hasDeltaBias ? up(host.deltaBias) : null,
+      };
+    };
+    const ref = cpuBackend.selectiveScanForward(on(cpuBackend), p, true);
+    const refOut = await cpuBackend.read(ref.out), refCs = await cpuBackend.read(ref.chunkStates);
+    const refLast = await cpuBackend.read(ref.lastState!);
+    const nC = Math.ceil(L / p.chunk);
+    const xs = on(g);
+    try {
+      for (const split of [1, 2, 3, nC, L]) {
+        setScanSplit(split);
+        assert.equal(scanSegmentLength(p, true), Math.ceil(L / split));
+        const before = g.runtime.dispatchCount;
+        const r = g.selectiveScanForward(xs, p, true);
+        const out = await g.read(r.out), cs = await g.read(r.chunkStates), last = await g.read(r.lastState!);
+        const what = `${name}, ${split} segment(s)`;
+        assertClose(out, refOut, `${what}: out`);
+        assertClose(cs, refCs, `${what}: chunk states`);
+        assertClose(last, refLast, `${what}: last state`);
+        // one kernel unsplit; local + carry + fix-up split (plus the parameter packing and the last-state view)
+        const kernels = g.runtime.dispatchCount - before;
+        assert.ok(split === 1 ? kernels <= 5 : kernels <= 7, `${what}: ${kernels} dispatches`);
+        for (const b of [r.out, r.chunkStates, r.lastState!]) g.free(b);
+      }
+    } finally {
+      setScanSplit(null);
+      for (const b of Object.values(xs)) if (b) g.free(b as BackendBuffer);
+    }
+  }
+  // on a hardware adapter the widest scans of both models at batch 1, 256² launch ≥ 64k invocations
+  // (Wave-MambaAD: 3 sub-band sequences × 256 channels, L = 32²; MambaAD: 1024 channels, L = 64²)
+  for (const [batch, channels, length] of [[3, 256, 1024], [1, 1024, 4096]]) {
+    const big: SelectiveScanParams = { ...scanCases[0].p, batch, channels, length, groups: 2, chunk: 64 };
+    assert.ok(scanInvocations(big, false) >= 65536, `${scanInvocations(big, false)} invocations`);
+    assert.equal(scanInvocations(big, true), batch * channels);
+  }
+});
+
+test("an elementwise chain (with broadcast and a permuted view) is one kernel and matches the CPU", async (g) => {
+  const n = 6 * 5;
+  const xh = normals(n, 11), yh = normals(5, 12);
+  const run = (b: typeof cpuBackend | WebGPUBackend) => {
+    const x = b.upload(xh, "float32"), y = b.upload(yh, "float32");
+    const e = b.unary("exp", b.affine(x, 0.5, -0.25)); // (6, 5)
+    const s = b.binary("mul", e, y, [6, 5], [5, 1], [0, 1]); // broadcast y over rows
+    const t = b.alloc(n, "float32");
+    b.stridedCopyInto(s, 0, [1, 5], t, 0, [6, 1], [5, 6]); // transpose → (5, 6)
+    const m = b.binary("gt", t, b.fill(n, 0.5, "float32"), [n], [1], [1]);
+    const out = b.where(m, b.unary("silu", t), b.clamp(t, -0.1, 0.1), [n], [1], [1], [1]);
+    return { out, temps: [x, y, e, s, t, m] };
+  };
+  const ref = run(cpuBackend);
+  const before = g.runtime.dispatchCount;
+  const r = run(g);
+  assert.equal(g.runtime.dispatchCount, before, "elementwise ops are lazy");
+  const got = await g.read(r.out);
+  assert.equal(g.runtime.dispatchCount, before + 1, "one fused kernel computes the chain");
+  assertClose(got, await cpuBackend.read(ref.out), "fused chain", 1e-6);
+  for (const b of [...r.temps, r.out]) g.free(b);
+});
+
+test("writing into a buffer a lazy value reads computes that value first; freeing keeps the accounting", async (g) => {
+  const m0 = g.memory();
+  const x = g.upload(Float32Array.from([1, 2, 3, 4]), "float32");
+  const y = g.affine(x, 2, 1); // lazy: reads x
+  g.free(x); // the caller is done with x, y still needs its values
+  assert.equal(g.memory().buffers, m0.buffers + 1);
+  assert.deepEqual([...await g.read(y)], [3, 5, 7, 9]);
+  const z = g.upload(Float32Array.from([1, 1, 1, 1]), "float32");
+  const w = g.unary("neg", z); // lazy: reads z
+  g.stridedCopyInto(y, 0, [1], z, 0, [1], [4]); // overwrites z
+  assert.deepEqual([...await g.read(w)], [-1, -1, -1, -1]);
+  assert.deepEqual([...await g.read(z)], [3, 5, 7, 9]);
+  const dropped = g.unary("exp", y); // freed without ever being computed
+  const before = g.runtime.dispatchCount;
+  g.free(dropped);
+  assert.equal(g.runtime.dispatchCount, before);
+  for (const b of [y, z, w]) g.free(b);
+  assert.equal(g.memory().buffers, m0.buffers);
+  assert.equal(g.memory().bytes, m0.bytes);
+});
