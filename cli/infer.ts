@@ -9,7 +9,7 @@
 
 import { existsSync } from "node:fs";
 import { basename, dirname, join } from "node:path";
-import { binarizeResizeMask, ImageFileError, loadImageWithSize, readMask, writePng } from "../anomaly/data/image.ts";
+import { binarizeResizeMask, ImageFileError, loadImage, readImage, readMask, writePng } from "../anomaly/data/image.ts";
 import { predictBatch } from "../anomaly/engine/evaluate.ts";
 import { encodeNpy } from "../anomaly/engine/npy.ts";
 import { loadTrainedModel } from "../anomaly/engine/train.ts";
@@ -59,6 +59,27 @@ export function findMask(imagePath: string): string | null {
   return existsSync(p) ? p : null;
 }
 
+/**
+ * Checks an input of `infer` before any model is built: the image is a readable file, and its mask (when there
+ * is one) has the image's size, as eval's loader requires; a mask of another size is refused, not resized.
+ * Throws {@linkcode ImageFileError} naming the file.
+ */
+export async function checkImageAndMask(path: string, maskPath: string | null): Promise<void> {
+  if (!maskPath) {
+    const st = await Deno.stat(path).catch(() => null);
+    if (!st) throw new ImageFileError(path, "file not found");
+    if (!st.isFile) throw new ImageFileError(path, "is not a file");
+    return;
+  }
+  const [img, m] = [await readImage(path), await readMask(maskPath)];
+  if (m.width !== img.width || m.height !== img.height) {
+    throw new ImageFileError(
+      maskPath,
+      `mask is ${m.width}x${m.height} but its image ${path} is ${img.width}x${img.height}`,
+    );
+  }
+}
+
 /** The `infer` command; returns the printed record. */
 export async function inferCommand(args: string[]): Promise<Record<string, unknown>> {
   const { values: v, positionals } = parseFlags("infer", args, INFER_FLAGS);
@@ -74,26 +95,18 @@ export async function inferCommand(args: string[]): Promise<Record<string, unkno
   }
   applyMaxMegapixels("infer", v["max-megapixels"]);
   const out = v.out ?? "out/infer";
+  const maskPaths = positionals.map((path, i) => masks ? masks[i] : findMask(path));
+  // before the model is built: every image is there, and every mask has its image's size (as eval's loader)
+  for (const [i, path] of positionals.entries()) await checkImageAndMask(path, maskPaths[i]);
   const device = await resolveDevice("infer", v.device, (m) => console.error(m));
   const { model } = await loadTrainedModel(v.checkpoint, device);
   const s = model.imageSize;
   const results: Record<string, unknown>[] = [];
   try {
     for (const [i, path] of positionals.entries()) {
-      const { tensor: image, width, height } = await loadImageWithSize(path, s);
-      const maskPath = masks ? masks[i] : findMask(path);
-      let mask: Uint8Array | null = null;
-      if (maskPath) {
-        // as eval's loader: a mask of another size than its image is refused, not silently resized
-        const m = await readMask(maskPath);
-        if (m.width !== width || m.height !== height) {
-          throw new ImageFileError(
-            maskPath,
-            `mask is ${m.width}x${m.height} but its image ${path} is ${width}x${height}`,
-          );
-        }
-        mask = binarizeResizeMask(m, s);
-      }
+      const image = await loadImage(path, s);
+      const maskPath = maskPaths[i];
+      const mask = maskPath ? binarizeResizeMask(await readMask(maskPath), s) : null;
       const { maps, scores } = await predictBatch(model, image, 1);
       const stem = basename(path).replace(/\.[^.]+$/, "");
       await Deno.mkdir(out, { recursive: true });

@@ -382,6 +382,18 @@ const CLI_CASES: CliCase[] = [
     names: ["--masks"],
   },
   {
+    name: "infer: a mask of another size than its image",
+    args: ["infer", "--checkpoint", p("ckdir"), "--masks", p("mask_small.png"), "--out", p("inf"), p("good.png")],
+    code: 1,
+    names: [p("mask_small.png"), p("good.png"), "10x10", "100x100"],
+  },
+  {
+    name: "infer: a missing image",
+    args: ["infer", "--checkpoint", p("ckdir"), "--out", p("inf"), p("none.png")],
+    code: 1,
+    names: [p("none.png"), "not found"],
+  },
+  {
     name: "infer: --checkpoint is a folder",
     args: ["infer", "--checkpoint", p("ckdir"), "--device", "cpu", "--out", p("inf"), p("good.png")],
     code: 1,

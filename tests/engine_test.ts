@@ -18,6 +18,7 @@ import {
   buildModel,
   decayStep,
   LOSS_LOG_FILE,
+  OutDirError,
   resolveConfig,
   train,
   TrainingDivergedError,
@@ -134,6 +135,33 @@ Deno.test("an interrupted run resumes to exactly the weights of an uninterrupted
   await assert.rejects(
     () => train(config(join(root, "b"), { imageSize: 128 }), { quiet: true, log: () => {}, resume: true }),
     /imageSize = 64, this run has 128/,
+  );
+
+  // a finished run is never started over by accident: without --resume or --overwrite its folder is refused
+  await assert.rejects(
+    () => train(config(join(root, "b")), { quiet: true, log: () => {} }),
+    (e: Error) =>
+      e instanceof OutDirError && e.message.includes(join(root, "b", "checkpoint.safetensors")) &&
+      e.message.includes(join(root, "b", LOSS_LOG_FILE)),
+  );
+  // a resume with more epochs extends the run; the LR decay step is recomputed for the new total and said so
+  const logs: string[] = [];
+  const c = await train(config(join(root, "b"), { epochs: 3 }), {
+    quiet: true,
+    log: (m) => logs.push(m),
+    resume: true,
+  });
+  c.model.dispose();
+  assert.equal(c.epochs.length, 1, "only the new epoch runs");
+  assert.equal(c.steps, 6);
+  assert.ok(
+    logs.some((l) => l.includes("the run was for 2 epochs and is now for 3") && l.includes("step 4 instead of 2")),
+    logs.join("\n"),
+  );
+  // fewer epochs than the checkpoint has done: refused, saying how to continue
+  await assert.rejects(
+    () => train(config(join(root, "b"), { epochs: 2 }), { quiet: true, log: () => {}, resume: true }),
+    /has 3 epochs done, more than --epochs 2; give --epochs 3 or more/,
   );
 });
 
