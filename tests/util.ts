@@ -16,9 +16,46 @@ export function normals(n: number, seed: number): Float32Array {
 
 let devices: Promise<Device[]> | null = null;
 
+/** Where a test name carries its device: `… [cpu]`, `… (cpu)` or `… on cpu` (the suite's conventions). */
+const CPU_LABEL = /\[cpu\]|\(cpu\)|\bon cpu$/;
+
+/**
+ * The name of the WebGPU twin of a CPU test, or null when `name` carries no device label.
+ * `webgpuTwinName("add [cpu]", "why")` is `"add [webgpu] (ignored: why)"`.
+ */
+export function webgpuTwinName(name: string, reason: string): string | null {
+  let last: RegExpExecArray | null = null;
+  for (const m of name.matchAll(new RegExp(CPU_LABEL, "g"))) last = m as RegExpExecArray;
+  if (!last) return null;
+  const label = last[0].replace("cpu", "webgpu");
+  return `${name.slice(0, last.index)}${label}${name.slice(last.index + last[0].length)} (ignored: ${reason})`;
+}
+
+/**
+ * Without an adapter (outside CI) the WebGPU variants are not run; so that the summary still shows them,
+ * every test registered afterwards whose name carries the CPU label gets an ignored WebGPU twin.
+ */
+function registerIgnoredWebGPUTwins(reason: string): void {
+  const test = Deno.test;
+  const withTwins = (...args: unknown[]) => {
+    (test as (...a: unknown[]) => void)(...args);
+    const first = args[0];
+    const name = typeof first === "string"
+      ? first
+      : typeof first === "function"
+      ? first.name
+      : (first as { name?: string } | undefined)?.name ?? (args[1] as { name?: string } | undefined)?.name;
+    const twin = name ? webgpuTwinName(name, reason) : null;
+    if (twin) test({ name: twin, ignore: true, fn() {} });
+  };
+  Object.assign(withTwins, test); // Deno.test.ignore / .only
+  (Deno as { test: unknown }).test = withTwins;
+}
+
 /**
  * The devices the suite runs on: always "cpu", plus "webgpu". Under CI (env CI set) a missing
- * adapter is a failure; elsewhere the WebGPU half is skipped with a warning.
+ * adapter is a failure; elsewhere the WebGPU half is skipped with a warning and registered as ignored
+ * (each CPU test named `… [cpu]`, `… (cpu)` or `… on cpu` gets an ignored `[webgpu]` twin).
  */
 export function testDevices(): Promise<Device[]> {
   if (!devices) {
@@ -29,6 +66,7 @@ export function testDevices(): Promise<Device[]> {
       } catch (e) {
         if (Deno.env.get("CI")) throw new Error(`WebGPU is required in CI: ${(e as Error).message}`);
         console.warn(`skipping the WebGPU half: ${(e as Error).message}`);
+        registerIgnoredWebGPUTwins("no WebGPU adapter");
         return ["cpu"] as Device[];
       }
     })();
