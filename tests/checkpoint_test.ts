@@ -119,7 +119,10 @@ Deno.test({
     const w = s.model.head.weight;
     const broken = w.shareWithShape(w.shape);
     s.model.head.weight.dispose();
-    await assert.rejects(saveCheckpoint(path, s, { epoch: 2, step: 6 }));
+    await assert.rejects(
+      saveCheckpoint(path, s, { epoch: 2, step: 6 }),
+      /tensor #\d+ \[5,128\] was disposed and cannot be used/,
+    );
     assert.deepEqual(await Deno.readFile(path), before);
     assert.deepEqual([...Deno.readDirSync(dir)].map((e) => e.name), ["ck.safetensors"]);
     broken.dispose();

@@ -163,7 +163,9 @@ test("state dicts: OrderedDict order, _metadata, Parameters, nested checkpoints"
     fixturePath("pth/checkpoint.pth"),
     /'optimizer' is missing or not a dict of tensors/,
   );
-  assert.throws(() => findStateDict(new PyDict(), "x.pth") && findStateDict(3, "x.pth"), /x\.pth: no state dict/);
+  // an empty dict is (vacuously) a dict of tensors: an empty state dict, which a strict load then rejects
+  assert.equal(findStateDict(new PyDict(), "x.pth").size, 0);
+  assert.throws(() => findStateDict(3, "x.pth"), /x\.pth: no state dict found: the checkpoint is not a dict/);
 
   const params = await loadPthStateDict(fixturePath("pth/parameter.pth"));
   assert.deepStrictEqual(Array.from(params.get("frozen")!.data), [0, 1, 2, 3]);
@@ -386,6 +388,19 @@ test("every fixture truncated at several points gives a clear error, fast", asyn
   for (const rel of GOOD_FILES) {
     const bytes = await Deno.readFile(fixturePath(rel));
     const n = bytes.length;
+    // a message that says the file is cut short, or (for the bad fixtures) the file's own problem
+    const own = (expected.errors as Record<string, string>)[rel];
+    const problem = new RegExp(
+      [
+        "corrupt zip archive: no end-of-central-directory record \\(truncated file\\?\\)",
+        "too short for an end-of-central-directory record",
+        "not a PyTorch checkpoint: the file is only \\d+ bytes",
+        "invalid safetensors file: the file is \\d+ bytes, shorter than the 8-byte header length field",
+        "invalid safetensors file: header length \\d+ is larger than the rest of the file .*truncated\\?",
+        "invalid safetensors file: tensor '[^']+': data_offsets .* out of range .*truncated\\?",
+        ...(own ? [own] : []),
+      ].map((p) => `(?:${p})`).join("|"),
+    );
     const cuts = [
       0,
       1,
@@ -408,7 +423,7 @@ test("every fixture truncated at several points gives a clear error, fast", asyn
     ];
     for (const cut of new Set(cuts.filter((c) => c >= 0 && c < n))) {
       const name = `${rel}@${cut}`;
-      await assertBadFile(() => parseAny(rel, bytes.subarray(0, cut), name), name, /./);
+      await assertBadFile(() => parseAny(rel, bytes.subarray(0, cut), name), name, problem);
     }
   }
 });
