@@ -39,7 +39,7 @@ Deno.test("test runner: a suite that prints a passing summary and then aborts ex
   const r = await runRunner("aborting_suite.ts");
   assert.notEqual(r.code, 0);
   assert.match(r.stdout, /ok \| 3 passed \| 0 failed/, "the fixture printed its fake summary");
-  assert.match(r.stderr, /test run FAILED: the test process was killed by SIGABRT/);
+  assert.match(r.stderr, /test run FAILED: the test process was killed by SIGABRT: /);
 });
 
 Deno.test("test runner: a module that calls Deno.exit(0) outside a test fails the run", async () => {
@@ -79,9 +79,34 @@ Deno.test("test runner: Verdict passes a complete run and counts it", () => {
   assert.deepEqual(v.ran, { ok: 2, FAILED: 0, ignored: 1 });
 });
 
+Deno.test("test runner: SIGABRT after a complete, passing run is the one tolerated abort, and flagged", () => {
+  const v = verdict(GOOD);
+  assert.equal(
+    v.failure({ success: false, code: 134, signal: "SIGABRT" }, ["tests/a_test.ts", "tests/b_test.ts"]),
+    null,
+  );
+  assert.equal(v.abortedAfterCompleteRun, true);
+  const clean = verdict(GOOD);
+  assert.equal(clean.failure(OK), null);
+  assert.equal(clean.abortedAfterCompleteRun, false);
+});
+
 Deno.test("test runner: Verdict fails every way a run can lie", () => {
   const cases: [string, string, typeof OK | { success: boolean; code: number; signal: string }, string[]][] = [
-    ["a signal after a passing summary", GOOD, { success: false, code: 134, signal: "SIGABRT" }, []],
+    ["another signal after a passing summary", GOOD, { success: false, code: 139, signal: "SIGSEGV" }, []],
+    ["a non-zero status after a passing summary", GOOD, { success: false, code: 1, signal: null }, []],
+    [
+      "SIGABRT after a passing summary, with a module missing",
+      GOOD,
+      { success: false, code: 134, signal: "SIGABRT" },
+      ["tests/a_test.ts", "tests/b_test.ts", "tests/c_test.ts"],
+    ],
+    [
+      "SIGABRT after a summary printed by a test",
+      "running 2 tests from ./t_test.ts\na ... ok (1ms)\nb ...\n------- output -------\nok | 2 passed | 0 failed (1ms)\n",
+      { success: false, code: 134, signal: "SIGABRT" },
+      [],
+    ],
     ["a module that never reported", GOOD, OK, ["tests/a_test.ts", "tests/b_test.ts", "tests/c_test.ts"]],
     // a test printed a passing summary, then the process ended: the last line is inside its output block
     [
