@@ -1,6 +1,8 @@
 /**
  * Numerical gradient checks: `gradcheck` (central differences in float64 on the host against the analytic
- * gradient of sum(fn(...)·R)) for every differentiable op, on every device from `testDevices()`.
+ * gradient of sum(fn(...)·R)) for every differentiable op, on every device from `testDevices()`, at
+ * gradcheck's default tolerance (atol 1e-4, rtol 1e-2). And gradcheck itself: a custom op whose gradient rule
+ * is dropped, zero, halved or 10 % off fails it, also where every gradient entry is below 0.01.
  *
  * Inputs are small, deterministic (a seeded PRNG below) and kept away from kinks and ties by more than
  * eps: relu/abs/clamp inputs stay ≥ 0.05 from the kink, max/maxPool/maximum operands lie on grids 0.05
@@ -365,7 +367,8 @@ async function runCase(c: GradCase, device: Device): Promise<void> {
   );
   try {
     const fn = c.fn(device, aux);
-    const res = await ops.gradcheck(fn, inputs, { eps: c.eps ?? 1e-3, atol: 1e-2, rtol: 1e-2 });
+    // gradcheck's defaults, spelled out: |a − n| ≤ 1e-4 + 1e-2·|n| per entry and in the 2-norm per input
+    const res = await ops.gradcheck(fn, inputs, { eps: c.eps ?? 1e-3, atol: 1e-4, rtol: 1e-2 });
     assert.ok(res.ok, `gradcheck ${c.name} [${device}] failed: maxError ${res.maxError}; ${res.details}`);
   } finally {
     for (const t of [...inputs, ...aux]) t.dispose();
@@ -384,3 +387,62 @@ for (const device of devices) {
     });
   }
 }
+
+// ---- gradcheck must fail on a wrong rule -------------------------------------------------------------
+
+/** exp(x)·scale as a custom op whose backward multiplies the true gradient by `factor` (null: no rule output). */
+function customExp(scale: number, factor: number | null | "zeros"): Fn {
+  return (x) => {
+    const out = ops.noGrad(() => ops.mul(ops.exp(x), scale));
+    return ops.record("customExp", out, [x], [out], (g, [y]) => {
+      if (factor === null) return [null];
+      if (factor === "zeros") return [ops.zerosLike(x)];
+      return [ops.mul(ops.mul(g, y), factor)];
+    });
+  };
+}
+
+/** a·b as a custom op whose rule drops b's gradient. */
+const mulDroppingB: Fn = (a, b) => {
+  const out = ops.noGrad(() => ops.mul(a, b));
+  return ops.record("mulDroppingB", out, [a, b], [a, b], (g, [, sb]) => [ops.mul(g, sb), null]);
+};
+
+async function check(fn: Fn, shapes: number[][], seed: number): Promise<ops.GradcheckResult> {
+  const next = rng(seed);
+  const xs = shapes.map((shape) =>
+    ops.tensor(values({ shape, scale: 0.5 }, next), { shape, dtype: "float32", requiresGrad: true })
+  );
+  try {
+    return await ops.gradcheck(fn, xs);
+  } finally {
+    for (const t of xs) t.dispose();
+  }
+}
+
+Deno.test("gradcheck: a correct custom rule passes (the broken-rule cases below differ only in the rule)", async () => {
+  const res = await check(customExp(1, 1), [[3, 4]], 1);
+  assert.ok(res.ok, res.details);
+  assert.ok(res.relError < 1e-3, `relError ${res.relError}`);
+});
+
+Deno.test("gradcheck: a dropped, zero, halved or 10 % wrong rule fails", async () => {
+  for (const factor of [null, "zeros", 0.5, 0.9, 1.1, -1] as const) {
+    const res = await check(customExp(1, factor), [[3, 4]], 2);
+    assert.equal(res.ok, false, `factor ${factor}: gradcheck passed a wrong rule (${res.details})`);
+    assert.match(res.details, /^input 0 /);
+  }
+  const res = await check(mulDroppingB, [[3, 4], [4]], 3);
+  assert.equal(res.ok, false, "a rule that drops one input's gradient passed");
+  assert.match(res.details, /^input 1 element 0: analytic 0, numeric /);
+});
+
+Deno.test("gradcheck: a zero rule fails even where every gradient entry is below 0.01 (the old atol)", async () => {
+  const res = await check(customExp(2e-3, "zeros"), [[3, 4]], 4);
+  assert.ok(res.maxError > 0 && res.maxError < 1e-2, `every entry below 0.01: maxError ${res.maxError}`);
+  assert.equal(res.ok, false, `passed a zero rule: ${res.details}`);
+  assert.ok(res.relError >= 0.999, `relError ${res.relError}`);
+  // the same op with its correct rule passes
+  const good = await check(customExp(2e-3, 1), [[3, 4]], 4);
+  assert.ok(good.ok, good.details);
+});

@@ -18,12 +18,17 @@
  * @module
  */
 
-import { decode as decodePngBytes, encode as encodePngBytes } from "fast-png";
-import jpeg from "jpeg-js";
+// Full npm: specifiers (the versions of deno.json's import map), so that mod.ts also imports from a script outside
+// this project, without our deno.json (tests/import_test.ts).
+// deno-lint-ignore no-import-prefix
+import { decode as decodePngBytes, encode as encodePngBytes } from "npm:fast-png@8.0.0";
+// deno-lint-ignore no-import-prefix
+import jpeg from "npm:jpeg-js@0.4.4";
 
 /** sharp (libvips), loaded on first use only: a native library that the PNG/JPEG path never needs. */
-async function loadSharp(): Promise<typeof import("sharp").default> {
-  return (await import("sharp")).default;
+async function loadSharp(): Promise<typeof import("npm:sharp@0.35.5").default> {
+  // deno-lint-ignore no-import-prefix
+  return (await import("npm:sharp@0.35.5")).default;
 }
 
 /** An 8-bit RGB image, rows top to bottom, pixels interleaved (HWC). */
