@@ -10,7 +10,7 @@
 
 import type { Device } from "../../autodiff/backend.ts";
 import { add, avgPool2d, flatten, maxPool2d, relu } from "../../autodiff/ops/index.ts";
-import type { Tensor } from "../../autodiff/tensor.ts";
+import { type Tensor, tidy } from "../../autodiff/tensor.ts";
 import { Conv2d } from "../../nn/layers/conv.ts";
 import { Linear } from "../../nn/layers/linear.ts";
 import { BatchNorm2d } from "../../nn/layers/norm.ts";
@@ -62,8 +62,10 @@ export class BasicBlock extends Module {
 
   /** relu(bn2(conv2(relu(bn1(conv1(x))))) + shortcut(x)). */
   forward(x: Tensor): Tensor {
-    const out = this.bn2.forward(this.conv2.forward(relu(this.bn1.forward(this.conv1.forward(x)))));
-    return relu(add(out, this.downsample ? this.downsample.forward(x) : x));
+    return tidy(() => {
+      const out = this.bn2.forward(this.conv2.forward(relu(this.bn1.forward(this.conv1.forward(x)))));
+      return relu(add(out, this.downsample ? this.downsample.forward(x) : x));
+    });
   }
 }
 
@@ -100,10 +102,12 @@ export class Bottleneck extends Module {
 
   /** The three convolutions plus the shortcut, then relu. */
   forward(x: Tensor): Tensor {
-    let out = relu(this.bn1.forward(this.conv1.forward(x)));
-    out = relu(this.bn2.forward(this.conv2.forward(out)));
-    out = this.bn3.forward(this.conv3.forward(out));
-    return relu(add(out, this.downsample ? this.downsample.forward(x) : x));
+    return tidy(() => {
+      let out = relu(this.bn1.forward(this.conv1.forward(x)));
+      out = relu(this.bn2.forward(this.conv2.forward(out)));
+      out = this.bn3.forward(this.conv3.forward(out));
+      return relu(add(out, this.downsample ? this.downsample.forward(x) : x));
+    });
   }
 }
 

@@ -10,7 +10,7 @@
 
 import type { Device } from "../../autodiff/backend.ts";
 import { add, relu, silu } from "../../autodiff/ops/index.ts";
-import type { Tensor } from "../../autodiff/tensor.ts";
+import { type Tensor, tidy } from "../../autodiff/tensor.ts";
 import { Conv2d } from "../../nn/layers/conv.ts";
 import { Sequential } from "../../nn/layers/container.ts";
 import { BatchNorm2d, InstanceNorm2d } from "../../nn/layers/norm.ts";
@@ -92,10 +92,12 @@ export class OCEBottleneck extends Module {
 
   /** relu(bn3(conv3(relu(bn2(conv2(relu(bn1(conv1(x)))))))) + shortcut(x)). */
   forward(x: Tensor): Tensor {
-    let h = relu(this.bn1.forward(this.conv1.forward(x)));
-    h = relu(this.bn2.forward(this.conv2.forward(h)));
-    h = this.bn3.forward(this.conv3.forward(h));
-    return relu(add(h, this.downsample ? this.downsample.forward(x) : x));
+    return tidy(() => {
+      let h = relu(this.bn1.forward(this.conv1.forward(x)));
+      h = relu(this.bn2.forward(this.conv2.forward(h)));
+      h = this.bn3.forward(this.conv3.forward(h));
+      return relu(add(h, this.downsample ? this.downsample.forward(x) : x));
+    });
   }
 }
 
@@ -182,13 +184,15 @@ export class MFFOCE extends Module {
 
   /** Fuses f1 (B, 64, H, W), f2 (B, 128, H/2, W/2), f3 (B, 256, H/4, W/4) into (B, 512, H/8, W/8). */
   forward(f1: Tensor, f2: Tensor, f3: Tensor): Tensor {
-    const fpn0 = this.#act(this.bn1.forward(this.conv1.forward(f1)));
-    const fpn1 = add(this.#act(this.bn21.forward(this.conv21.forward(f2))), fpn0);
-    let sv = add(
-      this.#act(this.bn2.forward(this.conv2.forward(fpn1))),
-      this.#act(this.bn31.forward(this.conv31.forward(f3))),
-    );
-    sv = this.#act(this.bnf.forward(this.convf.forward(sv)));
-    return this.bn_layer.forward(sv);
+    return tidy(() => {
+      const fpn0 = this.#act(this.bn1.forward(this.conv1.forward(f1)));
+      const fpn1 = add(this.#act(this.bn21.forward(this.conv21.forward(f2))), fpn0);
+      let sv = add(
+        this.#act(this.bn2.forward(this.conv2.forward(fpn1))),
+        this.#act(this.bn31.forward(this.conv31.forward(f3))),
+      );
+      sv = this.#act(this.bnf.forward(this.convf.forward(sv)));
+      return this.bn_layer.forward(sv);
+    });
   }
 }

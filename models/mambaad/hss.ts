@@ -10,7 +10,7 @@
 
 import type { Device } from "../../autodiff/backend.ts";
 import { add } from "../../autodiff/ops/index.ts";
-import type { Tensor } from "../../autodiff/tensor.ts";
+import { type Tensor, tidy } from "../../autodiff/tensor.ts";
 import { DropPath } from "../../nn/layers/dropout.ts";
 import { LayerNorm } from "../../nn/layers/norm.ts";
 import { Module } from "../../nn/module.ts";
@@ -68,11 +68,13 @@ export class HSSBlock extends Module {
 
   /** x (B, H, W, C) → x + DropPath(SS2D(LN(x))). */
   forward(x: Tensor): Tensor {
-    if (x.ndim !== 4 || x.shape[3] !== this.hidden) {
-      throw new Error(
-        `HSSBlock(${this.hidden}): expected a channels-last (B, H, W, ${this.hidden}) input, got [${x.shape}]`,
-      );
-    }
-    return add(x, this.drop_path.forward(this.self_attention.forward(this.ln_1.forward(x))));
+    return tidy(() => {
+      if (x.ndim !== 4 || x.shape[3] !== this.hidden) {
+        throw new Error(
+          `HSSBlock(${this.hidden}): expected a channels-last (B, H, W, ${this.hidden}) input, got [${x.shape}]`,
+        );
+      }
+      return add(x, this.drop_path.forward(this.self_attention.forward(this.ln_1.forward(x))));
+    });
   }
 }

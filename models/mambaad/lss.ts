@@ -11,7 +11,7 @@
 
 import type { Device } from "../../autodiff/backend.ts";
 import { add, concat, permute } from "../../autodiff/ops/index.ts";
-import type { Tensor } from "../../autodiff/tensor.ts";
+import { type Tensor, tidy } from "../../autodiff/tensor.ts";
 import { normal, zeros } from "../../nn/init.ts";
 import { SiLU } from "../../nn/layers/activation.ts";
 import { Sequential } from "../../nn/layers/container.ts";
@@ -122,17 +122,19 @@ export class LSSModule extends Module {
 
   /** x (B, H, W, C) → (B, H, W, C). */
   forward(x: Tensor): Tensor {
-    if (x.ndim !== 4 || x.shape[3] !== this.hidden) {
-      throw new Error(
-        `LSSModule(${this.hidden}): expected a channels-last (B, H, W, ${this.hidden}) input, got [${x.shape}]`,
-      );
-    }
-    let ssm = x;
-    for (const blk of this.smm_blocks) ssm = blk.forward(ssm);
-    const xc = permute(x, [0, 3, 1, 2]);
-    const out7 = this.conv1a7.forward(this.conv77.forward(this.conv1b7.forward(xc)));
-    const out5 = this.conv1a5.forward(this.conv55.forward(this.conv1b5.forward(xc)));
-    const fused = this.finalconv11.forward(concat([permute(ssm, [0, 3, 1, 2]), out5, out7], 1));
-    return permute(add(fused, xc), [0, 2, 3, 1]);
+    return tidy(() => {
+      if (x.ndim !== 4 || x.shape[3] !== this.hidden) {
+        throw new Error(
+          `LSSModule(${this.hidden}): expected a channels-last (B, H, W, ${this.hidden}) input, got [${x.shape}]`,
+        );
+      }
+      let ssm = x;
+      for (const blk of this.smm_blocks) ssm = blk.forward(ssm);
+      const xc = permute(x, [0, 3, 1, 2]);
+      const out7 = this.conv1a7.forward(this.conv77.forward(this.conv1b7.forward(xc)));
+      const out5 = this.conv1a5.forward(this.conv55.forward(this.conv1b5.forward(xc)));
+      const fused = this.finalconv11.forward(concat([permute(ssm, [0, 3, 1, 2]), out5, out7], 1));
+      return permute(add(fused, xc), [0, 2, 3, 1]);
+    });
   }
 }

@@ -10,7 +10,7 @@
 import type { Device } from "../../autodiff/backend.ts";
 import { add, concat, gelu, permute, split } from "../../autodiff/ops/index.ts";
 import { globalGenerator } from "../../autodiff/random.ts";
-import { noGrad, type Tensor } from "../../autodiff/tensor.ts";
+import { noGrad, type Tensor, tidy } from "../../autodiff/tensor.ts";
 import { tensor } from "../../autodiff/ops/index.ts";
 import { Conv2d } from "../../nn/layers/conv.ts";
 import { Linear } from "../../nn/layers/linear.ts";
@@ -44,8 +44,10 @@ export class WaveMlp extends Module {
 
   /** x (B, C, H, W) → (B, C, H, W). */
   forward(x: Tensor): Tensor {
-    const y = this.fc2.forward(gelu(this.fc1.forward(permute(x, [0, 2, 3, 1]))));
-    return permute(y, [0, 3, 1, 2]);
+    return tidy(() => {
+      const y = this.fc2.forward(gelu(this.fc1.forward(permute(x, [0, 2, 3, 1]))));
+      return permute(y, [0, 3, 1, 2]);
+    });
   }
 }
 
@@ -62,7 +64,9 @@ export class SpatialLFSS extends Module {
 
   /** LL (B, C, h, w) → (B, C, h, w). */
   forward(ll: Tensor): Tensor {
-    return add(ll, permute(this.ss2d.forward(permute(ll, [0, 2, 3, 1])), [0, 3, 1, 2]));
+    return tidy(() => {
+      return add(ll, permute(this.ss2d.forward(permute(ll, [0, 2, 3, 1])), [0, 3, 1, 2]));
+    });
   }
 }
 
@@ -138,18 +142,20 @@ export class WaveBlock extends VSSBlock {
 
   /** x (B, H, W, C) → (B, H, W, C) (Eq. 4 and 8). */
   override forward(x: Tensor): Tensor {
-    if (this.#plain) return super.forward(x);
-    const self = this as unknown as Record<string, { forward(t: Tensor): Tensor } | null>;
-    const b = x.shape[0];
-    const bands = dwt(permute(this.ln_1.forward(x), [0, 3, 1, 2])); // [LL; HL; LH; HH]
-    const [ll, high] = split(bands, [b, 3 * b], 0);
-    const lfss = self.CMamba, hfss = self.D_SSM;
-    const llOut = lfss ? lfss.forward(ll) : ll;
-    const highOut = hfss ? permute(hfss.forward(permute(high, [0, 2, 3, 1])), [0, 3, 1, 2]) : high;
-    const wav = permute(iwt(concat([llOut, highOut], 0)), [0, 2, 3, 1]);
-    const y1 = add(x, this.drop_path.forward(wav));
-    const ffn = permute(this.mlp.forward(permute(this.ln_2.forward(y1), [0, 3, 1, 2])), [0, 2, 3, 1]);
-    return add(ffn, y1);
+    return tidy(() => {
+      if (this.#plain) return super.forward(x);
+      const self = this as unknown as Record<string, { forward(t: Tensor): Tensor } | null>;
+      const b = x.shape[0];
+      const bands = dwt(permute(this.ln_1.forward(x), [0, 3, 1, 2])); // [LL; HL; LH; HH]
+      const [ll, high] = split(bands, [b, 3 * b], 0);
+      const lfss = self.CMamba, hfss = self.D_SSM;
+      const llOut = lfss ? lfss.forward(ll) : ll;
+      const highOut = hfss ? permute(hfss.forward(permute(high, [0, 2, 3, 1])), [0, 3, 1, 2]) : high;
+      const wav = permute(iwt(concat([llOut, highOut], 0)), [0, 2, 3, 1]);
+      const y1 = add(x, this.drop_path.forward(wav));
+      const ffn = permute(this.mlp.forward(permute(this.ln_2.forward(y1), [0, 3, 1, 2])), [0, 2, 3, 1]);
+      return add(ffn, y1);
+    });
   }
 }
 

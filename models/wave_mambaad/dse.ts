@@ -7,7 +7,7 @@
 
 import type { Device } from "../../autodiff/backend.ts";
 import { add, gelu, mul, permute, reshape, split } from "../../autodiff/ops/index.ts";
-import type { Tensor } from "../../autodiff/tensor.ts";
+import { type Tensor, tidy } from "../../autodiff/tensor.ts";
 import { Conv2d } from "../../nn/layers/conv.ts";
 import { Module } from "../../nn/module.ts";
 
@@ -63,8 +63,10 @@ export class FeedForward extends Module {
 
   /** x (B, C, H, W) → (B, C, H, W). */
   forward(x: Tensor): Tensor {
-    const t = this.dwconv3.forward(channelShuffle2(this.project_in.forward(x)));
-    const [x1, x2] = split(t, this.hidden, 1);
-    return this.project_out.forward(add(mul(gelu(x1), x2), mul(gelu(x2), x1)));
+    return tidy(() => {
+      const t = this.dwconv3.forward(channelShuffle2(this.project_in.forward(x)));
+      const [x1, x2] = split(t, this.hidden, 1);
+      return this.project_out.forward(add(mul(gelu(x1), x2), mul(gelu(x2), x1)));
+    });
   }
 }

@@ -8,7 +8,7 @@
 
 import type { Device } from "../../autodiff/backend.ts";
 import { add, concat, mean, mul, permute, split } from "../../autodiff/ops/index.ts";
-import type { Tensor } from "../../autodiff/tensor.ts";
+import { type Tensor, tidy } from "../../autodiff/tensor.ts";
 import { Conv2d } from "../../nn/layers/conv.ts";
 import { Module } from "../../nn/module.ts";
 import { ChannelMamba, type ChannelMambaOptions } from "../../nn/ssm/channel_mamba.ts";
@@ -115,13 +115,15 @@ export class ChannelFreqAdapt extends Module {
 
   /** LL (B, C, h, w) → (B, C, h, w). */
   forward(ll: Tensor): Tensor {
-    const [, c, h, w] = ll.shape;
-    if (c !== this.dim || h !== this.h || w !== this.w) {
-      throw new Error(
-        `ChannelFreqAdapt(${this.dim}, ${this.h}, ${this.w}): expected [B, ${this.dim}, ${this.h}, ${this.w}], got [${ll.shape}]`,
-      );
-    }
-    const heads = split(this.dwconv3.forward(ll), this.dim / this.numHeads, 1);
-    return add(this.project_out.forward(concat(heads.map((x, i) => this.channelMamba(x, i)), 1)), ll);
+    return tidy(() => {
+      const [, c, h, w] = ll.shape;
+      if (c !== this.dim || h !== this.h || w !== this.w) {
+        throw new Error(
+          `ChannelFreqAdapt(${this.dim}, ${this.h}, ${this.w}): expected [B, ${this.dim}, ${this.h}, ${this.w}], got [${ll.shape}]`,
+        );
+      }
+      const heads = split(this.dwconv3.forward(ll), this.dim / this.numHeads, 1);
+      return add(this.project_out.forward(concat(heads.map((x, i) => this.channelMamba(x, i)), 1)), ll);
+    });
   }
 }

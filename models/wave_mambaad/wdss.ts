@@ -7,7 +7,7 @@
 
 import type { Device } from "../../autodiff/backend.ts";
 import { add, concat, permute, split } from "../../autodiff/ops/index.ts";
-import type { Tensor } from "../../autodiff/tensor.ts";
+import { type Tensor, tidy } from "../../autodiff/tensor.ts";
 import { Conv2d } from "../../nn/layers/conv.ts";
 import { DropPath } from "../../nn/layers/dropout.ts";
 import { LayerNorm } from "../../nn/layers/norm.ts";
@@ -107,14 +107,16 @@ export class VSSBlock extends Module {
 
   /** x (B, H, W, C) → (B, H, W, C). */
   forward(x: Tensor): Tensor {
-    const b = x.shape[0];
-    const bands = dwt(permute(this.ln_1.forward(x), [0, 3, 1, 2])); // (4B, C, h, w) = [LL; HL; LH; HH]
-    const [ll, high] = split(bands, [b, 3 * b], 0);
-    const llOut = this.CMamba.forward(ll);
-    const highOut = permute(this.D_SSM.forward(permute(high, [0, 2, 3, 1])), [0, 3, 1, 2]);
-    const wav = permute(iwt(concat([llOut, highOut], 0)), [0, 2, 3, 1]);
-    const y1 = add(x, this.drop_path.forward(wav));
-    const dse = permute(this.mlp.forward(permute(this.ln_2.forward(y1), [0, 3, 1, 2])), [0, 2, 3, 1]);
-    return add(dse, y1);
+    return tidy(() => {
+      const b = x.shape[0];
+      const bands = dwt(permute(this.ln_1.forward(x), [0, 3, 1, 2])); // (4B, C, h, w) = [LL; HL; LH; HH]
+      const [ll, high] = split(bands, [b, 3 * b], 0);
+      const llOut = this.CMamba.forward(ll);
+      const highOut = permute(this.D_SSM.forward(permute(high, [0, 2, 3, 1])), [0, 3, 1, 2]);
+      const wav = permute(iwt(concat([llOut, highOut], 0)), [0, 2, 3, 1]);
+      const y1 = add(x, this.drop_path.forward(wav));
+      const dse = permute(this.mlp.forward(permute(this.ln_2.forward(y1), [0, 3, 1, 2])), [0, 2, 3, 1]);
+      return add(dse, y1);
+    });
   }
 }

@@ -8,7 +8,7 @@
 
 import type { Device } from "../../autodiff/backend.ts";
 import { add, exp, flip, linear, mul, neg, permute, reshape, silu, split, tensor } from "../../autodiff/ops/index.ts";
-import type { Tensor } from "../../autodiff/tensor.ts";
+import { type Tensor, tidy } from "../../autodiff/tensor.ts";
 import { Conv2d } from "../layers/conv.ts";
 import { Linear } from "../layers/linear.ts";
 import { LayerNorm } from "../layers/norm.ts";
@@ -117,42 +117,44 @@ export class ChannelMamba extends Module {
 
   /** u (B, h, 1, C′) → (B, h, 1, C′). */
   forward(u: Tensor): Tensor {
-    const [batch, h, one, l] = u.shape;
-    if (h !== this.dModel || one !== 1 || l !== this.dim) {
-      throw new Error(
-        `ChannelMamba(${this.dModel}, ${this.dim}): expected input [B, ${this.dModel}, 1, ${this.dim}], got [${u.shape}]`,
-      );
-    }
-    const tokens = permute(reshape(u, [batch, h, l]), [0, 2, 1]); // (B, L, h)
-    const [xt, zt] = split(this.in_proj.forward(tokens), h, 2); // (B, L, h) each
-    // the conv sees the L sequence positions as channels of a 1 × h map
-    let xc = reshape(this.conv2d.forward(reshape(xt, [batch, l, 1, h])), [batch, l, h]);
-    if (this.#opts.siluAfterConv) xc = silu(xc);
-    const x = permute(xc, [0, 2, 1]); // (B, h, L)
-    const z = permute(zt, [0, 2, 1]);
-    const gate = this.#opts.gateInsideScan ? z : null;
+    return tidy(() => {
+      const [batch, h, one, l] = u.shape;
+      if (h !== this.dModel || one !== 1 || l !== this.dim) {
+        throw new Error(
+          `ChannelMamba(${this.dModel}, ${this.dim}): expected input [B, ${this.dModel}, 1, ${this.dim}], got [${u.shape}]`,
+        );
+      }
+      const tokens = permute(reshape(u, [batch, h, l]), [0, 2, 1]); // (B, L, h)
+      const [xt, zt] = split(this.in_proj.forward(tokens), h, 2); // (B, L, h) each
+      // the conv sees the L sequence positions as channels of a 1 × h map
+      let xc = reshape(this.conv2d.forward(reshape(xt, [batch, l, 1, h])), [batch, l, h]);
+      if (this.#opts.siluAfterConv) xc = silu(xc);
+      const x = permute(xc, [0, 2, 1]); // (B, h, L)
+      const z = permute(zt, [0, 2, 1]);
+      const gate = this.#opts.gateInsideScan ? z : null;
 
-    const [dtF, bF, cF] = this.#projections(xc, this.x_proj, this.dt_proj);
-    const yF = selectiveScan(x, dtF, neg(exp(this.A_log)), bF, cF, {
-      D: this.D,
-      z: gate,
-      deltaBias: this.dt_proj.bias,
-      deltaSoftplus: true,
+      const [dtF, bF, cF] = this.#projections(xc, this.x_proj, this.dt_proj);
+      const yF = selectiveScan(x, dtF, neg(exp(this.A_log)), bF, cF, {
+        D: this.D,
+        z: gate,
+        deltaBias: this.dt_proj.bias,
+        deltaSoftplus: true,
+      });
+      const xFlip = flip(x, [2]);
+      const [dtB, bB, cB] = this.#projections(
+        this.#opts.backwardFromFlipped ? permute(xFlip, [0, 2, 1]) : xc,
+        this.x_proj_b,
+        this.dt_proj_b,
+      );
+      const yB = selectiveScan(xFlip, dtB, neg(exp(this.A_b_log)), bB, cB, {
+        D: this.D_b,
+        z: gate,
+        deltaBias: this.#opts.backwardDtBias === "forward" ? this.dt_proj.bias : this.dt_proj_b.bias,
+        deltaSoftplus: true,
+      });
+      const g = silu(z);
+      const out = add(mul(this.ln.forward(yF), g), flip(mul(this.ln1.forward(yB), g), [2]));
+      return reshape(out, [batch, h, 1, l]);
     });
-    const xFlip = flip(x, [2]);
-    const [dtB, bB, cB] = this.#projections(
-      this.#opts.backwardFromFlipped ? permute(xFlip, [0, 2, 1]) : xc,
-      this.x_proj_b,
-      this.dt_proj_b,
-    );
-    const yB = selectiveScan(xFlip, dtB, neg(exp(this.A_b_log)), bB, cB, {
-      D: this.D_b,
-      z: gate,
-      deltaBias: this.#opts.backwardDtBias === "forward" ? this.dt_proj.bias : this.dt_proj_b.bias,
-      deltaSoftplus: true,
-    });
-    const g = silu(z);
-    const out = add(mul(this.ln.forward(yF), g), flip(mul(this.ln1.forward(yB), g), [2]));
-    return reshape(out, [batch, h, 1, l]);
   }
 }

@@ -9,7 +9,7 @@
 import type { Device } from "../../autodiff/backend.ts";
 import { conv2d, exp, linear, neg, permute, reshape, silu, slice, split, tensor } from "../../autodiff/ops/index.ts";
 import { globalGenerator } from "../../autodiff/random.ts";
-import type { Tensor } from "../../autodiff/tensor.ts";
+import { type Tensor, tidy } from "../../autodiff/tensor.ts";
 import { uniform } from "../init.ts";
 import { Linear } from "../layers/linear.ts";
 import { Module, Parameter } from "../module.ts";
@@ -54,13 +54,15 @@ export class CausalConv1d extends Module {
 
   /** x (B, D, L) → (B, D, L): output l sees inputs l−k+1..l (left zero padding, as Conv1d(padding=k−1)[..., :L]). */
   forward(x: Tensor): Tensor {
-    const [b, d, l] = x.shape;
-    const k = this.weight.shape[2];
-    const y = conv2d(reshape(x, [b, d, 1, l]), reshape(this.weight, [d, 1, 1, k]), this.bias, {
-      padding: [0, k - 1],
-      groups: d,
+    return tidy(() => {
+      const [b, d, l] = x.shape;
+      const k = this.weight.shape[2];
+      const y = conv2d(reshape(x, [b, d, 1, l]), reshape(this.weight, [d, 1, 1, k]), this.bias, {
+        padding: [0, k - 1],
+        groups: d,
+      });
+      return slice(reshape(y, [b, d, l + k - 1]), 2, 0, l);
     });
-    return slice(reshape(y, [b, d, l + k - 1]), 2, 0, l);
   }
 }
 
@@ -117,19 +119,25 @@ export class Mamba extends Module {
 
   /** x (B, L, C) → (B, L, C). */
   forward(x: Tensor): Tensor {
-    if (x.ndim !== 3 || x.shape[2] !== this.dModel) {
-      throw new Error(`Mamba(${this.dModel}): expected input [B, L, ${this.dModel}], got [${x.shape}]`);
-    }
-    const [xs, z] = split(this.in_proj.forward(x), this.dInner, 2); // (B, L, D) each
-    const u = silu(this.conv1d.forward(permute(xs, [0, 2, 1]))); // (B, D, L)
-    const [dtLow, b, c] = split(this.x_proj.forward(permute(u, [0, 2, 1])), [this.dtRank, this.dState, this.dState], 2);
-    const delta = permute(linear(dtLow, this.dt_proj.weight), [0, 2, 1]); // (B, D, L), bias added in the scan
-    const y = selectiveScan(u, delta, neg(exp(this.A_log)), permute(b, [0, 2, 1]), permute(c, [0, 2, 1]), {
-      D: this.D,
-      z: permute(z, [0, 2, 1]),
-      deltaBias: this.dt_proj.bias,
-      deltaSoftplus: true,
+    return tidy(() => {
+      if (x.ndim !== 3 || x.shape[2] !== this.dModel) {
+        throw new Error(`Mamba(${this.dModel}): expected input [B, L, ${this.dModel}], got [${x.shape}]`);
+      }
+      const [xs, z] = split(this.in_proj.forward(x), this.dInner, 2); // (B, L, D) each
+      const u = silu(this.conv1d.forward(permute(xs, [0, 2, 1]))); // (B, D, L)
+      const [dtLow, b, c] = split(
+        this.x_proj.forward(permute(u, [0, 2, 1])),
+        [this.dtRank, this.dState, this.dState],
+        2,
+      );
+      const delta = permute(linear(dtLow, this.dt_proj.weight), [0, 2, 1]); // (B, D, L), bias added in the scan
+      const y = selectiveScan(u, delta, neg(exp(this.A_log)), permute(b, [0, 2, 1]), permute(c, [0, 2, 1]), {
+        D: this.D,
+        z: permute(z, [0, 2, 1]),
+        deltaBias: this.dt_proj.bias,
+        deltaSoftplus: true,
+      });
+      return this.out_proj.forward(permute(y, [0, 2, 1]));
     });
-    return this.out_proj.forward(permute(y, [0, 2, 1]));
   }
 }

@@ -30,7 +30,7 @@ import {
   tensor,
 } from "../../autodiff/ops/index.ts";
 import { globalGenerator } from "../../autodiff/random.ts";
-import type { Tensor } from "../../autodiff/tensor.ts";
+import { type Tensor, tidy } from "../../autodiff/tensor.ts";
 import { uniform } from "../init.ts";
 import { Conv2d } from "../layers/conv.ts";
 import { Linear } from "../layers/linear.ts";
@@ -197,20 +197,22 @@ export class SS2D extends SelectiveScan2dBase {
 
   /** x (B, H, W, C) → (B, H, W, C). */
   forward(x: Tensor): Tensor {
-    const [b, h, w] = x.shape;
-    const { xc, z } = this.project(x);
-    const flat = reshape(xc, [b, this.dInner, h * w]);
-    const device = x.device;
-    // cross-scan: one sequence per direction
-    const xs = stack(this.directions.map((o) => indexSelect(flat, 2, o.indices(h, w, device))), 1);
-    const ys = this.scan(xs);
-    // cross-merge: back to row-major order, summed
-    let y: Tensor | null = null;
-    this.directions.forEach((o, k) => {
-      const yk = indexSelect(reshape(split(ys, 1, 1)[k], [b, this.dInner, h * w]), 2, o.inverseIndices(h, w, device));
-      y = y ? add(y, yk) : yk;
+    return tidy(() => {
+      const [b, h, w] = x.shape;
+      const { xc, z } = this.project(x);
+      const flat = reshape(xc, [b, this.dInner, h * w]);
+      const device = x.device;
+      // cross-scan: one sequence per direction
+      const xs = stack(this.directions.map((o) => indexSelect(flat, 2, o.indices(h, w, device))), 1);
+      const ys = this.scan(xs);
+      // cross-merge: back to row-major order, summed
+      let y: Tensor | null = null;
+      this.directions.forEach((o, k) => {
+        const yk = indexSelect(reshape(split(ys, 1, 1)[k], [b, this.dInner, h * w]), 2, o.inverseIndices(h, w, device));
+        y = y ? add(y, yk) : yk;
+      });
+      return this.finish(y!, z);
     });
-    return this.finish(y!, z);
   }
 }
 
@@ -272,29 +274,31 @@ export class DSS2D extends SelectiveScan2dBase {
 
   /** x (3·B, H, W, C) = [HL; LH; HH] → (3·B, H, W, C). */
   forward(x: Tensor): Tensor {
-    const [b3, h, w] = x.shape;
-    if (b3 % 3 !== 0) throw new Error(`DSS2D: the batch must stack 3 bands [HL; LH; HH], got shape [${x.shape}]`);
-    const { xc, z } = this.project(x);
-    const l = h * w, d = this.dInner, device = x.device;
-    const bands = split(reshape(xc, [b3, d, l]), b3 / 3, 0);
-    // per band: its order and the time-reversed sequence (K = 2)
-    const pairs = bands.map((band, i) => {
-      const seq = indexSelect(band, 2, this.orders[i].indices(h, w, device));
-      return stack([seq, flip(seq, [2])], 1); // (B, 2, D, L)
+    return tidy(() => {
+      const [b3, h, w] = x.shape;
+      if (b3 % 3 !== 0) throw new Error(`DSS2D: the batch must stack 3 bands [HL; LH; HH], got shape [${x.shape}]`);
+      const { xc, z } = this.project(x);
+      const l = h * w, d = this.dInner, device = x.device;
+      const bands = split(reshape(xc, [b3, d, l]), b3 / 3, 0);
+      // per band: its order and the time-reversed sequence (K = 2)
+      const pairs = bands.map((band, i) => {
+        const seq = indexSelect(band, 2, this.orders[i].indices(h, w, device));
+        return stack([seq, flip(seq, [2])], 1); // (B, 2, D, L)
+      });
+      // shared weights: the bands ride along the batch (3B, 2, D, L); own weights: along K (B, 6, D, L)
+      const ys = this.sharedBands ? this.scan(concat(pairs, 0)) : this.scan(concat(pairs, 1));
+      const perBand = this.sharedBands ? split(ys, b3 / 3, 0) : split(ys, 2, 1);
+      const merged = perBand.map((yb) => {
+        const [fwd, bwd] = split(yb, 1, 1);
+        return add(reshape(fwd, [b3 / 3, d, l]), flip(reshape(bwd, [b3 / 3, d, l]), [2]));
+      });
+      const y = concat(
+        merged.map((m, i) =>
+          this.decode === "inverse" ? indexSelect(m, 2, this.orders[i].inverseIndices(h, w, device)) : m
+        ),
+        0,
+      );
+      return this.finish(y, z);
     });
-    // shared weights: the bands ride along the batch (3B, 2, D, L); own weights: along K (B, 6, D, L)
-    const ys = this.sharedBands ? this.scan(concat(pairs, 0)) : this.scan(concat(pairs, 1));
-    const perBand = this.sharedBands ? split(ys, b3 / 3, 0) : split(ys, 2, 1);
-    const merged = perBand.map((yb) => {
-      const [fwd, bwd] = split(yb, 1, 1);
-      return add(reshape(fwd, [b3 / 3, d, l]), flip(reshape(bwd, [b3 / 3, d, l]), [2]));
-    });
-    const y = concat(
-      merged.map((m, i) =>
-        this.decode === "inverse" ? indexSelect(m, 2, this.orders[i].inverseIndices(h, w, device)) : m
-      ),
-      0,
-    );
-    return this.finish(y, z);
   }
 }

@@ -34,6 +34,9 @@ import {
 } from "./conv.ts";
 import { isPlain2x2, maxPool2dBackward, maxPool2dForward, maxPool2dForward2x2 } from "./pool.ts";
 import { selectiveScanBackwardCpu, selectiveScanForwardCpu } from "./selective_scan.ts";
+import { selectiveScanBackwardWasm, selectiveScanForwardWasm } from "./selective_scan_wasm.ts";
+import { unaryWasm } from "./elementwise_wasm.ts";
+import { cpuWasm } from "./wasm/module.ts";
 import { haarDwtForward, haarIwtForward } from "./wavelet.ts";
 
 /** A CPU buffer: a typed array of the dtype's host type. */
@@ -212,7 +215,9 @@ export const cpuBackend: Backend = {
     const src = arr(x);
     const out = make(src.length, op === "isnan" ? "bool" : x.dtype);
     if (op === "relu" && src instanceof Float32Array) reluBits(out.data as Float32Array, src);
-    else unaryLoop(op)(out.data, src, src.length);
+    else if (!(src instanceof Float32Array && unaryWasm(op, out.data as Float32Array, src))) {
+      unaryLoop(op)(out.data, src, src.length);
+    }
     return out;
   },
   binary(
@@ -442,7 +447,8 @@ export const cpuBackend: Backend = {
     p: SelectiveScanParams,
     returnLastState: boolean,
   ): { out: BackendBuffer; lastState?: BackendBuffer; chunkStates: BackendBuffer } {
-    return selectiveScanForwardCpu(x, p, returnLastState, (n) => make(n, "float32"));
+    const kernel = p.groups > 0 && cpuWasm() ? selectiveScanForwardWasm : selectiveScanForwardCpu;
+    return kernel(x, p, returnLastState, (n) => make(n, "float32"));
   },
   selectiveScanBackward(
     x: SelectiveScanInputs,
@@ -450,7 +456,8 @@ export const cpuBackend: Backend = {
     dout: BackendBuffer,
     p: SelectiveScanParams,
   ): SelectiveScanGrads {
-    return selectiveScanBackwardCpu(x, chunkStates, dout, p, (n) => make(n, "float32"));
+    const kernel = p.groups > 0 && cpuWasm() ? selectiveScanBackwardWasm : selectiveScanBackwardCpu;
+    return kernel(x, chunkStates, dout, p, (n) => make(n, "float32"));
   },
   gather(
     x: BackendBuffer,

@@ -1,0 +1,79 @@
+/**
+ * The CPU backend's WebAssembly kernels (AssemblyScript sources in src/, built by tools/build_wasm.ts into
+ * kernels.wasm.ts): one module instance with one linear memory that the host lays operands out in.
+ * Everything here is synchronous; a runtime without WebAssembly SIMD gets `null` and the scalar kernels.
+ *
+ * @module
+ */
+
+import { CPU_KERNELS_WASM_BASE64 } from "./kernels.wasm.ts";
+
+/** The exported kernels (byte addresses and sizes are plain numbers). */
+export interface CpuWasmExports {
+  /** Selective-scan forward of one batch element (src/selective_scan.ts). */
+  scanForward(...args: number[]): void;
+  /** Selective-scan backward of one batch element (src/selective_scan.ts). */
+  scanBackward(...args: number[]): void;
+  /** dst = op(src) over n float32 values, n a multiple of 4 (src/elementwise.ts). */
+  unary(op: number, src: number, dst: number, n: number): void;
+}
+
+/** The instance and its memory. */
+export interface CpuWasm {
+  /** The kernels. */
+  exports: CpuWasmExports;
+  /** Grows the memory to at least `bytes` and returns a float32 view of all of it. */
+  reserve(bytes: number): Float32Array;
+}
+
+let instance: CpuWasm | null | undefined;
+let enabled = true;
+
+/** The kernels, or null when the runtime lacks WebAssembly SIMD or they were turned off. */
+export function cpuWasm(): CpuWasm | null {
+  if (!enabled) return null;
+  if (instance !== undefined) return instance;
+  try {
+    const bin = Uint8Array.from(atob(CPU_KERNELS_WASM_BASE64), (c) => c.charCodeAt(0));
+    const memory = new WebAssembly.Memory({ initial: 16 });
+    const inst = new WebAssembly.Instance(new WebAssembly.Module(bin), {
+      env: {
+        memory,
+        abort: () => {
+          throw new Error("CPU wasm kernel: abort");
+        },
+      },
+    });
+    let view = new Float32Array(memory.buffer);
+    instance = {
+      exports: inst.exports as unknown as CpuWasmExports,
+      reserve(bytes: number): Float32Array {
+        const have = memory.buffer.byteLength;
+        if (bytes > have) memory.grow(Math.ceil((bytes - have) / 65536));
+        if (view.buffer !== memory.buffer) view = new Float32Array(memory.buffer);
+        return view;
+      },
+    };
+  } catch {
+    instance = null;
+  }
+  return instance;
+}
+
+/** Turns the WebAssembly kernels on or off (tests compare them with the scalar reference kernels). */
+export function setCpuWasmEnabled(on: boolean): void {
+  enabled = on;
+}
+
+/** Byte offsets of regions in the module's memory, each 16-byte aligned; 0 is never handed out ("absent"). */
+export class WasmLayout {
+  /** Bytes used so far. */
+  bytes = 16;
+  /** Reserves `floats` float32 slots (a float64 takes two); returns the byte offset, or 0 when `floats` is 0. */
+  take(floats: number): number {
+    if (floats === 0) return 0;
+    const at = this.bytes;
+    this.bytes += Math.ceil(floats * 4 / 16) * 16;
+    return at;
+  }
+}

@@ -1,0 +1,3 @@
+// AssemblyScript entry: every WebAssembly kernel of the CPU backend, compiled into one module.
+export { scanBackward, scanForward } from "./selective_scan";
+export { unary } from "./elementwise";

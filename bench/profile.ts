@@ -1,0 +1,60 @@
+/**
+ * A per-kernel profile of a backend: every kernel method of the backend object is wrapped with a timer
+ * for the duration of a region. Kernel families that take an op name (`unary`, `binary`, `reduce`) are
+ * split by op. On WebGPU the times are host recording times (kernels run asynchronously).
+ *
+ * @module
+ */
+import type { Backend } from "../autodiff/backend.ts";
+
+/** Calls and total milliseconds per kernel. */
+export type KernelProfile = Record<string, { calls: number; ms: number }>;
+
+const BY_OP = new Set(["unary", "binary", "reduce"]);
+const SKIP = new Set(["memory", "resetPeakMemory", "sync", "read", "device"]);
+
+/** Runs `fn` with every kernel of `backend` timed; returns the profile, sorted by time. */
+export async function profileKernels(backend: Backend, fn: () => Promise<void>): Promise<KernelProfile> {
+  const prof: KernelProfile = {};
+  const target = backend as unknown as Record<string, unknown>;
+  const originals = new Map<string, (...a: unknown[]) => unknown>();
+  for (const key of Object.keys(target)) {
+    const f = target[key];
+    if (typeof f !== "function" || SKIP.has(key)) continue;
+    originals.set(key, f as (...a: unknown[]) => unknown);
+    target[key] = function (this: unknown, ...args: unknown[]) {
+      const name = BY_OP.has(key) ? `${key}:${args[0]}` : key;
+      const t0 = performance.now();
+      try {
+        return (f as (...a: unknown[]) => unknown).apply(this, args);
+      } finally {
+        const e = (prof[name] ??= { calls: 0, ms: 0 });
+        e.calls++;
+        e.ms += performance.now() - t0;
+      }
+    };
+  }
+  try {
+    await fn();
+  } finally {
+    for (const [key, f] of originals) target[key] = f;
+  }
+  const sorted = Object.entries(prof).sort((a, b) => b[1].ms - a[1].ms);
+  return Object.fromEntries(sorted.map(([k, v]) => [k, { calls: v.calls, ms: Number(v.ms.toFixed(1)) }]));
+}
+
+/** The profile as aligned text lines (kernel, calls, ms, share of the total). */
+export function formatProfile(prof: KernelProfile, wallMs: number): string {
+  const lines = [
+    `wall ${wallMs.toFixed(0)} ms; kernels ${Object.values(prof).reduce((a, b) => a + b.ms, 0).toFixed(0)} ms`,
+  ];
+  for (const [k, v] of Object.entries(prof)) {
+    if (v.ms < wallMs * 0.002) continue;
+    lines.push(
+      `  ${k.padEnd(34)} ${String(v.calls).padStart(7)} calls ${v.ms.toFixed(0).padStart(8)} ms ${
+        (100 * v.ms / wallMs).toFixed(1).padStart(5)
+      } %`,
+    );
+  }
+  return lines.join("\n");
+}

@@ -1,0 +1,175 @@
+/**
+ * The CPU backend's WebAssembly SIMD kernels against its scalar kernels (the float64-state reference that the
+ * PyTorch goldens and official fixtures check), and the committed binary against its AssemblyScript source.
+ * - selective scan, forward and every gradient, over group sizes that leave partial lane blocks, lengths
+ *   across chunk boundaries, and every optional input;
+ * - the unary ops with a WebAssembly kernel, over ordinary values and the special ones (±0, ±∞, NaN, the
+ *   softplus threshold, exp's overflow and underflow).
+ */
+import assert from "node:assert/strict";
+import { randn, tensor, tidy } from "../mod.ts";
+
+import { cpuBackend } from "../autodiff/backends/cpu/backend.ts";
+import type { UnaryOp } from "../autodiff/backend.ts";
+import { UNARY } from "../autodiff/op_table.ts";
+import { cpuWasm, setCpuWasmEnabled } from "../autodiff/backends/cpu/wasm/module.ts";
+import { selectiveScan } from "../nn/ssm/selective_scan.ts";
+
+const opts = { sanitizeResources: false, sanitizeOps: false };
+
+/** Runs `fn` with the WebAssembly kernels off (scalar reference) and on; returns both results. */
+function both<T>(fn: () => T): { ref: T; wasm: T } {
+  setCpuWasmEnabled(false);
+  let ref: T;
+  try {
+    ref = fn();
+  } finally {
+    setCpuWasmEnabled(true);
+  }
+  return { ref, wasm: fn() };
+}
+
+/** |a − b| ≤ tol·max|ref| over the whole array (the criterion of the scan's golden tests). */
+function assertClose(actual: ArrayLike<number>, ref: ArrayLike<number>, what: string, tol = 1e-4): void {
+  assert.equal(actual.length, ref.length, `${what}: length`);
+  let scale = 0, worst = 0, at = 0;
+  for (let i = 0; i < ref.length; i++) scale = Math.max(scale, Math.abs(ref[i]));
+  for (let i = 0; i < ref.length; i++) {
+    const e = Math.abs(actual[i] - ref[i]);
+    if (!(e <= worst)) {
+      worst = e;
+      at = i;
+    }
+  }
+  assert.ok(
+    worst <= tol * scale,
+    `${what}: max|a-b| = ${worst} at ${at} (${actual[at]} vs ${ref[at]}) > ${tol}·${scale}`,
+  );
+}
+
+Deno.test("CPU WebAssembly kernels are available", () => {
+  assert.ok(cpuWasm(), "WebAssembly SIMD kernels failed to instantiate");
+});
+
+const scanCases = [
+  // channels, groups (perGroup = channels / groups), length, dState, options
+  { d: 8, g: 2, l: 37, n: 4, z: true, D: true, bias: true, softplus: true },
+  { d: 10, g: 2, l: 130, n: 3, z: false, D: true, bias: false, softplus: false }, // 5 per group: a 1-lane block
+  { d: 6, g: 1, l: 65, n: 16, z: true, D: false, bias: true, softplus: true }, // a 2-lane block
+  { d: 21, g: 3, l: 64, n: 5, z: true, D: true, bias: true, softplus: true }, // 7 per group: a 3-lane block
+  { d: 16, g: 4, l: 1, n: 2, z: false, D: false, bias: false, softplus: true },
+  { d: 12, g: 1, l: 200, n: 8, z: true, D: true, bias: true, softplus: true },
+];
+
+for (const c of scanCases) {
+  Deno.test(`selective scan: WebAssembly = scalar, D=${c.d} G=${c.g} L=${c.l} N=${c.n}`, opts, async () => {
+    const b = 2;
+    const make = () =>
+      tidy(() => ({
+        u: randn([b, c.d, c.l]),
+        delta: randn([b, c.d, c.l]).mul(0.5),
+        A: randn([c.d, c.n]).mul(0.5).exp().neg(),
+        B: randn([b, c.g, c.n, c.l]),
+        C: randn([b, c.g, c.n, c.l]),
+        D: randn([c.d]),
+        z: randn([b, c.d, c.l]),
+        bias: randn([c.d]).mul(0.5),
+        R: randn([b, c.d, c.l]),
+      }));
+    const x = make();
+    const leaves = [x.u, x.delta, x.A, x.B, x.C, x.D, x.z, x.bias];
+    leaves.forEach((t) => t.requiresGrad_(true));
+    const run = () => {
+      const res = selectiveScan(x.u, x.delta, x.A, x.B, x.C, {
+        D: c.D ? x.D : null,
+        z: c.z ? x.z : null,
+        deltaBias: c.bias ? x.bias : null,
+        deltaSoftplus: c.softplus,
+        returnLastState: true,
+      });
+      res.out.backward(x.R);
+      const grads = leaves.map((t) => t.grad);
+      leaves.forEach((t) => (t.grad = null));
+      return { out: res.out, last: res.lastState, grads };
+    };
+    const { ref, wasm } = both(run);
+    assertClose(await wasm.out.data(), await ref.out.data(), "out");
+    assertClose(await wasm.last.data(), await ref.last.data(), "last state");
+    const names = ["u", "delta", "A", "B", "C", "D", "z", "deltaBias"];
+    let checked = 0;
+    for (let i = 0; i < names.length; i++) {
+      const r = ref.grads[i], w = wasm.grads[i];
+      assert.equal(r === null, w === null, `${names[i]}: gradient present in one path only`);
+      if (r && w) {
+        assertClose(await w.data(), await r.data(), `d${names[i]}`);
+        checked++;
+      }
+    }
+    assert.ok(checked >= 5, `only ${checked} gradients compared`);
+  });
+}
+
+const SPECIAL = [
+  0,
+  -0,
+  1e-30,
+  -1e-30,
+  1e-7,
+  -1e-7,
+  0.5,
+  -0.5,
+  1,
+  -1,
+  5,
+  -5,
+  19.99,
+  20,
+  20.01,
+  -20,
+  30,
+  -30,
+  87,
+  -87,
+  88.5,
+  -88.5,
+  89,
+  -89,
+  100,
+  -100,
+  -104,
+  -110,
+  Infinity,
+  -Infinity,
+  NaN,
+];
+
+for (const op of ["exp", "sigmoid", "silu", "gelu", "softplus", "siluGrad", "geluGrad"] as UnaryOp[]) {
+  // The scalar reference evaluates in float64, the kernels in float32, where cancellations (silu' and gelu'
+  // near their minima, 1 + x(1 − s)) and the rounding of e^a's argument cost a few ulps of the terms, not of
+  // the result. Tolerance: torch.testing's float32 rtol (1.3e-6) with a tenth of its atol (1e-6).
+  Deno.test(`unary ${op}: WebAssembly = scalar within rtol 1.3e-6, atol 1e-6`, opts, async () => {
+    const values = Float32Array.from([...SPECIAL, ...(await randn([4093]).mul(6).data())]);
+    const x = tensor(values);
+    const { ref, wasm } = both(() => cpuBackend.unary(op, x.buffer));
+    const r = (ref as unknown as { data: Float32Array }).data, w = (wasm as unknown as { data: Float32Array }).data;
+    for (let i = 0; i < r.length; i++) {
+      const ok = Number.isNaN(r[i])
+        ? Number.isNaN(w[i])
+        : r[i] === w[i] || Math.abs(w[i] - r[i]) <= 1.3e-6 * Math.abs(r[i]) + 1e-6;
+      assert.ok(ok, `${op}(${values[i]}): WebAssembly ${w[i]}, scalar ${r[i]} (js ${UNARY[op].js(values[i])})`);
+    }
+    cpuBackend.free(ref);
+    cpuBackend.free(wasm);
+    x.dispose();
+  });
+}
+
+Deno.test("the committed WebAssembly binary is the build of its AssemblyScript source", opts, async () => {
+  const res = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", new URL("../tools/build_wasm.ts", import.meta.url).pathname, "--check"],
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const err = new TextDecoder().decode(res.stderr);
+  assert.equal(res.code, 0, `tools/build_wasm.ts --check failed:\n${err}`);
+});
