@@ -35,7 +35,7 @@ export function unaryWasm(op: UnaryOp, o: Float32Array, x: Float32Array): boolea
   for (let i = 0; i < x.length; i += BLOCK) {
     const n = Math.min(BLOCK, x.length - i);
     mem.set(x.subarray(i, i + n), src >> 2);
-    m.exports.unary(code, src, dst, (n + 3) & ~3);
+    m.exports.unary(code, src, dst, (n + 7) & ~7);
     o.set(mem.subarray(dst >> 2, (dst >> 2) + n), i);
   }
   return true;

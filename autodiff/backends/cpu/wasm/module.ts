@@ -14,7 +14,7 @@ export interface CpuWasmExports {
   scanForward(...args: number[]): void;
   /** Selective-scan backward of one batch element (src/selective_scan.ts). */
   scanBackward(...args: number[]): void;
-  /** dst = op(src) over n float32 values, n a multiple of 4 (src/elementwise.ts). */
+  /** dst = op(src) over n float32 values, n a multiple of 8 (src/elementwise.ts). */
   unary(op: number, src: number, dst: number, n: number): void;
 }
 

@@ -16,12 +16,12 @@ import { vexp, vsigmoid, vsoftplus } from "./vmath";
 // ---- strided lane access: lane k is row (d0 + k) of a (channels, L) array ------------------------------
 
 /** Lane k reads `p + k·rowBytes` for the block's `lanes` real channels and `p` (lane 0's row) beyond. */
-function laneOffset(k: i32, lanes: i32, rowBytes: usize): usize {
+@inline function laneOffset(k: i32, lanes: i32, rowBytes: usize): usize {
   return k < lanes ? <usize> k * rowBytes : 0;
 }
 
 /** Loads one element from each of the 4 lanes' rows: lane k at `p + rk` (r0 = 0). */
-function load4(p: usize, r1: usize, r2: usize, r3: usize): v128 {
+@inline function load4(p: usize, r1: usize, r2: usize, r3: usize): v128 {
   let v = f32x4.splat(load<f32>(p));
   v = f32x4.replace_lane(v, 1, load<f32>(p + r1));
   v = f32x4.replace_lane(v, 2, load<f32>(p + r2));
@@ -29,7 +29,7 @@ function load4(p: usize, r1: usize, r2: usize, r3: usize): v128 {
 }
 
 /** Stores the first `lanes` lanes of `v` to 4 rows `rowBytes` apart starting at `p`. */
-function store4(p: usize, rowBytes: usize, v: v128, lanes: i32): void {
+@inline function store4(p: usize, rowBytes: usize, v: v128, lanes: i32): void {
   store<f32>(p, f32x4.extract_lane(v, 0));
   if (lanes > 1) store<f32>(p + rowBytes, f32x4.extract_lane(v, 1));
   if (lanes > 2) store<f32>(p + 2 * rowBytes, f32x4.extract_lane(v, 2));
@@ -37,7 +37,7 @@ function store4(p: usize, rowBytes: usize, v: v128, lanes: i32): void {
 }
 
 /** Per-channel scalars (A rows, D, bias) of a lane block as vectors; missing lanes repeat lane 0. */
-function gather4(p: usize, strideBytes: usize, lanes: i32): v128 {
+@inline function gather4(p: usize, strideBytes: usize, lanes: i32): v128 {
   let v = f32x4.splat(load<f32>(p));
   if (lanes > 1) v = f32x4.replace_lane(v, 1, load<f32>(p + strideBytes));
   if (lanes > 2) v = f32x4.replace_lane(v, 2, load<f32>(p + 2 * strideBytes));
@@ -136,7 +136,7 @@ export function scanForward(
 }
 
 /** Sum of the 4 lanes. */
-function hsum(v: v128): f32 {
+@inline function hsum(v: v128): f32 {
   return f32x4.extract_lane(v, 0) + f32x4.extract_lane(v, 1) + f32x4.extract_lane(v, 2) + f32x4.extract_lane(v, 3);
 }
 
@@ -299,7 +299,7 @@ export function scanBackward(
 }
 
 /** Lane `k` (a run-time index) of a vector, as float64. */
-function laneOf(v: v128, k: i32): f64 {
+@inline function laneOf(v: v128, k: i32): f64 {
   if (k === 0) return <f64> f32x4.extract_lane(v, 0);
   if (k === 1) return <f64> f32x4.extract_lane(v, 1);
   if (k === 2) return <f64> f32x4.extract_lane(v, 2);
