@@ -93,7 +93,7 @@ export function selectiveScanBackwardWasm(
   const pdB = lay.take(GNL), pdC = lay.take(GNL);
   // float64 accumulators: two float32 slots each
   const pdA = lay.take(2 * D * N), pdD = lay.take(2 * D), pdBias = lay.take(2 * D);
-  const pscratch = lay.take(4 * ((T + 1) * N + T * N + 2 * T + 3 * N));
+  const pscratch = lay.take(4 * ((T + 1) * N + T * N + 2 * T + 3 * N + 2 * L * N));
   const mem = m.reserve(lay.bytes);
   new Float64Array(mem.buffer, pdA, D * N).fill(0);
   new Float64Array(mem.buffer, pdD, D).fill(0);

@@ -145,7 +145,7 @@ export function scanForward(
  * adds into dA (D, N), dDv (D), dBias (D) as float64 (sums over batch elements and chunks stay exact to
  * float32 rounding of each chunk's partial sum); writes dB, dC: (G, N, L). Chunks are visited last to first;
  * each chunk's states are recomputed from the stored state before it into `hs` ((T + 1)·N vectors) with
- * their decays in `ea` (T·N vectors); dls, ys: T vectors each; s, a, dAc: N vectors each.
+ * their decays in `ea` (T·N vectors); dls, ys: T vectors each; s, a, dAc: N vectors each; dB4, dC4: L·N vectors each.
  */
 export function scanBackward(
   u: usize,
@@ -180,12 +180,14 @@ export function scanBackward(
   const nv = <usize> N << 4;
   const hs = scratch, ea = hs + <usize> (T + 1) * nv, dls = ea + <usize> T * nv, ys = dls + (<usize> T << 4);
   const s = ys + (<usize> T << 4), a = s + nv, dAc = a + nv;
+  // per-lane dB, dC sums of the group's lane blocks, (L, N) vectors each: one horizontal sum per (n, l) and
+  // group at the end instead of one per lane block
+  const dB4 = dAc + nv, dC4 = dB4 + <usize> L * nv;
   const gBytes = (<usize> N * <usize> L) << 2;
-  memory.fill(dB, 0, gBytes * <usize> G);
-  memory.fill(dC, 0, gBytes * <usize> G);
   for (let g = 0; g < G; g++) {
     const bBase = B + <usize> g * gBytes, cBase = C + <usize> g * gBytes;
-    const dbBase = dB + <usize> g * gBytes, dcBase = dC + <usize> g * gBytes;
+    memory.fill(dB4, 0, <usize> L * nv);
+    memory.fill(dC4, 0, <usize> L * nv);
     for (let j = 0; j < perGroup; j += 4) {
       const d0 = g * perGroup + j;
       const lanes = min(4, perGroup - j);
@@ -252,23 +254,21 @@ export function scanBackward(
           const hPrev = hs + <usize> t * nv, hNext = hPrev + nv, eRow = ea + <usize> t * nv;
           const gyMasked = f32x4.mul(gy, mask), dluMasked = f32x4.mul(dlu, mask);
           let pb = bBase + (<usize> l << 2), pc = cBase + (<usize> l << 2);
-          let pdb = dbBase + (<usize> l << 2), pdc = dcBase + (<usize> l << 2);
+          const pdb = dB4 + <usize> l * nv, pdc = dC4 + <usize> l * nv;
           for (let n = 0; n < N; n++) {
             const o = <usize> n << 4;
             const Bn = f32x4.splat(load<f32>(pb));
             const sn = f32x4.add(v128.load(s + o), f32x4.mul(gy, f32x4.splat(load<f32>(pc))));
-            store<f32>(pdc, load<f32>(pdc) + hsum(f32x4.mul(gyMasked, v128.load(hNext + o))));
+            v128.store(pdc + o, f32x4.add(v128.load(pdc + o), f32x4.mul(gyMasked, v128.load(hNext + o))));
             const e = v128.load(eRow + o);
             const t1 = f32x4.mul(f32x4.mul(sn, v128.load(hPrev + o)), e);
             v128.store(dAc + o, f32x4.add(v128.load(dAc + o), f32x4.mul(t1, dl)));
             ddl = f32x4.add(ddl, f32x4.add(f32x4.mul(t1, v128.load(a + o)), f32x4.mul(f32x4.mul(sn, Bn), ul)));
-            store<f32>(pdb, load<f32>(pdb) + hsum(f32x4.mul(sn, dluMasked)));
+            v128.store(pdb + o, f32x4.add(v128.load(pdb + o), f32x4.mul(sn, dluMasked)));
             dut = f32x4.add(dut, f32x4.mul(f32x4.mul(sn, dl), Bn));
             v128.store(s + o, f32x4.mul(sn, e));
             pb += rowBytes;
             pc += rowBytes;
-            pdb += rowBytes;
-            pdc += rowBytes;
           }
           store4(du + off, rowBytes, dut, lanes);
           if (softplus) {
@@ -293,6 +293,15 @@ export function scanBackward(
           store<f64>(pD, load<f64>(pD) + laneOf(accD, k));
           store<f64>(pB, load<f64>(pB) + laneOf(accBias, k));
         }
+      }
+    }
+    // the group's dB, dC: lanes summed, (L, N) → (N, L)
+    const dbBase = dB + <usize> g * gBytes, dcBase = dC + <usize> g * gBytes;
+    for (let l = 0; l < L; l++) {
+      for (let n = 0; n < N; n++) {
+        const at = (<usize> (n * L + l)) << 2, v = <usize> l * nv + (<usize> n << 4);
+        store<f32>(dbBase + at, hsum(v128.load(dB4 + v)));
+        store<f32>(dcBase + at, hsum(v128.load(dC4 + v)));
       }
     }
   }
