@@ -7,11 +7,12 @@
  *   softplus threshold, exp's overflow and underflow).
  */
 import assert from "node:assert/strict";
-import { randn, tensor, tidy } from "../mod.ts";
+import { conv2d, randn, tensor, tidy } from "../mod.ts";
 
 import { cpuBackend } from "../autodiff/backends/cpu/backend.ts";
 import type { UnaryOp } from "../autodiff/backend.ts";
 import { UNARY } from "../autodiff/op_table.ts";
+import { Generator } from "../autodiff/random.ts";
 import { cpuWasm, setCpuWasmEnabled } from "../autodiff/backends/cpu/wasm/module.ts";
 import { selectiveScan } from "../nn/ssm/selective_scan.ts";
 
@@ -107,6 +108,37 @@ for (const c of scanCases) {
     }
     assert.ok(checked >= 5, `only ${checked} gradients compared`);
   });
+}
+
+const dwCases = [
+  // channels, height, width, kernel, padding, dilation, stride
+  { c: 3, h: 9, w: 13, k: 3, pad: 1, dil: 1, stride: 1 },
+  { c: 4, h: 7, w: 5, k: 3, pad: 2, dil: 2, stride: 1 },
+  { c: 2, h: 6, w: 21, k: 7, pad: 3, dil: 1, stride: 1 }, // taps wider than some valid ranges
+  { c: 5, h: 4, w: 3, k: 3, pad: 0, dil: 1, stride: 1 }, // output width 1
+  { c: 2, h: 8, w: 8, k: 3, pad: 1, dil: 1, stride: 2 }, // stride 2: the scalar loops run both times
+];
+
+for (const c of dwCases) {
+  Deno.test(
+    `depthwise conv: WebAssembly = scalar, ${c.c}×${c.h}×${c.w} k${c.k} pad ${c.pad} dil ${c.dil} stride ${c.stride}`,
+    opts,
+    async () => {
+      const x = randn([2, c.c, c.h, c.w]).requiresGrad_(true), w = randn([c.c, 1, c.k, c.k]).requiresGrad_(true);
+      const run = () => {
+        const y = conv2d(x, w, null, { padding: c.pad, dilation: c.dil, stride: c.stride, groups: c.c });
+        y.backward(randn(y.shape, { generator: new Generator(7) }));
+        const grads = [x.grad!, w.grad!];
+        x.grad = null;
+        w.grad = null;
+        return { y, grads };
+      };
+      const { ref, wasm } = both(run);
+      assertClose(await wasm.y.data(), await ref.y.data(), "out", 1e-6);
+      assertClose(await wasm.grads[0].data(), await ref.grads[0].data(), "dx", 1e-6);
+      assertClose(await wasm.grads[1].data(), await ref.grads[1].data(), "dw", 1e-6);
+    },
+  );
 }
 
 const SPECIAL = [

@@ -36,6 +36,7 @@ import { isPlain2x2, maxPool2dBackward, maxPool2dForward, maxPool2dForward2x2 } 
 import { selectiveScanBackwardCpu, selectiveScanForwardCpu } from "./selective_scan.ts";
 import { selectiveScanBackwardWasm, selectiveScanForwardWasm } from "./selective_scan_wasm.ts";
 import { unaryWasm } from "./elementwise_wasm.ts";
+import { depthwiseBackwardInputWasm, depthwiseBackwardWeightWasm, depthwiseForwardWasm } from "./depthwise_wasm.ts";
 import { cpuWasm } from "./wasm/module.ts";
 import { haarDwtForward, haarIwtForward } from "./wavelet.ts";
 
@@ -521,6 +522,7 @@ function tapColumns(p: Im2colParams): { shift: Int32Array; lo: Int32Array; hi: I
 
 /** Depthwise conv forward: each output row accumulates (in float64) its taps' input rows. */
 function depthwiseForward(o: Float32Array, x: Float32Array, w: Float32Array, p: Im2colParams): void {
+  if (depthwiseForwardWasm(o, x, w, p)) return;
   const { batch, channels: C, height: H, width: W, kernelH: KH, kernelW: KW, outH: OH, outW: OW } = p;
   const sh = p.strideH, sw = p.strideW, dh = p.dilationH, ph = p.padH, KK = KH * KW;
   const { shift, lo, hi } = tapColumns(p);
@@ -547,6 +549,7 @@ function depthwiseForward(o: Float32Array, x: Float32Array, w: Float32Array, p: 
 
 /** Depthwise conv input gradient: the adjoint loop of {@linkcode depthwiseForward}, scattering into a float64 plane. */
 function depthwiseBackwardInput(o: Float32Array, gy: Float32Array, w: Float32Array, p: Im2colParams): void {
+  if (depthwiseBackwardInputWasm(o, gy, w, p)) return;
   const { batch, channels: C, height: H, width: W, kernelH: KH, kernelW: KW, outH: OH, outW: OW } = p;
   const sh = p.strideH, sw = p.strideW, dh = p.dilationH, ph = p.padH, KK = KH * KW;
   const { shift, lo, hi } = tapColumns(p);
@@ -574,6 +577,7 @@ function depthwiseBackwardInput(o: Float32Array, gy: Float32Array, w: Float32Arr
 
 /** Depthwise conv weight gradient: per (channel, tap), float64 dot products of gradient rows and input rows. */
 function depthwiseBackwardWeight(o: Float32Array, x: Float32Array, gy: Float32Array, p: Im2colParams): void {
+  if (depthwiseBackwardWeightWasm(o, x, gy, p)) return;
   const { batch, channels: C, height: H, width: W, kernelH: KH, kernelW: KW, outH: OH, outW: OW } = p;
   const sh = p.strideH, sw = p.strideW, dh = p.dilationH, ph = p.padH, KK = KH * KW;
   const { shift, lo, hi } = tapColumns(p);

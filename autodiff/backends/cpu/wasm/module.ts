@@ -16,6 +16,12 @@ export interface CpuWasmExports {
   scanBackward(...args: number[]): void;
   /** dst = op(src) over n float32 values, n a multiple of 8 (src/elementwise.ts). */
   unary(op: number, src: number, dst: number, n: number): void;
+  /** Depthwise conv forward of one image at stride 1 (src/depthwise.ts). */
+  dwForward(...args: number[]): void;
+  /** Depthwise conv input gradient of one image at stride 1. */
+  dwBackwardInput(...args: number[]): void;
+  /** Depthwise conv weight gradient of one image at stride 1, added into dw. */
+  dwBackwardWeight(...args: number[]): void;
 }
 
 /** The instance and its memory. */
