@@ -11,7 +11,14 @@
  * @module
  */
 
-export { buffer, type LoadResult, type LoadStateDictOptions, Module, Parameter } from "./module.ts";
+export {
+  buffer,
+  type LoadResult,
+  type LoadStateDictOptions,
+  Module,
+  Parameter,
+  StateDictMismatchError,
+} from "./module.ts";
 export * as init from "./init.ts";
 export type {
   FanMode,

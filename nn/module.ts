@@ -57,6 +57,52 @@ export interface LoadResult {
   unexpected: string[];
 }
 
+/** How many keys of each kind a {@linkcode StateDictMismatchError} message names. */
+const SHOW_KEYS = 5;
+
+/** `kind (n): the first SHOW_KEYS items, … n more`. */
+function someKeys(kind: string, keys: string[], sep = ", "): string {
+  const more = keys.length > SHOW_KEYS ? `${sep}… ${keys.length - SHOW_KEYS} more` : "";
+  return `${kind} (${keys.length}): ${keys.slice(0, SHOW_KEYS).join(sep)}${more}`;
+}
+
+/**
+ * Thrown by {@linkcode Module.loadStateDict} when the given dict does not fit the module. The message names
+ * the module, counts each kind of mismatch and shows the first few keys of each; the full lists are on the
+ * error for programs.
+ */
+export class StateDictMismatchError extends Error {
+  /** The module's class name. */
+  readonly module: string;
+  /** Every key of the module's state dict that the given dict lacks. */
+  readonly missing: string[];
+  /** Every key of the given dict that the module does not have. */
+  readonly unexpected: string[];
+  /** Every key whose shapes differ, with both shapes: `{ key, given, expected }`. */
+  readonly misShaped: { key: string; given: number[]; expected: number[] }[];
+  /** Creates the error from the full lists; the message shows the first few of each. */
+  constructor(
+    module: string,
+    missing: string[],
+    unexpected: string[],
+    misShaped: { key: string; given: number[]; expected: number[] }[],
+  ) {
+    const parts = [];
+    if (missing.length) parts.push(someKeys("missing keys", missing));
+    if (unexpected.length) parts.push(someKeys("unexpected keys", unexpected));
+    if (misShaped.length) {
+      const shown = misShaped.map((m) => `${m.key}: checkpoint [${m.given}], module [${m.expected}]`);
+      parts.push(someKeys("shape mismatches", shown, "; "));
+    }
+    super(`loadStateDict(${module}): ${parts.join("\n  ")}`);
+    this.name = "StateDictMismatchError";
+    this.module = module;
+    this.missing = missing;
+    this.unexpected = unexpected;
+    this.misShaped = misShaped;
+  }
+}
+
 /** Options of {@linkcode Module.loadStateDict}. */
 export interface LoadStateDictOptions {
   /** Throw when keys are missing or unexpected (default true). Shape mismatches throw either way. */
@@ -199,7 +245,8 @@ export class Module {
    * {@linkcode stateDict}). Each value is moved to the tensor's device and converted to its dtype (so an
    * int64-derived int32 or a float `num_batches_tracked` loads), then installed with `assign`; the Parameter
    * objects stay the same. Everything is checked before anything is written: a shape mismatch always throws,
-   * and with `strict` (default) missing or unexpected keys throw too, in one error listing all three kinds.
+   * and with `strict` (default) missing or unexpected keys throw too, in one {@linkcode StateDictMismatchError}
+   * that counts all three kinds, names the first few keys of each and carries the full lists.
    */
   async loadStateDict(
     sd: Map<string, Tensor> | Record<string, Tensor>,
@@ -209,19 +256,15 @@ export class Module {
     const own = this.stateDict();
     const missing = [...own.keys()].filter((k) => !given.has(k));
     const unexpected = [...given.keys()].filter((k) => !own.has(k));
-    const misShaped: string[] = [];
+    const misShaped: { key: string; given: number[]; expected: number[] }[] = [];
     for (const [k, t] of own) {
       const src = given.get(k);
       if (src && src.shape.join() !== t.shape.join()) {
-        misShaped.push(`${k}: checkpoint [${src.shape}], module [${t.shape}]`);
+        misShaped.push({ key: k, given: [...src.shape], expected: [...t.shape] });
       }
     }
     if (misShaped.length || (strict && (missing.length || unexpected.length))) {
-      const parts = [];
-      if (missing.length) parts.push(`missing keys (${missing.length}): ${missing.join(", ")}`);
-      if (unexpected.length) parts.push(`unexpected keys (${unexpected.length}): ${unexpected.join(", ")}`);
-      if (misShaped.length) parts.push(`shape mismatches (${misShaped.length}): ${misShaped.join("; ")}`);
-      throw new Error(`loadStateDict(${this.constructor.name}): ${parts.join("\n  ")}`);
+      throw new StateDictMismatchError(this.constructor.name, missing, unexpected, misShaped);
     }
     for (const [k, t] of own) {
       const src = given.get(k);

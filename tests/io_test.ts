@@ -10,6 +10,7 @@ import { tensor } from "../mod.ts";
 import type { DType, HostArray } from "../mod.ts";
 import {
   atomicWriteFile,
+  crc32,
   findStateDict,
   type HostTensor,
   isHostTensor,
@@ -27,6 +28,7 @@ import {
   WeightsFileError,
   ZipArchive,
 } from "../nn/io/index.ts";
+import { loadResNetWeights, resnet18 } from "../models/backbones/resnet.ts";
 import { testDevices } from "./util.ts";
 
 const devices = await testDevices();
@@ -163,12 +165,84 @@ test("state dicts: OrderedDict order, _metadata, Parameters, nested checkpoints"
     fixturePath("pth/checkpoint.pth"),
     /'optimizer' is missing or not a dict of tensors/,
   );
-  // an empty dict is (vacuously) a dict of tensors: an empty state dict, which a strict load then rejects
-  assert.equal(findStateDict(new PyDict(), "x.pth").size, 0);
   assert.throws(() => findStateDict(3, "x.pth"), /x\.pth: no state dict found: the checkpoint is not a dict/);
 
   const params = await loadPthStateDict(fixturePath("pth/parameter.pth"));
   assert.deepStrictEqual(Array.from(params.get("frozen")!.data), [0, 1, 2, 3]);
+});
+
+/** A `torch.save` zip archive (stored entries) whose data.pkl is `pickle` (protocol 2). */
+function pthArchive(pickle: number[]): Uint8Array {
+  const enc = new TextEncoder();
+  const files: [string, Uint8Array][] = [
+    ["archive/data.pkl", new Uint8Array(pickle)],
+    ["archive/version", enc.encode("3\n")],
+  ];
+  const local: number[] = [], central: number[] = [];
+  const u16 = (a: number[], v: number) => a.push(v & 255, v >>> 8);
+  const u32 = (a: number[], v: number) => a.push(v & 255, (v >>> 8) & 255, (v >>> 16) & 255, v >>> 24);
+  for (const [name, data] of files) {
+    const n = enc.encode(name), crc = crc32(data), offset = local.length;
+    u32(local, 0x04034b50), u16(local, 20), u16(local, 0), u16(local, 0), u16(local, 0), u16(local, 0);
+    u32(local, crc), u32(local, data.length), u32(local, data.length), u16(local, n.length), u16(local, 0);
+    local.push(...n, ...data);
+    u32(central, 0x02014b50), u16(central, 20), u16(central, 20), u16(central, 0), u16(central, 0);
+    u16(central, 0), u16(central, 0), u32(central, crc), u32(central, data.length), u32(central, data.length);
+    u16(central, n.length), u16(central, 0), u16(central, 0), u16(central, 0), u16(central, 0), u32(central, 0);
+    u32(central, offset);
+    central.push(...n);
+  }
+  const eocd: number[] = [];
+  u32(eocd, 0x06054b50), u16(eocd, 0), u16(eocd, 0), u16(eocd, files.length), u16(eocd, files.length);
+  u32(eocd, central.length), u32(eocd, local.length), u16(eocd, 0);
+  return new Uint8Array([...local, ...central, ...eocd]);
+}
+
+test("an empty dict holds no state dict: 'no tensors found' names the file (loadPth still returns {})", async () => {
+  // torch.save({}, f): PROTO 2, EMPTY_DICT, STOP
+  const path = await Deno.makeTempFile({ suffix: "_empty.pth" });
+  // torch.save({"epoch": 3, "state_dict": {}}, f): PROTO 2, EMPTY_DICT, MARK, "epoch" 3 "state_dict" {}, SETITEMS
+  const nested = [0x80, 0x02, 0x7d, 0x28, 0x58, 5, 0, 0, 0, ...new TextEncoder().encode("epoch"), 0x4b, 3];
+  nested.push(0x58, 10, 0, 0, 0, ...new TextEncoder().encode("state_dict"), 0x7d, 0x75, 0x2e);
+  const nestedPath = await Deno.makeTempFile({ suffix: "_nested.pth" });
+  try {
+    await Deno.writeFile(path, pthArchive([0x80, 0x02, 0x7d, 0x2e]));
+    await Deno.writeFile(nestedPath, pthArchive(nested));
+    const raw = await loadPth(path);
+    assert.ok(raw instanceof Map && raw.size === 0, "loadPth is torch.load: the empty dict itself");
+    await assertBadFile(() => loadPthStateDict(path), path, /: no tensors found: the checkpoint is an empty dict$/);
+    assert.throws(
+      () => findStateDict(new PyDict(), "x.pth"),
+      /x\.pth: no tensors found: the checkpoint is an empty dict$/,
+    );
+    await assertBadFile(
+      () => loadPthStateDict(nestedPath),
+      nestedPath,
+      /: no tensors found: checkpoint entry 'state_dict' is an empty dict$/,
+    );
+    await assertBadFile(
+      () => loadPthStateDict(nestedPath, { key: "state_dict" }),
+      nestedPath,
+      /: no tensors found: checkpoint entry 'state_dict' is an empty dict$/,
+    );
+    // --encoder-weights goes through loadResNetWeights: one line naming the file, not 100+ missing keys
+    const model = resnet18({ features: ["layer1"] });
+    try {
+      await assert.rejects(
+        () => loadResNetWeights(model, path),
+        (e: Error) => {
+          assert.match(e.message, /_empty\.pth: no tensors found: the checkpoint is an empty dict/);
+          assert.doesNotMatch(e.message, /missing/);
+          return true;
+        },
+      );
+    } finally {
+      model.dispose();
+    }
+  } finally {
+    await Deno.remove(path);
+    await Deno.remove(nestedPath);
+  }
 });
 
 test("contiguous float32 tensors are views of the file bytes; shared storages are decoded once", async () => {

@@ -19,6 +19,7 @@ import {
   Parameter,
   ReLU,
   Sequential,
+  StateDictMismatchError,
 } from "../nn/index.ts";
 import { testDevices } from "./util.ts";
 
@@ -229,9 +230,14 @@ Deno.test({
       await assert.rejects(
         () => m.loadStateDict(sd),
         (e: Error) => {
-          assert.match(e.message, /missing keys \(1\): 1\.running_var/);
-          assert.match(e.message, /unexpected keys \(1\): 2\.weight/);
-          assert.match(e.message, /shape mismatches \(1\): 0\.weight: checkpoint \[1,6\], module \[2,3\]/);
+          assert.ok(e instanceof StateDictMismatchError);
+          assert.match(e.message, /^loadStateDict\(Sequential\): /);
+          assert.match(e.message, /missing keys \(1\): 1\.running_var\n/);
+          assert.match(e.message, /unexpected keys \(1\): 2\.weight\n/);
+          assert.match(e.message, /shape mismatches \(1\): 0\.weight: checkpoint \[1,6\], module \[2,3\]$/);
+          assert.deepEqual(e.missing, ["1.running_var"]);
+          assert.deepEqual(e.unexpected, ["2.weight"]);
+          assert.deepEqual(e.misShaped, [{ key: "0.weight", given: [1, 6], expected: [2, 3] }]);
           return true;
         },
       );
@@ -246,6 +252,64 @@ Deno.test({
     } finally {
       m.dispose();
       owned.forEach((t) => t.dispose());
+    }
+  },
+});
+
+Deno.test({
+  name:
+    "a badly mismatched state dict gives a short message (first 5 keys and counts); the full lists are on the error",
+  ...opts,
+  async fn() {
+    // 40 layers whose dict comes from another architecture: 80 missing, 80 unexpected, 40 mis-shaped keys
+    const m = new Sequential(...Array.from({ length: 40 }, () => new Linear(2, 2)));
+    const other = new Sequential(...Array.from({ length: 40 }, () => new Linear(3, 3)));
+    const sd = new Map<string, Tensor>();
+    for (const [k, t] of other.stateDict()) {
+      sd.set(k, t);
+      sd.set(`encoder.${k}`, t);
+    }
+    const wanted = [...m.stateDict().keys()];
+    try {
+      await assert.rejects(
+        () => m.loadStateDict(sd),
+        (e: Error) => {
+          assert.ok(e instanceof StateDictMismatchError);
+          assert.equal(e.module, "Sequential");
+          assert.deepEqual(e.missing, []);
+          assert.deepEqual(e.unexpected, [...sd.keys()].filter((k) => k.startsWith("encoder.")));
+          assert.equal(e.unexpected.length, 80);
+          assert.deepEqual(e.misShaped.map((x) => x.key), wanted);
+          assert.ok(e.message.length < 1000, `${e.message.length} characters: ${e.message}`);
+          assert.match(
+            e.message,
+            /unexpected keys \(80\): encoder\.0\.weight, encoder\.0\.bias, encoder\.1\.weight, encoder\.1\.bias, encoder\.2\.weight, … 75 more\n/,
+          );
+          assert.match(
+            e.message,
+            /shape mismatches \(80\): 0\.weight: checkpoint \[3,3\], module \[2,2\]; .*; … 75 more$/,
+          );
+          assert.doesNotMatch(e.message, /encoder\.3\.weight|\b39\.bias/);
+          return true;
+        },
+      );
+      const renamed = new Map([...sd].filter(([k]) => k.startsWith("encoder.")));
+      await assert.rejects(
+        () => m.loadStateDict(renamed),
+        (e: Error) => {
+          assert.ok(e instanceof StateDictMismatchError);
+          assert.deepEqual(e.missing, wanted);
+          assert.match(
+            e.message,
+            /missing keys \(80\): 0\.weight, 0\.bias, 1\.weight, 1\.bias, 2\.weight, … 75 more\n/,
+          );
+          assert.deepEqual(e.misShaped, []);
+          return true;
+        },
+      );
+    } finally {
+      m.dispose();
+      other.dispose();
     }
   },
 });

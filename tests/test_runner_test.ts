@@ -1,18 +1,24 @@
 /**
  * `deno task test` (tools/test_runner.ts) must not report a crashed or failed suite as passed. It is run as a
  * subprocess on the fixture suites in tests/fixtures/runner/ (named *_suite.ts, so `deno test tests/` does not
- * pick them up), and its bookkeeping (`Verdict`) is fed hand-written outputs.
+ * pick them up), and its bookkeeping (`Verdict`, `aggregate`) is fed hand-written outputs.
  */
 import assert from "node:assert/strict";
-import { expectedModules, Verdict } from "../tools/test_runner.ts";
+import { aggregate, expectedModules, splitArgs, testModules, Verdict } from "../tools/test_runner.ts";
 
 const ROOT = new URL("../", import.meta.url);
 const RUNNER = "tools/test_runner.ts";
 const FIXTURES = "tests/fixtures/runner/";
 
-async function runRunner(...suites: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+/** Runs the runner on fixture suites (flags and `--filter`'s value are passed as they are). */
+async function runRunner(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
   const out = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", RUNNER, ...suites.map((s) => FIXTURES + s)],
+    args: [
+      "run",
+      "-A",
+      RUNNER,
+      ...args.map((a, i) => /_suite\.ts$/.test(a) && args[i - 1] !== "--filter" ? FIXTURES + a : a),
+    ],
     cwd: ROOT,
     stdout: "piped",
     stderr: "piped",
@@ -24,7 +30,7 @@ async function runRunner(...suites: string[]): Promise<{ code: number; stdout: s
 Deno.test("test runner: a passing suite exits 0", async () => {
   const r = await runRunner("passing_suite.ts");
   assert.equal(r.code, 0, r.stderr);
-  assert.match(r.stderr, /test run passed: 2 passed, 1 ignored, of 3 registered/);
+  assert.match(r.stderr, /test run passed: 2 passed, 0 failed, 1 ignored, of 3 registered, in 1 of 1 modules/);
   // the child's output is passed through
   assert.match(r.stdout, /has steps \.\.\. .*ok/);
 });
@@ -32,20 +38,80 @@ Deno.test("test runner: a passing suite exits 0", async () => {
 Deno.test("test runner: a suite with a failing test exits non-zero", async () => {
   const r = await runRunner("failing_suite.ts");
   assert.notEqual(r.code, 0);
-  assert.match(r.stderr, /test run FAILED: the test process exited with status 1/);
+  assert.match(r.stderr, /test module FAILED: .*failing_suite\.ts: the test process exited with status 1/);
+  assert.match(r.stderr, /test run FAILED: 1 passed, 1 failed, 0 ignored, of 2 registered/);
 });
 
 Deno.test("test runner: a suite that prints a passing summary and then aborts exits non-zero", async () => {
   const r = await runRunner("aborting_suite.ts");
   assert.notEqual(r.code, 0);
   assert.match(r.stdout, /ok \| 3 passed \| 0 failed/, "the fixture printed its fake summary");
-  assert.match(r.stderr, /test run FAILED: the test process was killed by SIGABRT: /);
+  assert.match(r.stderr, /test module FAILED: .*aborting_suite\.ts: the test process was killed by SIGABRT\b/);
+  assert.match(r.stderr, /test run FAILED/);
+});
+
+Deno.test({
+  name: "test runner: an abort after a fully passing summary fails",
+  ignore: Deno.build.os !== "linux", // the fixture registers glibc's abort() to run at exit
+  async fn() {
+    const r = await runRunner("abort_at_exit_suite.ts");
+    assert.notEqual(r.code, 0);
+    // deno's own, real summary is the last line, every count agrees: only the abort at exit is wrong
+    assert.match(r.stdout, /ok\S* \| 1 passed \| 0 failed \| 1 ignored/);
+    assert.match(
+      r.stderr,
+      /test module FAILED: .*abort_at_exit_suite\.ts: the test process was killed by SIGABRT after a complete, passing summary/,
+    );
+    assert.match(r.stderr, /test run FAILED: 1 passed, 0 failed, 1 ignored/);
+    assert.doesNotMatch(r.stderr, /test run passed/);
+  },
 });
 
 Deno.test("test runner: a module that calls Deno.exit(0) outside a test fails the run", async () => {
   const r = await runRunner("passing_suite.ts", "exiting_suite.ts");
   assert.notEqual(r.code, 0);
-  assert.match(r.stderr, /test run FAILED: Deno\.exit was called outside any test in .*exiting_suite\.ts/);
+  assert.match(
+    r.stderr,
+    /test module FAILED: .*exiting_suite\.ts: Deno\.exit was called outside any test in .*exiting_suite\.ts/,
+  );
+});
+
+Deno.test("test runner: every module runs in its own process and the totals are the sums; one failure fails all", async () => {
+  const r = await runRunner("passing_suite.ts", "failing_suite.ts");
+  assert.notEqual(r.code, 0);
+  // sorted, each module ran although one failed
+  assert.match(r.stdout, /running 2 tests from \S*failing_suite\.ts[^]*running 3 tests from \S*passing_suite\.ts/);
+  assert.match(r.stderr, /test module passed: .*passing_suite\.ts: 2 passed, 1 ignored/);
+  assert.match(r.stderr, /test run FAILED: 3 passed, 1 failed, 1 ignored, of 5 registered, in 2 of 2 modules/);
+  assert.match(r.stderr, /\n {2}\S*failing_suite\.ts: the test process exited with status 1/);
+  // --fail-fast stops after the first failing module
+  const ff = await runRunner("--fail-fast", "passing_suite.ts", "failing_suite.ts");
+  assert.notEqual(ff.code, 0);
+  assert.doesNotMatch(ff.stdout, /passing_suite/);
+  assert.match(ff.stderr, /in 1 of 2 modules[^]*1 module\(s\) not run \(--fail-fast\)/);
+});
+
+Deno.test("test runner: a missing path, or a folder without test modules, fails", async () => {
+  const missing = await runRunner("no_such_suite.ts");
+  assert.notEqual(missing.code, 0);
+  assert.match(missing.stderr, /test run FAILED: no such test file or folder: .*no_such_suite\.ts/);
+  const empty = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", RUNNER, "tests/fixtures/runner/"],
+    cwd: ROOT,
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  assert.notEqual(empty.code, 0);
+  assert.match(
+    new TextDecoder().decode(empty.stderr),
+    /test run FAILED: no test modules found in tests\/fixtures\/runner\//,
+  );
+});
+
+Deno.test("test runner: flags go to every module's process, with --filter's value", async () => {
+  const r = await runRunner("--filter", "has steps", "passing_suite.ts", "failing_suite.ts");
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stderr, /test run passed: 1 passed, 0 failed, 0 ignored, of 1 registered, in 2 of 2 modules/);
 });
 
 // ---- Verdict on hand-written outputs -------------------------------------------------------------------
@@ -79,21 +145,25 @@ Deno.test("test runner: Verdict passes a complete run and counts it", () => {
   assert.deepEqual(v.ran, { ok: 2, FAILED: 0, ignored: 1 });
 });
 
-Deno.test("test runner: SIGABRT after a complete, passing run is the one tolerated abort, and flagged", () => {
+Deno.test("test runner: Verdict fails any abort, also after a complete, passing run", () => {
   const v = verdict(GOOD);
+  const why = v.failure({ success: false, code: 134, signal: "SIGABRT" }, ["tests/a_test.ts", "tests/b_test.ts"]);
+  assert.equal(why, "the test process was killed by SIGABRT after a complete, passing summary (a crash at exit)");
+  assert.deepEqual(v.summary(), { passed: 2, failed: 0, ignored: 1 });
   assert.equal(
-    v.failure({ success: false, code: 134, signal: "SIGABRT" }, ["tests/a_test.ts", "tests/b_test.ts"]),
-    null,
+    verdict(GOOD).failure({ success: false, code: 1, signal: null }),
+    "the test process exited with status 1 after a complete, passing summary (a crash at exit)",
   );
-  assert.equal(v.abortedAfterCompleteRun, true);
-  const clean = verdict(GOOD);
-  assert.equal(clean.failure(OK), null);
-  assert.equal(clean.abortedAfterCompleteRun, false);
+  // an abort in the middle says only that
+  const mid = verdict("running 2 tests from ./t_test.ts\na ... ok (1ms)\nb ...\n");
+  assert.equal(mid.failure({ success: false, code: 134, signal: "SIGABRT" }), "the test process was killed by SIGABRT");
+  assert.equal(mid.summary(), null);
 });
 
 Deno.test("test runner: Verdict fails every way a run can lie", () => {
   const cases: [string, string, typeof OK | { success: boolean; code: number; signal: string }, string[]][] = [
     ["another signal after a passing summary", GOOD, { success: false, code: 139, signal: "SIGSEGV" }, []],
+    ["SIGABRT after a complete, passing summary", GOOD, { success: false, code: 134, signal: "SIGABRT" }, []],
     ["a non-zero status after a passing summary", GOOD, { success: false, code: 1, signal: null }, []],
     [
       "SIGABRT after a passing summary, with a module missing",
@@ -159,7 +229,30 @@ Deno.test("test runner: expectedModules finds deno's test files, not the runner 
     assert.ok(!mods.some((m) => m.includes("fixtures/runner")));
     assert.deepEqual(expectedModules(["tests/", "--filter", "x"]), []);
     assert.deepEqual(expectedModules([FIXTURES + "passing_suite.ts"]), [FIXTURES + "passing_suite.ts"]);
+    assert.deepEqual(testModules(["tests/io_test.ts", "tests/"]), mods, "sorted, each once");
+    assert.deepEqual(splitArgs([]), { paths: ["tests/"], flags: [] });
+    assert.deepEqual(splitArgs(["--filter", "tests", "tests/io_test.ts", "--fail-fast", "--seed=3"]), {
+      paths: ["tests/io_test.ts"],
+      flags: ["--filter", "tests", "--fail-fast", "--seed=3"],
+    });
   } finally {
     Deno.chdir(cwd);
   }
+});
+
+Deno.test("test runner: aggregate sums the modules' summaries; a module without a summary still fails the run", () => {
+  const t = aggregate([
+    { file: "a", why: null, summary: { passed: 3, failed: 0, ignored: 1 }, registered: 4, ms: 1 },
+    { file: "b", why: "the test process was killed by SIGABRT", summary: null, registered: 2, ms: 1 },
+    {
+      file: "c",
+      why: "the summary reports failures",
+      summary: { passed: 1, failed: 2, ignored: 0 },
+      registered: 3,
+      ms: 1,
+    },
+  ]);
+  assert.deepEqual([t.passed, t.failed, t.ignored, t.registered], [4, 2, 1, 9]);
+  assert.deepEqual(t.failedModules.map((r) => r.file), ["b", "c"]);
+  assert.deepEqual(aggregate([]).failedModules, []);
 });

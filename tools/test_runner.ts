@@ -1,30 +1,33 @@
 /**
- * `deno task test`: runs `deno test -A tests/` (or the files and flags given), passes its output through, and
- * decides pass or fail itself from the whole of the child's stdout, never from a line that merely looks like a
- * summary:
+ * `deno task test [FILES|DIRS] [deno test flags]`: runs every test module in its own `deno test` process,
+ * passes their output through, and decides pass or fail itself from the whole of each child's stdout, never from
+ * a line that merely looks like a summary.
  *
- * - the process must exit with status 0, with one exception below (any other signal or status is a failure);
- * - the last non-empty line must be deno's summary, `ok | P passed … | 0 failed …`, outside any captured-output
- *   block (a test that prints a summary-like line has it wrapped in `------- output -------` markers);
- * - the number of tests that ran (top-level `NAME ... ok|FAILED|ignored` result lines outside output blocks) must
- *   equal the number registered (the sum of `running N tests from FILE`) and passed + failed + ignored of the
- *   summary.
+ * Why one process per module: `deno test` runs each module in a fresh isolate inside ONE process, so every module
+ * that uses WebGPU (through `initWebGPU`) opens its own `navigator.gpu` instance, adapter and device there; there
+ * is no way to share one device across modules. With Mesa's software adapter (lavapipe) such a process sometimes
+ * aborts in native teardown at exit ("double free or corruption", "corrupted size vs. prev_size"): 5 of 115 runs
+ * of 8 WebGPU modules in one process, 0 of 80 runs of one module alone; destroying each module's device at
+ * `unload` did not prevent it. A process per module holds exactly one device and no abort is tolerated: SIGABRT,
+ * like any other signal or non-zero status, fails the run.
  *
- * - every test module given (or found under a directory given, by deno's `*_test.ts` / `*.test.ts` / `test.ts`
- *   naming) must have reported `running N tests from` it (unless `--filter` is used), and no module may have
- *   called `Deno.exit` outside a test (deno then skips that module's tests and still exits 0).
+ * Steps:
+ * 1. The modules: the files named, and deno's test-named files (`*_test.ts`, `*.test.ts`, `test.ts`) under the
+ *    directories named (default `tests/`). Every other argument is a `deno test` flag passed to each child (give
+ *    a flag's value as `--flag=value`, or after one of {@linkcode VALUE_FLAGS}).
+ * 2. `deno check` of all modules at once (what `deno test` would check), unless `--no-check` is given; each child
+ *    then runs with `--no-check`, so type-checking is paid once.
+ * 3. Each module in turn: `deno test -A --no-check FLAGS MODULE`. Its run passes only when the process exits with
+ *    status 0 (any signal fails); the last non-empty line is deno's summary, `ok | P passed … | 0 failed …`, outside
+ *    any captured-output block (a test that prints a summary-like line has it inside `------- output -------`
+ *    markers); the number of top-level result lines (`NAME ... ok|FAILED|ignored`) equals the number registered
+ *    (`running N tests from MODULE`) and the summary's passed + failed + ignored; the module reported (unless
+ *    `--filter` is given) and did not call `Deno.exit` outside a test (deno then skips its tests and exits 0).
+ *    A failing module does not stop the others unless `--fail-fast` is given.
+ * 4. The run passes when every module passed; the totals are the sums of the modules' summaries.
  *
- * A run that aborts before its summary, or after a test printed a summary-like line, therefore fails.
- *
- * The one exception: SIGABRT after a run that passes every check above (the summary is the last line and
- * every registered test of every module reported ok or ignored). That is glibc aborting ("double free or
- * corruption", "corrupted size vs. prev_size") during native teardown at process exit on Mesa's lavapipe
- * adapter. It reproduces in about 5 % of runs of 8 test modules that each open a WebGPU device through this
- * project's runtime in one `deno test` process, in none of 80 runs of one such module alone and in none of 30
- * runs of 8 modules using bare `navigator.gpu`; destroying each module's device at `unload` does not prevent
- * it (2 of 60). Such a run is reported with a loud warning and counted as passed; nothing the tests print can
- * produce it, since a test's output never ends the stream outside its output block with matching counts.
- * {@linkcode Verdict} does the bookkeeping; `tests/test_runner_test.ts` runs this script on fixture suites.
+ * {@linkcode Verdict} does the bookkeeping of one module's output; `tests/test_runner_test.ts` runs this script on
+ * the fixture suites in `tests/fixtures/runner/`.
  *
  * @module
  */
@@ -38,7 +41,17 @@ const OUTPUT_END = /^-{5} (?:pre-test |post-test )?output end -{5}$/;
 const SUMMARY =
   /^(ok|FAILED) \| (\d+) passed(?: \(\d+ steps?\))? \| (\d+) failed(?: \(\d+ steps?\))?(?: \| (\d+) ignored(?: \(\d+ steps?\))?)?(?: \| (\d+) filtered out)? \(/;
 
-/** Line-by-line bookkeeping over a `deno test` stdout stream. */
+/** The child's exit status, as `Deno.ChildProcess.status` gives it. */
+export interface ExitStatus {
+  /** Exit status 0. */
+  success: boolean;
+  /** The exit code (128 + signal number when killed). */
+  code: number;
+  /** The signal that ended the process, or null. */
+  signal: string | null;
+}
+
+/** Line-by-line bookkeeping over one `deno test` stdout stream. */
 export class Verdict {
   /** Sum of the `running N tests from FILE` lines. */
   registered = 0;
@@ -87,29 +100,32 @@ export class Verdict {
   }
 
   /**
+   * The counts of deno's summary when the last line is one (outside any output block), else null. Valid after
+   * {@linkcode failure}, or once all text was pushed.
+   */
+  summary(): { passed: number; failed: number; ignored: number } | null {
+    if (this.#inOutput || this.#lastInOutput) return null;
+    const m = SUMMARY.exec(this.lastLine);
+    if (!m) return null;
+    return { passed: Number(m[2]), failed: Number(m[3]), ignored: Number(m[4] ?? "0") };
+  }
+
+  /**
    * Why the run failed, or null when it passed. `status` is the child's exit status; `expectedFiles` the test
    * modules that must each have reported (paths relative to the working directory).
    */
-  failure(
-    status: { success: boolean; code: number; signal: string | null },
-    expectedFiles: string[] = [],
-  ): string | null {
+  failure(status: ExitStatus, expectedFiles: string[] = []): string | null {
     if (this.#partial) {
       this.#line(this.#partial);
       this.#partial = "";
     }
-    // SIGABRT is judged below, on the output; anything else non-zero fails at once
-    const abort = status.signal === "SIGABRT";
-    if (status.signal && !abort) return `the test process was killed by ${status.signal}`;
-    if (!status.success && !abort) return `the test process exited with status ${status.code}`;
     const why = this.#outputFailure(expectedFiles);
-    if (why) return abort ? `the test process was killed by SIGABRT: ${why}` : why;
-    this.abortedAfterCompleteRun = abort;
-    return null;
+    // a crash after a complete, passing output is still a failure; saying so helps to tell native teardown apart
+    const after = why ? "" : " after a complete, passing summary (a crash at exit)";
+    if (status.signal) return `the test process was killed by ${status.signal}${after}`;
+    if (!status.success) return `the test process exited with status ${status.code}${after}`;
+    return why;
   }
-
-  /** Set by {@linkcode failure} when the process aborted (SIGABRT) after a complete, passing run. */
-  abortedAfterCompleteRun = false;
 
   #outputFailure(expectedFiles: string[]): string | null {
     if (this.#inOutput || this.#lastInOutput) return "the output ends inside a test's captured output, with no summary";
@@ -133,9 +149,42 @@ export class Verdict {
 
 const TEST_MODULE = /(?:^|[._])test\.(?:ts|tsx|mts|js|mjs|jsx)$/;
 
-/** The test modules `deno test ARGS` must run: the files named, and deno's test-named files under directories. */
-export function expectedModules(args: string[]): string[] {
-  if (args.some((a) => a === "--filter" || a.startsWith("--filter="))) return [];
+/** `deno test` flags that take their value as the next argument (`--filter NAME`). */
+export const VALUE_FLAGS: ReadonlySet<string> = new Set([
+  "--filter",
+  "--seed",
+  "--reporter",
+  "--junit-path",
+  "--coverage",
+  "--location",
+  "--config",
+  "-c",
+  "--import-map",
+  "--lock",
+  "--cert",
+  "--env-file",
+  "--v8-flags",
+]);
+
+/**
+ * Splits the runner's arguments into paths (test files and directories) and the flags (with their values) passed
+ * to every `deno test` child. No path means `tests/`.
+ */
+export function splitArgs(args: string[]): { paths: string[]; flags: string[] } {
+  const paths: string[] = [], flags: string[] = [];
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i];
+    if (a.startsWith("-")) {
+      flags.push(a);
+      if (VALUE_FLAGS.has(a) && i + 1 < args.length) flags.push(args[++i]);
+    } else paths.push(a);
+  }
+  if (!paths.length) paths.push("tests/");
+  return { paths, flags };
+}
+
+/** The test modules of `paths`: the files named, and deno's test-named files under the directories, sorted. */
+export function testModules(paths: string[]): string[] {
   const out: string[] = [];
   const walk = (dir: string) => {
     for (const e of Deno.readDirSync(dir)) {
@@ -144,48 +193,137 @@ export function expectedModules(args: string[]): string[] {
       else if (e.isFile && TEST_MODULE.test(e.name)) out.push(p);
     }
   };
-  for (const a of args) {
-    if (a.startsWith("-")) continue;
+  for (const a of paths) {
     let info: Deno.FileInfo;
     try {
       info = Deno.statSync(a);
     } catch {
-      continue; // a flag's value, or a path deno itself will complain about
+      continue; // reported by the caller
     }
     if (info.isDirectory) walk(a);
     else if (info.isFile) out.push(a);
   }
-  return out.sort();
+  return [...new Set(out)].sort();
 }
 
-if (import.meta.main) {
-  const args = Deno.args.length ? Deno.args : ["tests/"];
-  const child = new Deno.Command(Deno.execPath(), {
-    args: ["test", "-A", ...args],
-    stdout: "piped",
-    stderr: "inherit",
-  }).spawn();
-  const verdict = new Verdict();
-  const dec = new TextDecoder();
-  for await (const chunk of child.stdout) {
-    await Deno.stdout.write(chunk);
-    verdict.push(dec.decode(chunk, { stream: true }));
-  }
-  verdict.push(dec.decode());
-  const status = await child.status;
-  const why = verdict.failure(status, expectedModules(args));
-  if (why) {
-    console.error(`test run FAILED: ${why} (${verdict.registered} tests registered, ${JSON.stringify(verdict.ran)})`);
-    Deno.exit(status.code || 1);
-  }
-  if (verdict.abortedAfterCompleteRun) {
-    console.error(
-      "warning: every test passed and the summary is complete, then the test process aborted (SIGABRT) in native " +
-        "teardown at exit (Mesa lavapipe with several WebGPU devices in one process); counted as passed. " +
-        "See tools/test_runner.ts.",
-    );
-  }
-  console.error(
-    `test run passed: ${verdict.ran.ok} passed, ${verdict.ran.ignored} ignored, of ${verdict.registered} registered`,
-  );
+/**
+ * The test modules that must each report in a run of `deno test ARGS`: those of {@linkcode testModules}, or none
+ * when `--filter` is given (a module without a matching test reports nothing).
+ */
+export function expectedModules(args: string[]): string[] {
+  if (args.some((a) => a === "--filter" || a.startsWith("--filter="))) return [];
+  return testModules(splitArgs(args).paths);
 }
+
+/** One module's outcome. */
+export interface ModuleResult {
+  /** The module path. */
+  file: string;
+  /** Why it failed, or null. */
+  why: string | null;
+  /** Its summary's counts, when it printed one. */
+  summary: { passed: number; failed: number; ignored: number } | null;
+  /** Registered tests (`running N tests`). */
+  registered: number;
+  /** Wall time of its process, ms. */
+  ms: number;
+}
+
+/** Totals over modules: the sums of their summaries, and the modules that failed. */
+export function aggregate(results: ModuleResult[]): {
+  passed: number;
+  failed: number;
+  ignored: number;
+  registered: number;
+  failedModules: ModuleResult[];
+} {
+  const t = { passed: 0, failed: 0, ignored: 0, registered: 0, failedModules: [] as ModuleResult[] };
+  for (const r of results) {
+    t.passed += r.summary?.passed ?? 0;
+    t.failed += r.summary?.failed ?? 0;
+    t.ignored += r.summary?.ignored ?? 0;
+    t.registered += r.registered;
+    if (r.why) t.failedModules.push(r);
+  }
+  return t;
+}
+
+const secs = (ms: number): string => `${(ms / 1000).toFixed(1)} s`;
+
+async function main(args: string[]): Promise<number> {
+  const t0 = performance.now();
+  const { paths, flags } = splitArgs(args);
+  const absent = paths.filter((p) => {
+    try {
+      Deno.statSync(p);
+      return false;
+    } catch {
+      return true;
+    }
+  });
+  if (absent.length) {
+    console.error(`test run FAILED: no such test file or folder: ${absent.join(", ")}`);
+    return 1;
+  }
+  const modules = testModules(paths);
+  if (!modules.length) {
+    console.error(`test run FAILED: no test modules found in ${paths.join(", ")}`);
+    return 1;
+  }
+  const filtered = flags.some((a) => a === "--filter" || a.startsWith("--filter="));
+  const failFast = flags.some((a) => a === "--fail-fast" || a.startsWith("--fail-fast="));
+  if (!flags.includes("--no-check")) {
+    const check = await new Deno.Command(Deno.execPath(), { args: ["check", ...modules] }).spawn().status;
+    if (!check.success) {
+      console.error(`test run FAILED: deno check of the ${modules.length} test modules failed (status ${check.code})`);
+      return check.code || 1;
+    }
+  }
+  const checkMs = performance.now() - t0;
+  const results: ModuleResult[] = [];
+  const dec = new TextDecoder();
+  for (const file of modules) {
+    const start = performance.now();
+    const child = new Deno.Command(Deno.execPath(), {
+      args: ["test", "-A", "--no-check", ...flags.filter((f) => f !== "--no-check"), file],
+      stdout: "piped",
+      stderr: "inherit",
+    }).spawn();
+    const verdict = new Verdict();
+    for await (const chunk of child.stdout) {
+      await Deno.stdout.write(chunk);
+      verdict.push(dec.decode(chunk, { stream: true }));
+    }
+    verdict.push(dec.decode());
+    const status = await child.status;
+    const why = verdict.failure(status, filtered ? [] : [file]);
+    const r: ModuleResult = {
+      file,
+      why,
+      summary: verdict.summary(),
+      registered: verdict.registered,
+      ms: performance.now() - start,
+    };
+    results.push(r);
+    console.error(
+      why
+        ? `test module FAILED: ${file}: ${why} (${secs(r.ms)})`
+        : `test module passed: ${file}: ${verdict.ran.ok} passed, ${verdict.ran.ignored} ignored (${secs(r.ms)})`,
+    );
+    if (why && failFast) break;
+  }
+  const t = aggregate(results);
+  const counts = `${t.passed} passed, ${t.failed} failed, ${t.ignored} ignored, of ${t.registered} registered, ` +
+    `in ${results.length} of ${modules.length} modules (${secs(performance.now() - t0)}, type-check ${secs(checkMs)})`;
+  const skipped = modules.length - results.length;
+  if (t.failedModules.length || skipped) {
+    console.error(`\ntest run FAILED: ${counts}`);
+    for (const r of t.failedModules) console.error(`  ${r.file}: ${r.why}`);
+    if (skipped) console.error(`  ${skipped} module(s) not run (--fail-fast)`);
+    return 1;
+  }
+  console.error(`\ntest run passed: ${counts}`);
+  return 0;
+}
+
+if (import.meta.main) Deno.exit(await main(Deno.args));

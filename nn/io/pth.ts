@@ -293,21 +293,35 @@ function asTensorMap(v: unknown): Map<string, HostTensor> | null {
  * Picks the state dict (names → tensors) out of a loaded checkpoint: the object itself when it is a
  * dict of tensors, else `obj[key]`, else the first of `state_dict`, `model_state_dict`, `model`, `net`,
  * `module` that is a dict of tensors.
- * @throws {WeightsFileError} listing the top-level keys when none is found.
+ *
+ * A state dict holds at least one tensor: an empty dict (`torch.save({}, f)`, or an empty `state_dict`
+ * entry) is refused with "no tensors found", naming the file, rather than returned as an empty state dict
+ * that a strict load would then reject by listing every key of the model as missing. {@linkcode loadPth}
+ * still returns the empty dict itself, as `torch.load` does.
+ * @throws {WeightsFileError} listing the top-level keys when none is found, or when the dict is empty.
  */
 export function findStateDict(obj: unknown, file = "<checkpoint>", key?: string): Map<string, HostTensor> {
   if (key !== undefined) {
     const v = obj instanceof Map ? obj.get(key) : undefined;
     const sd = asTensorMap(v);
     if (!sd) throw new WeightsFileError(file, `checkpoint entry '${key}' is missing or not a dict of tensors`);
+    if (!sd.size) throw new WeightsFileError(file, `no tensors found: checkpoint entry '${key}' is an empty dict`);
     return sd;
   }
   const direct = asTensorMap(obj);
-  if (direct) return direct;
+  if (direct) {
+    if (!direct.size) throw new WeightsFileError(file, "no tensors found: the checkpoint is an empty dict");
+    return direct;
+  }
   if (obj instanceof Map) {
+    let empty: string | null = null;
     for (const k of STATE_DICT_KEYS) {
       const sd = asTensorMap(obj.get(k));
-      if (sd) return sd;
+      if (sd?.size) return sd;
+      if (sd) empty ??= k;
+    }
+    if (empty !== null) {
+      throw new WeightsFileError(file, `no tensors found: checkpoint entry '${empty}' is an empty dict`);
     }
     const keys = [...obj.keys()].map((k) => JSON.stringify(k)).join(", ");
     throw new WeightsFileError(file, `no state dict found: the checkpoint is a dict with keys ${keys}; pass its key`);
