@@ -1,5 +1,5 @@
 /**
- * Benchmarks of the core: `deno task bench [-- --json] [--repeats N] [--only key,key]`.
+ * Benchmarks of the core: `deno task bench [-- --json] [--repeats N] [--only key,key] [--models [--profile]]`.
  * Every timing waits for the result (WebGPU: `sync()`); figures are medians. With `--json` the last
  * line is one JSON object with the keys listed in KEYS.
  */
@@ -12,6 +12,7 @@ import { createModel, type ModelName } from "../models/registry.ts";
 import { loadPthStateDict } from "../nn/io/pth.ts";
 import { selectiveScan, selectiveScanReference } from "../nn/ssm/selective_scan.ts";
 import { dwt, iwt } from "../nn/wavelet/haar.ts";
+import { formatProfile, profileKernels } from "./profile.ts";
 import type { Runtime as WebGPURuntime } from "../autodiff/backends/webgpu/runtime.ts";
 
 const args = parseArgs({
@@ -23,6 +24,8 @@ const args = parseArgs({
     only: { type: "string" },
     // the whole-model figures take many minutes on a software adapter: opt in
     models: { type: "boolean", default: false },
+    // with --models: a per-kernel profile of one pass of each model figure (stderr)
+    profile: { type: "boolean", default: false },
   },
 });
 const REPEATS = Number(args.values.repeats);
@@ -40,8 +43,14 @@ async function median(device: Device, fn: () => void | Promise<void>, repeats = 
     await backend.sync();
     times.push(performance.now() - t0);
   }
+  return middle(times);
+}
+
+/** The median (the mean of the middle two for an even count). */
+function middle(times: number[]): number {
   times.sort((a, b) => a - b);
-  return times[Math.floor(times.length / 2)];
+  const h = times.length >> 1;
+  return times.length % 2 ? times[h] : (times[h - 1] + times[h]) / 2;
 }
 
 function matmulBench(device: Device, n: number): () => void {
@@ -77,7 +86,7 @@ async function convBackwardMs(device: Device): Promise<number> {
     w.zeroGrad();
   }
   times.sort((a, b) => a - b);
-  return times[Math.floor(times.length / 2)];
+  return middle(times);
 }
 
 function dwconvForward(device: Device): () => void {
@@ -152,7 +161,7 @@ async function pthLoadMs(): Promise<number> {
     if (i > 0) times.push(ms);
   }
   times.sort((a, b) => a - b);
-  return times[Math.floor(times.length / 2)];
+  return middle(times);
 }
 
 /** Selective scan at the decoder's widest size: batch b, D = 1024, L = 4096, N = 16, G = 8, D/deltaBias/softplus. */
@@ -190,7 +199,11 @@ function sscanForwardBackward(device: Device, b: number): () => Promise<void> {
   };
 }
 
-/** One AdamW training step of a zoo model on a batch of 8 at `size`² (forward, loss, backward, step, loss readback). */
+/**
+ * One training step of a zoo model as the engine runs it (anomaly/engine/train.ts): `tidy(loss(forward))`,
+ * backward, clip the global grad norm to 5, AdamW (lr 0.005, weight decay 1e-4 except 1-D and biases), loss
+ * readback. Batch 8 of random images at `size`².
+ */
 async function modelTrainStep(name: ModelName, device: Device, size: number): Promise<() => Promise<void>> {
   T.manualSeed(42);
   const model = await createModel(name, { imageSize: size }, { device });
@@ -208,26 +221,34 @@ async function modelTrainStep(name: ModelName, device: Device, size: number): Pr
   };
 }
 
-/** Inference (features + anomaly maps) on a batch of 8 at 256²; returns images/s and the peak live bytes of the passes. */
-async function modelInfer(
-  name: ModelName,
-  device: Device,
-  repeats: number,
-): Promise<{ imgsPerS: number; peakMb: number }> {
+/**
+ * Inference as the engine runs it (anomaly/engine/evaluate.ts): features and anomaly maps of a batch of 8 at
+ * 256² under `noGrad(tidy(...))` (`useTidy` false drops the tidy, leaving the blocks' own scopes and the
+ * garbage collector). Returns the pass and the model's device.
+ */
+async function modelInferPass(name: ModelName, device: Device, useTidy = true): Promise<() => Promise<void>> {
   const model = await createModel(name, { imageSize: 256 }, { device });
   model.eval();
   const x = T.keep(T.randn([8, 3, 256, 256], { device }));
-  const fn = async () => {
-    const res = T.noGrad(() => T.tidy(() => model.anomalyMap(model.forward(x))));
+  return async () => {
+    const f = () => model.anomalyMap(model.forward(x));
+    const res = T.noGrad(() => (useTidy ? T.tidy(f) : f()));
     await res.score.data();
     res.map.dispose();
     res.score.dispose();
   };
-  T.resetPeakMemory();
-  const ms = await median(device, fn, repeats);
-  // the most bytes held by live tensors at any point of the passes (weights and the input included)
-  const peak = T.memoryStats()[device]!.peakBytes;
-  return { imgsPerS: 8000 / ms, peakMb: peak / 2 ** 20 };
+}
+
+/** Images/s of `pass` over a batch of 8: median of `repeats` passes after a warm-up; with --profile, one more pass profiled. */
+async function imagesPerS(label: string, device: Device, pass: () => Promise<void>, repeats = 2): Promise<number> {
+  const ms = await median(device, pass, repeats);
+  if (args.values.profile) {
+    const t0 = performance.now();
+    const prof = await profileKernels(T.getBackend(device), pass);
+    log(`profile of ${label} (${device}${device === "webgpu" ? ": host recording time" : ""}):`);
+    log(formatProfile(prof, performance.now() - t0));
+  }
+  return 8000 / ms;
 }
 
 const results: Record<string, number> = {};
@@ -312,17 +333,32 @@ if (args.values.models) {
   const devices: Device[] = gpu ? ["webgpu", "cpu"] : ["cpu"];
   for (const device of devices) {
     for (const [name, key] of [["wave_mambaad", "wave"], ["mambaad", "mambaad"]] as const) {
-      await run(
-        `${key}_train_step_b8_128px_ms_${device}`,
-        async () => median(device, await modelTrainStep(name, device, 128), 1),
-      );
+      if (device === "webgpu") {
+        // a lavapipe training step at 256² takes many minutes: the software adapter keeps the 128² figure
+        await run(
+          `${key}_train_step_b8_128px_ms_webgpu`,
+          async () => median(device, await modelTrainStep(name, device, 128), 1),
+        );
+      } else {
+        await run(
+          `${key}_train_b8_256px_imgs_per_s_cpu`,
+          async () => imagesPerS(`${key} training step b8 256²`, device, await modelTrainStep(name, device, 256)),
+        );
+      }
       await run(`${key}_infer_b8_256px_imgs_per_s_${device}`, async () => {
-        const r = await modelInfer(name, device, 1);
-        if (name === "wave_mambaad" && device === "webgpu") {
-          results.wave_infer_peak_mb_webgpu = Number(r.peakMb.toFixed(1));
-        }
-        return r.imgsPerS;
+        T.resetPeakMemory();
+        const v = await imagesPerS(`${key} inference b8 256²`, device, await modelInferPass(name, device), 2);
+        // the most bytes held by live tensors at any point of the passes (weights and the input included)
+        results[`${key}_infer_peak_mb_${device}`] = Number((T.memoryStats()[device]!.peakBytes / 2 ** 20).toFixed(1));
+        return v;
       });
+      if (device === "cpu") {
+        await run(
+          `${key}_infer_notidy_b8_256px_imgs_per_s_cpu`,
+          async () =>
+            imagesPerS(`${key} inference b8 256² without tidy`, device, await modelInferPass(name, device, false), 2),
+        );
+      }
     }
   }
 }
@@ -349,7 +385,7 @@ async function webgpuHostUsPerDispatch(): Promise<number> {
   rt.hostTimes = null;
   x.dispose();
   times.sort((a, b) => a - b);
-  return times[Math.floor(times.length / 2)];
+  return middle(times);
 }
 
 /** Kernel dispatches of one inference pass (features + anomaly map) or one AdamW training step at batch 1, 256². */
