@@ -236,9 +236,13 @@ export const cpuBackend: Backend = {
       maskPositiveBits(o as Float32Array, x, y as Float32Array);
       return out;
     }
-    const loop = binaryLoop(op);
+    const loops = binaryLoops(op);
     forEachRow(shape, [stridesA, stridesB], [0, 0], (offs, o0, len, [ia, ib]) => {
-      loop(o, x, y, o0, len, offs[0], ia, offs[1], ib);
+      // the common rows (both operands contiguous, or one a constant along the row) get stride-free loops
+      if (ia === 1 && ib === 1) loops.both(o, x, y, o0, len, offs[0], offs[1]);
+      else if (ia === 1 && ib === 0) loops.left(o, x, y[offs[1]], o0, len, offs[0]);
+      else if (ia === 0 && ib === 1) loops.right(o, x[offs[0]], y, o0, len, offs[1]);
+      else loops.strided(o, x, y, o0, len, offs[0], ia, offs[1], ib);
     });
     return out;
   },
@@ -637,8 +641,15 @@ type BinaryLoop = (
   pb: number,
   ib: number,
 ) => void;
+/** One op's row loops: any strides, both operands contiguous, and one operand constant along the row. */
+interface BinaryLoops {
+  strided: BinaryLoop;
+  both: (o: HostArray, x: HostArray, y: HostArray, o0: number, len: number, pa: number, pb: number) => void;
+  left: (o: HostArray, x: HostArray, yv: number, o0: number, len: number, pa: number) => void;
+  right: (o: HostArray, xv: number, y: HostArray, o0: number, len: number, pb: number) => void;
+}
 const unaryLoops = new Map<UnaryOp, UnaryLoop>();
-const binaryLoops = new Map<BinaryOp, BinaryLoop>();
+const binaryLoopCache = new Map<BinaryOp, BinaryLoops>();
 
 /**
  * One compiled loop per op: each is its own function (own type feedback), so V8 inlines the op's
@@ -655,18 +666,29 @@ function unaryLoop(op: UnaryOp): UnaryLoop {
   return loop;
 }
 
-function binaryLoop(op: BinaryOp): BinaryLoop {
-  let loop = binaryLoops.get(op);
-  if (!loop) {
-    loop = new Function(
+function binaryLoops(op: BinaryOp): BinaryLoops {
+  let loops = binaryLoopCache.get(op);
+  if (!loops) {
+    loops = new Function(
       "f",
-      `return function ${op}Loop(o, x, y, o0, len, pa, ia, pb, ib) {
-        for (let j = 0; j < len; j++, pa += ia, pb += ib) o[o0 + j] = f(x[pa], y[pb]);
-      }`,
-    )(BINARY[op].js) as BinaryLoop;
-    binaryLoops.set(op, loop);
+      `return {
+        strided: function ${op}Strided(o, x, y, o0, len, pa, ia, pb, ib) {
+          for (let j = 0; j < len; j++, pa += ia, pb += ib) o[o0 + j] = f(x[pa], y[pb]);
+        },
+        both: function ${op}Both(o, x, y, o0, len, pa, pb) {
+          for (let j = 0; j < len; j++) o[o0 + j] = f(x[pa + j], y[pb + j]);
+        },
+        left: function ${op}Left(o, x, yv, o0, len, pa) {
+          for (let j = 0; j < len; j++) o[o0 + j] = f(x[pa + j], yv);
+        },
+        right: function ${op}Right(o, xv, y, o0, len, pb) {
+          for (let j = 0; j < len; j++) o[o0 + j] = f(xv, y[pb + j]);
+        },
+      };`,
+    )(BINARY[op].js) as BinaryLoops;
+    binaryLoopCache.set(op, loops);
   }
-  return loop;
+  return loops;
 }
 
 /** Row-major strides of a contiguous shape. */
