@@ -291,6 +291,7 @@ export const cpuBackend: Backend = {
     shape: readonly number[],
   ): void {
     const s = arr(src), d = arr(dst);
+    if (transposeCopy(s, srcOffset, srcStrides, d, dstOffset, dstStrides, shape)) return;
     forEachRow(shape, [srcStrides, dstStrides], [srcOffset, dstOffset], (offs, _, len, [is, id]) => {
       const si = offs[0], di = offs[1];
       if (is === 1 && id === 1) d.set(s.subarray(si, si + len), di);
@@ -509,6 +510,60 @@ export const cpuBackend: Backend = {
     });
   },
 };
+
+/** Side of the square tiles of {@linkcode transposeCopy}: 2 · 32² floats stay in L1. */
+const TILE = 32;
+
+/**
+ * A copy whose innermost destination dim walks the source with a stride while another dim walks it
+ * contiguously (a permute that moves the source's innermost dim, e.g. channels-first ↔ channels-last):
+ * row by row it would miss the cache on every source read, so it goes in square tiles over those two dims.
+ * Returns false (nothing copied) for other copies.
+ */
+function transposeCopy(
+  s: HostArray,
+  srcOffset: number,
+  srcStrides: readonly number[],
+  d: HostArray,
+  dstOffset: number,
+  dstStrides: readonly number[],
+  shape: readonly number[],
+): boolean {
+  const [cs, [ss, ds]] = coalesce(shape, [srcStrides, dstStrides]);
+  const last = cs.length - 1;
+  if (last < 1 || ds[last] !== 1 || ss[last] === 1 || cs[last] < TILE) return false;
+  const j = ss.indexOf(1);
+  if (j < 0 || j === last || cs[j] < TILE) return false;
+  const nj = cs[j], nl = cs[last], dj = ds[j], sl = ss[last];
+  // the other dims, walked as an odometer
+  const outer = cs.map((_, k) => k).filter((k) => k !== j && k !== last);
+  const idx = new Array(outer.length).fill(0);
+  let count = 1;
+  for (const k of outer) count *= cs[k];
+  let so = srcOffset, dof = dstOffset;
+  for (let r = 0; r < count; r++) {
+    for (let j0 = 0; j0 < nj; j0 += TILE) {
+      const j1 = Math.min(nj, j0 + TILE);
+      for (let l0 = 0; l0 < nl; l0 += TILE) {
+        const l1 = Math.min(nl, l0 + TILE);
+        for (let a = j0; a < j1; a++) {
+          const sRow = so + a, dRow = dof + a * dj;
+          for (let l = l0; l < l1; l++) d[dRow + l] = s[sRow + l * sl];
+        }
+      }
+    }
+    for (let q = outer.length - 1; q >= 0; q--) {
+      const k = outer[q];
+      so += ss[k];
+      dof += ds[k];
+      if (++idx[q] < cs[k]) break;
+      so -= ss[k] * cs[k];
+      dof -= ds[k] * cs[k];
+      idx[q] = 0;
+    }
+  }
+  return true;
+}
 
 /**
  * Per kernel column kj of a depthwise conv: the input column offset `kj·dilationW − padW` and the output
