@@ -12,7 +12,15 @@ import { Tensor } from "../../autodiff/tensor.ts";
 import { type GPUBuf, Runtime } from "../../autodiff/backends/webgpu/runtime.ts";
 import { realizeTogether, sumOfSquares } from "../../autodiff/backends/webgpu/multi_tensor.ts";
 
+let enabled = true;
+
+/** Turns the multi-tensor paths off (each parameter then computes on its own, as on the CPU): tests, A/B timing. */
+export function setMultiTensor(on: boolean): void {
+  enabled = on;
+}
+
 function runtimeOf(device: Device): Runtime | null {
+  if (!enabled) return null;
   const rt = (getBackend(device) as { runtime?: unknown }).runtime;
   return rt instanceof Runtime ? rt : null;
 }

@@ -106,7 +106,7 @@ function dispatchPack(rt: Runtime, pack: readonly GPUBuf[][]): void {
   const outNames: [string, GPUBuf][] = [];
   let body = "  if (gidx >= P.n) { return; }\n";
   let start = 0;
-  pack.forEach((outs, k) => {
+  for (const outs of pack) {
     const end = start + outs[0].length;
     const s = g.uniform("u32", start), e = g.uniform("u32", end);
     g.block();
@@ -118,9 +118,11 @@ function dispatchPack(rt: Runtime, pack: readonly GPUBuf[][]): void {
       stores.push(`  ${name}[li] = ${v};`);
     }
     const lines = g.block();
-    body += `  if (gidx < ${e}) {\n  let li = gidx - ${s};\n${lines.join("\n")}\n${stores.join("\n")}\n  return;\n  }\n`;
+    body += `  if (gidx < ${e}) {\n  let li = gidx - ${s};\n${lines.join("\n")}\n${
+      stores.join("\n")
+    }\n  return;\n  }\n`;
     start = end;
-  });
+  }
   const { u, b } = g.finish(outNames);
   const code = u.decl + b.decl + [...g.helpers].join("") + `@compute @workgroup_size(${WG})
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
