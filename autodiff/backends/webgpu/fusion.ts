@@ -63,7 +63,7 @@ export function operand(b: GPUBuf): FusedNode {
 }
 
 /** Leaves, node count and view count of a DAG (shared nodes counted once). */
-function measure(root: FusedNode): { leaves: Set<GPUBuf>; nodes: number; views: number } {
+export function measure(root: FusedNode): { leaves: Set<GPUBuf>; nodes: number; views: number } {
   const seen = new Set<FusedNode>();
   const leaves = new Set<GPUBuf>();
   let views = 0;
