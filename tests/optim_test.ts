@@ -26,6 +26,7 @@ import {
   type OptimizerStateDict,
   type ParamState,
   type ScheduledOptimizer,
+  setMultiTensor,
   SGD,
   StepLR,
   TimmStepLR,
@@ -550,5 +551,99 @@ Deno.test({
       4,
     ]]);
     for (const [, p] of named) p.dispose();
+  },
+});
+
+/**
+ * The multi-tensor WebGPU paths (many parameters per kernel) on 37 parameters of odd sizes (several kernels'
+ * worth; sizes across the sum-of-squares chunk), every optimiser variant, clipping first, three steps:
+ * - the step equals the per-parameter WebGPU path bit for bit (same expressions, several per kernel);
+ * - clipGradNorm's total and clipped grads match the CPU to 1e-6 relative (as the clip golden);
+ * - clip + step cost a few dispatches per kernel pack, not a few per parameter.
+ */
+Deno.test({
+  name: "optim [webgpu]: multi-tensor steps (SGD, Adam, AdamW, amsgrad, clip) = per-parameter path, clip = CPU",
+  ignore: !devices.includes("webgpu"),
+  sanitizeResources: false,
+  sanitizeOps: false,
+  fn: async () => {
+    const sizes = Array.from({ length: 37 }, (_, i) => [1, 3, 7, 64, 255, 257, 1000, 2049, 5000][i % 9] + i);
+    const variants: [string, (ps: T.Tensor[]) => Optimizer<{ lr: number; weightDecay: number }>][] = [
+      ["sgd", (ps) => new SGD(ps, { lr: 0.05, momentum: 0.9, nesterov: true, weightDecay: 1e-3 })],
+      ["sgd-damp", (ps) => new SGD(ps, { lr: 0.05, momentum: 0.5, dampening: 0.2, maximize: true })],
+      ["adam", (ps) => new Adam(ps, { lr: 0.01, weightDecay: 1e-2 })],
+      ["adamw-ams", (ps) => new AdamW(ps, { lr: 0.01, amsgrad: true })],
+      ["adamw-groups", (ps) => new AdamW([{ params: ps.slice(0, 11), weightDecay: 0 }, { params: ps.slice(11) }])],
+    ];
+    const backend = T.getBackend("webgpu") as unknown as { runtime: { dispatchCount: number } };
+    const init = sizes.map((n, i) => normals(n, 1000 + i));
+    const grads = [0, 1, 2].map((k) => sizes.map((n, i) => normals(n, 5000 + 100 * k + i).map((v) => v * (k + 1))));
+    // clipping alone against the CPU
+    for (const maxNorm of [20, 1e6]) {
+      const clip = async (device: Device) => {
+        const ps = init.map((v) => T.tensor(v, { device, requiresGrad: true }));
+        ps.forEach((p, i) => p.grad = T.tensor(grads[0][i], { device }));
+        const total = clipGradNorm(ps, maxNorm);
+        const out = { total: await total.item(), grads: await Promise.all(ps.map((p) => p.grad!.data())) };
+        total.dispose();
+        ps.forEach((p) => {
+          p.zeroGrad();
+          p.dispose();
+        });
+        return out;
+      };
+      const g = await clip("webgpu"), c = await clip("cpu");
+      assert.ok(relErr(g.total, c.total) <= RTOL, `clip total: webgpu ${g.total}, cpu ${c.total}`);
+      g.grads.forEach((a, i) => assert.ok(maxRelErr(a, c.grads[i]) <= RTOL, `clip ${maxNorm}: grad ${i}`));
+    }
+    for (const [name, make] of variants) {
+      const run = async (multi: boolean) => {
+        setMultiTensor(multi);
+        const ps = init.map((v) => T.keep(T.tensor(v, { device: "webgpu", requiresGrad: true })));
+        const opt = make(ps);
+        const counts: number[] = [];
+        for (let k = 0; k < 3; k++) {
+          ps.forEach((p, i) => p.grad = T.keep(T.tensor(grads[k][i], { device: "webgpu" })));
+          // the same clip coefficient for both paths: the multi-tensor clip is checked above
+          ps.forEach((p) => p.grad!.assign(T.mul(p.grad!, 0.25)));
+          await T.getBackend("webgpu").sync();
+          const c0 = backend.runtime.dispatchCount;
+          opt.step();
+          counts.push(backend.runtime.dispatchCount - c0);
+        }
+        const out = await Promise.all(ps.map((p) => p.data()));
+        opt.zeroGrad();
+        opt.disposeState();
+        ps.forEach((p) => p.dispose());
+        setMultiTensor(true);
+        return { out, counts };
+      };
+      const multi = await run(true), single = await run(false);
+      for (let i = 0; i < sizes.length; i++) {
+        for (let j = 0; j < sizes[i]; j++) {
+          assert.ok(
+            Object.is(multi.out[i][j], single.out[i][j]),
+            `${name} param ${i}[${j}]: multi-tensor ${multi.out[i][j]}, per-parameter ${single.out[i][j]}`,
+          );
+        }
+      }
+      // every parameter's update and state in kernels of at least 3 parameters each
+      for (const c of multi.counts) assert.ok(c <= Math.ceil(sizes.length / 3), `${name}: ${c} dispatches per step`);
+    }
+    // clip + step together: the sum-of-squares kernels, one reduction and the packed step kernels
+    const ps = init.map((v) => T.keep(T.tensor(v, { device: "webgpu", requiresGrad: true })));
+    const opt = new AdamW(ps, { lr: 0.01 });
+    for (let k = 0; k < 2; k++) {
+      ps.forEach((p, i) => p.grad = T.keep(T.tensor(grads[k][i], { device: "webgpu" })));
+      await T.getBackend("webgpu").sync();
+      const c0 = backend.runtime.dispatchCount;
+      clipGradNorm(ps, 20).dispose();
+      opt.step();
+      const c = backend.runtime.dispatchCount - c0;
+      assert.ok(c <= 4 + Math.ceil(sizes.length / 3), `clip + AdamW: ${c} dispatches for ${sizes.length} params`);
+    }
+    opt.zeroGrad();
+    opt.disposeState();
+    ps.forEach((p) => p.dispose());
   },
 });

@@ -180,3 +180,26 @@ test("writing into a buffer a lazy value reads computes that value first; freein
   assert.equal(g.memory().buffers, m0.buffers);
   assert.equal(g.memory().bytes, m0.bytes);
 });
+
+test("a lazy value copied into part of a buffer is evaluated inside the copy kernel (cat/stack) and matches the CPU", async (g) => {
+  const xh = normals(4 * 3, 21), yh = normals(3, 22), zh = normals(2 * 4 * 3, 23);
+  const run = (b: typeof cpuBackend | WebGPUBackend, count?: () => number) => {
+    const x = b.upload(xh, "float32"), y = b.upload(yh, "float32"), z = b.upload(zh, "float32");
+    const s = b.unary("tanh", b.binary("add", x, y, [4, 3], [3, 1], [0, 1])); // lazy (4, 3)
+    const dst = b.alloc(2 * 4 * 3 + 5, "float32"); // written in three pieces: not a fresh whole-buffer copy
+    b.stridedCopyInto(b.fill(5, -2, "float32"), 0, [1], dst, 24, [1], [5]);
+    const c0 = count?.() ?? 0;
+    b.stridedCopyInto(s, 0, [1, 3], dst, 12, [1, 4], [3, 4]); // transposed into the second half
+    const c1 = count?.() ?? 0;
+    // an expression that reads the destination itself falls back to computing it first
+    const r = b.affine(dst, 3, 1);
+    b.stridedCopyInto(r, 24, [1], dst, 0, [1], [5]);
+    b.stridedCopyInto(b.unary("exp", z), 5, [1], dst, 5, [1], [7]);
+    return { dst, copyDispatches: c1 - c0, temps: [x, y, z, s, r] };
+  };
+  const ref = run(cpuBackend);
+  const r = run(g, () => g.runtime.dispatchCount);
+  assert.equal(r.copyDispatches, 1, "the lazy transpose-add-tanh is computed by the copy kernel itself");
+  assertClose(await g.read(r.dst), await cpuBackend.read(ref.dst), "fused copies", 1e-6);
+  for (const b of [...r.temps, r.dst]) g.free(b);
+});

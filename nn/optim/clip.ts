@@ -6,12 +6,18 @@
 
 import { abs, clamp, div, max, mul, pow, sqrt, square, stack, sum, zeros } from "../../autodiff/ops/index.ts";
 import { noGrad, type Tensor, tidy } from "../../autodiff/tensor.ts";
+import { sumOfSquaresMulti } from "./multi_tensor.ts";
 
 function norm(x: Tensor, normType: number): Tensor {
   if (normType === Infinity) return max(abs(x));
   if (normType === 2) return sqrt(sum(square(x)));
   if (normType === 1) return sum(abs(x));
   return pow(sum(pow(abs(x), normType)), 1 / normType);
+}
+
+function totalNorm(grads: readonly Tensor[], normType: number): Tensor {
+  const norms = grads.map((g) => norm(g, normType));
+  return norms.length === 1 && normType === Infinity ? norms[0] : norm(stack(norms, 0), normType);
 }
 
 /**
@@ -33,8 +39,9 @@ export function clipGradNorm(params: readonly Tensor[], maxNorm: number, normTyp
   }
   return noGrad(() =>
     tidy(() => {
-      const norms = grads.map((g) => norm(g, normType));
-      const total = norms.length === 1 && normType === Infinity ? norms[0] : norm(stack(norms, 0), normType);
+      // the 2-norm of the per-grad 2-norms is √(Σ g²) over all grads: on WebGPU a few kernels for all of them
+      const sq = normType === 2 ? sumOfSquaresMulti(grads, device) : null;
+      const total = sq ? sqrt(sq) : totalNorm(grads, normType);
       const coef = clamp(div(maxNorm, total.add(Math.fround(1e-6))), undefined, 1);
       for (const g of grads) g.assign(mul(g, coef));
       return total;

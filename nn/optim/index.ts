@@ -49,4 +49,5 @@ export {
   type TimmStepLROptions,
 } from "./schedule.ts";
 export { clipGradNorm } from "./clip.ts";
+export { setMultiTensor } from "./multi_tensor.ts";
 export { type DecayGroup, decayGroups } from "./param_groups.ts";

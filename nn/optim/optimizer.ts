@@ -15,6 +15,7 @@
 
 import { to } from "../../autodiff/ops/index.ts";
 import { keep, noGrad, Tensor, tidy } from "../../autodiff/tensor.ts";
+import { realizeSlots } from "./multi_tensor.ts";
 
 /** A value of the per-parameter state: a tensor (moment buffers) or a number (step count). */
 export type StateValue = Tensor | number;
@@ -123,6 +124,8 @@ export abstract class Optimizer<O extends BaseGroupOptions = BaseGroupOptions> {
 
   /** One optimisation step over every parameter that has a grad (synchronous; enqueues device work only). */
   step(): void {
+    // each updated parameter with its state: computed together afterwards (WebGPU: many parameters per kernel)
+    const slots: Tensor[][] = [];
     noGrad(() => {
       for (const group of this.paramGroups) {
         for (const p of group.params) {
@@ -139,9 +142,13 @@ export abstract class Optimizer<O extends BaseGroupOptions = BaseGroupOptions> {
           const s = st;
           // one scope per parameter: intermediates never pile up across a large model
           tidy(() => this.updateParam(p, grad, s, group));
+          const slot = [p];
+          for (const v of Object.values(s)) if (v instanceof Tensor && v.size === p.size) slot.push(v);
+          slots.push(slot);
         }
       }
     });
+    realizeSlots(slots);
   }
 
   /**

@@ -9,8 +9,29 @@
 import type { BinaryOp, DType, UnaryOp } from "../../backend.ts";
 import { BINARY } from "../../op_table.ts";
 import type { GPUBuf, Runtime } from "./runtime.ts";
-import { type FusedNode, lazy, operand, unaryOutDtype } from "./fusion.ts";
-import { bindings, collapse, entry1d, grid, MAX_RANK, offsetsFn, stridedUniforms, uniforms, WG } from "./templates.ts";
+import {
+  Codegen,
+  type FusedNode,
+  lazy,
+  MAX_LEAVES,
+  MAX_NODES,
+  MAX_VIEWS,
+  measure,
+  operand,
+  unaryOutDtype,
+} from "./fusion.ts";
+import {
+  at,
+  bindings,
+  collapse,
+  entry1d,
+  grid,
+  MAX_RANK,
+  offsetsFn,
+  stridedUniforms,
+  uniforms,
+  WG,
+} from "./templates.ts";
 
 /** `fill`: a new buffer with every element `value` (lazy: a constant, usually fused into its consumer). */
 export function fill(rt: Runtime, length: number, value: number, dtype: DType): GPUBuf {
@@ -124,9 +145,67 @@ export function stridedCopyInto(
       return;
     }
   }
-  rt.check(src);
   rt.check(dst);
+  if (
+    src.expr && src !== dst && src.dtype === dst.dtype &&
+    fusedCopy(rt, src, srcOffset, srcStrides, dst, dstOffset, dstStrides, shape)
+  ) {
+    return;
+  }
+  rt.check(src);
   copyNow(rt, src, srcOffset, srcStrides, dst, dstOffset, dstStrides, shape);
+}
+
+/**
+ * A strided copy of a lazy `src` into `dst` that evaluates `src`'s expression in the copy kernel itself (one
+ * dispatch instead of two; `src` stays lazy). False when it does not fit one kernel or the expression reads `dst`.
+ */
+function fusedCopy(
+  rt: Runtime,
+  src: GPUBuf,
+  srcOffset: number,
+  srcStrides: readonly number[],
+  dst: GPUBuf,
+  dstOffset: number,
+  dstStrides: readonly number[],
+  shape: readonly number[],
+): boolean {
+  const c = collapse(shape, [srcStrides, dstStrides]);
+  if (c.shape.length > MAX_RANK) return false;
+  if (c.shape.length === 0) {
+    c.shape.push(1);
+    c.strides.forEach((s) => s.push(0));
+  }
+  const node: FusedNode = {
+    k: "view",
+    dtype: src.dtype,
+    x: src.expr!,
+    shape: c.shape,
+    strides: c.strides[0],
+    offset: srcOffset,
+  };
+  const m = measure(node);
+  if (m.leaves.has(dst) || m.leaves.size > MAX_LEAVES || m.nodes > MAX_NODES || m.views > MAX_VIEWS) return false;
+  const n = shape.reduce((a, b) => a * b, 1);
+  const g = new Codegen();
+  g.scalars.push(["n", "u32", n], ["dr", "u32", c.shape.length], ["dso", "i32", dstOffset]);
+  g.arrays.push(["ds", c.shape], ["dt", c.strides[1]]);
+  const v = g.value(node, "gidx");
+  const lines = g.block();
+  const { u, b } = g.finish([["dst", dst]]);
+  const code = u.decl + b.decl + [...g.helpers].join("") + `fn dsti_(flat: u32) -> u32 {
+  var rem = flat;
+  var o = P.dso;
+  for (var d = i32(P.dr) - 1; d >= 0; d--) {
+    let sz = u32(${at("ds", "d")});
+    o += i32(rem % sz) * ${at("dt", "d")};
+    rem = rem / sz;
+  }
+  return u32(o);
+}
+` + entry1d(`  if (gidx >= P.n) { return; }\n${lines.join("\n")}\n  dst[dsti_(gidx)] = ${v};`);
+  rt.dispatch({ code, uniforms: u, buffers: b.buffers, groups: grid(Math.ceil(n / WG)), label: "fused-copy" });
+  return true;
 }
 
 /** The strided copy kernel. */

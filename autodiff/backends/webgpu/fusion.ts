@@ -30,6 +30,7 @@ import {
   ISNAN_WGSL,
   MAX_RANK,
   type UniformArray,
+  type Uniforms,
   uniforms,
   type UniformScalar,
   type ValueKind,
@@ -62,7 +63,7 @@ export function operand(b: GPUBuf): FusedNode {
 }
 
 /** Leaves, node count and view count of a DAG (shared nodes counted once). */
-function measure(root: FusedNode): { leaves: Set<GPUBuf>; nodes: number; views: number } {
+export function measure(root: FusedNode): { leaves: Set<GPUBuf>; nodes: number; views: number } {
   const seen = new Set<FusedNode>();
   const leaves = new Set<GPUBuf>();
   let views = 0;
@@ -140,40 +141,62 @@ export function intClampBounds(lo: number, hi: number): [number, number] {
   return [ilo, ihi];
 }
 
-/** Generates and dispatches the one kernel of a lazy buffer, which then holds its values. */
-export function realize(rt: Runtime, out: GPUBuf): void {
-  const root = out.expr;
-  if (!root) return;
-  const n = out.length;
-  const scalars: UniformScalar[] = [["n", "u32", n]];
-  const arrays: UniformArray[] = [];
-  const leafIdx = new Map<GPUBuf, number>();
-  const helpers = new Set<string>();
-  const lines: string[] = [];
-  const memo = new Map<FusedNode, Map<string, string>>();
-  let tmp = 0;
-  let views = 0;
-  const uniform = (type: "f32" | "i32" | "u32", v: number): string => {
-    const name = `c${scalars.length}`;
-    scalars.push([name, type, v]);
+/**
+ * WGSL generator for fused expressions: shared uniforms, helpers and leaf bindings; {@linkcode Codegen.value}
+ * emits the lines computing a node at an index expression into the current block ({@linkcode Codegen.block}
+ * starts a new scope, so several slots of one kernel never share temporaries).
+ */
+export class Codegen {
+  /** Scalar uniforms (`n` first). */
+  readonly scalars: UniformScalar[] = [];
+  /** Array uniforms of the views. */
+  readonly arrays: UniformArray[] = [];
+  /** Leaf buffers by binding index (x0, x1, …). */
+  readonly leafIdx: Map<GPUBuf, number> = new Map();
+  /** Helper functions. */
+  readonly helpers: Set<string> = new Set();
+  /** Lines of the current block. */
+  lines: string[] = [];
+  #memo = new Map<FusedNode, Map<string, string>>();
+  #tmp = 0;
+  #views = 0;
+
+  /** Starts a new scope: returns the lines so far and forgets every temporary. */
+  block(): string[] {
+    const l = this.lines;
+    this.lines = [];
+    this.#memo = new Map();
+    return l;
+  }
+
+  /** Adds a scalar uniform; returns its WGSL reference. */
+  uniform(type: "f32" | "i32" | "u32", v: number): string {
+    const name = `c${this.scalars.length}`;
+    this.scalars.push([name, type, v]);
     return `P.${name}`;
-  };
-  const emit = (node: FusedNode, idx: string): string => {
-    let byIdx = memo.get(node);
+  }
+
+  /** Emits (once per block and index) the value of `node` at flat index `idx`; returns its temporary's name. */
+  value(node: FusedNode, idx: string): string {
+    let byIdx = this.#memo.get(node);
     const hit = byIdx?.get(idx);
     if (hit) return hit;
-    const value = expression(node, idx);
-    const name = `t${tmp++}`;
-    lines.push(`  let ${name} = ${value};`);
-    if (!byIdx) memo.set(node, byIdx = new Map());
+    const value = this.#expression(node, idx);
+    const name = `t${this.#tmp++}`;
+    this.lines.push(`  let ${name} = ${value};`);
+    if (!byIdx) this.#memo.set(node, byIdx = new Map());
     byIdx.set(idx, name);
     return name;
-  };
-  const expression = (node: FusedNode, idx: string): string => {
+  }
+
+  #expression(node: FusedNode, idx: string): string {
+    const helpers = this.helpers;
+    const uniform = (type: "f32" | "i32" | "u32", v: number) => this.uniform(type, v);
+    const emit = (n: FusedNode, i: string) => this.value(n, i);
     switch (node.k) {
       case "leaf": {
-        let j = leafIdx.get(node.buf);
-        if (j === undefined) leafIdx.set(node.buf, j = leafIdx.size);
+        let j = this.leafIdx.get(node.buf);
+        if (j === undefined) this.leafIdx.set(node.buf, j = this.leafIdx.size);
         return `x${j}[${idx}]`;
       }
       case "const":
@@ -231,13 +254,13 @@ export function realize(rt: Runtime, out: GPUBuf): void {
         return `select(${vb}, ${va}, ${c})`;
       }
       case "view": {
-        const v = views++;
+        const v = this.#views++;
         const c = collapse(node.shape, [node.strides]);
         if (c.shape.length > MAX_RANK) {
           throw new Error(`WebGPU: rank ${c.shape.length} exceeds ${MAX_RANK} after collapsing`);
         }
-        scalars.push([`v${v}r`, "u32", c.shape.length], [`v${v}o`, "i32", node.offset]);
-        arrays.push([`v${v}s`, c.shape], [`v${v}t`, c.strides[0]]);
+        this.scalars.push([`v${v}r`, "u32", c.shape.length], [`v${v}o`, "i32", node.offset]);
+        this.arrays.push([`v${v}s`, c.shape], [`v${v}t`, c.strides[0]]);
         helpers.add(`fn view${v}_(flat: u32) -> u32 {
   var rem = flat;
   var o = P.v${v}o;
@@ -251,18 +274,32 @@ export function realize(rt: Runtime, out: GPUBuf): void {
 }
 `);
         const i = `i${v}`;
-        lines.push(`  let ${i} = view${v}_(${idx});`);
+        this.lines.push(`  let ${i} = view${v}_(${idx});`);
         return emit(node.x, i);
       }
     }
-  };
-  const result = emit(root, "gidx");
-  const u = uniforms(scalars, arrays);
-  const leaves = [...leafIdx.keys()];
-  const list: BindingList = leaves.map((b, j) => [`x${j}`, b, "read", wgslType(b.dtype)]);
-  list.push(["out", out, "rw", wgslType(out.dtype)]);
-  const b = bindings(list);
-  const code = u.decl + b.decl + [...helpers].join("") +
+  }
+
+  /** The uniform block and the bindings: leaves (read) then `outputs` (rw, named by the caller). */
+  finish(outputs: readonly (readonly [string, GPUBuf])[]): { u: Uniforms; b: ReturnType<typeof bindings> } {
+    const u = uniforms(this.scalars, this.arrays);
+    const list: BindingList = [...this.leafIdx.keys()].map((b, j) => [`x${j}`, b, "read", wgslType(b.dtype)]);
+    for (const [name, buf] of outputs) list.push([name, buf, "rw", wgslType(buf.dtype)]);
+    return { u, b: bindings(list) };
+  }
+}
+
+/** Generates and dispatches the one kernel of a lazy buffer, which then holds its values. */
+export function realize(rt: Runtime, out: GPUBuf): void {
+  const root = out.expr;
+  if (!root) return;
+  const n = out.length;
+  const g = new Codegen();
+  g.scalars.push(["n", "u32", n]);
+  const result = g.value(root, "gidx");
+  const lines = g.block();
+  const { u, b } = g.finish([["out", out]]);
+  const code = u.decl + b.decl + [...g.helpers].join("") +
     entry1d(`  if (gidx >= P.n) { return; }\n${lines.join("\n")}\n  out[gidx] = ${result};`);
   // the leaves stay linked (and keep their storage) until the kernel that reads them is recorded
   out.expr = null;
