@@ -26,9 +26,12 @@ const args = parseArgs({
     models: { type: "boolean", default: false },
     // with --models: a per-kernel profile of one pass of each model figure (stderr)
     profile: { type: "boolean", default: false },
+    // threads of the CPU backend's WebAssembly kernels (default: every core)
+    threads: { type: "string" },
   },
 });
 const REPEATS = Number(args.values.repeats);
+if (args.values.threads) T.setCpuThreads(Number(args.values.threads));
 const only = args.values.only?.split(",");
 const log = (msg: string) => console.error(msg);
 

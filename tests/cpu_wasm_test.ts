@@ -7,13 +7,14 @@
  *   softplus threshold, exp's overflow and underflow).
  */
 import assert from "node:assert/strict";
-import { conv2d, randn, tensor, tidy } from "../mod.ts";
+import { conv2d, gelu, randn, tensor, tidy } from "../mod.ts";
 
 import { cpuBackend } from "../autodiff/backends/cpu/backend.ts";
 import type { UnaryOp } from "../autodiff/backend.ts";
 import { UNARY } from "../autodiff/op_table.ts";
 import { Generator } from "../autodiff/random.ts";
 import { cpuWasm, setCpuWasmEnabled } from "../autodiff/backends/cpu/wasm/module.ts";
+import { cpuThreads, setCpuThreads } from "../autodiff/backends/cpu/wasm/threads.ts";
 import { selectiveScan } from "../nn/ssm/selective_scan.ts";
 
 const opts = { sanitizeResources: false, sanitizeOps: false };
@@ -195,6 +196,47 @@ for (const op of ["exp", "sigmoid", "silu", "gelu", "softplus", "siluGrad", "gel
     x.dispose();
   });
 }
+
+Deno.test("kernel worker threads start and change no bit of any result", opts, async () => {
+  const cores = navigator.hardwareConcurrency ?? 1;
+  if (cores < 2) throw new Error(`this test needs 2 or more cores, the machine reports ${cores}`);
+  cpuWasm();
+  for (let t = 0; t < 100 && cpuThreads() < 2; t++) await new Promise((r) => setTimeout(r, 50));
+  assert.ok(cpuThreads() >= 2, `no kernel worker became ready in 5 s (threads: ${cpuThreads()})`);
+  const b = 5, d = 12, l = 150, n = 8, g = 3;
+  const x = tidy(() => ({
+    u: randn([b, d, l]),
+    delta: randn([b, d, l]).mul(0.5),
+    A: randn([d, n]).mul(0.5).exp().neg(),
+    B: randn([b, g, n, l]),
+    C: randn([b, g, n, l]),
+    z: randn([b, d, l]),
+    D: randn([d]),
+    bias: randn([d]),
+    R: randn([b, d, l]),
+    img: randn([b, 6, 20, 33]),
+    w: randn([6, 1, 3, 3]),
+    big: randn([3 * 65536 + 5]), // several unary blocks
+  }));
+  const leaves = [x.u, x.delta, x.A, x.B, x.C, x.z, x.D, x.bias, x.img, x.w];
+  leaves.forEach((t) => t.requiresGrad_(true));
+  const run = async (threads: number) => {
+    setCpuThreads(threads);
+    try {
+      const y = selectiveScan(x.u, x.delta, x.A, x.B, x.C, { D: x.D, z: x.z, deltaBias: x.bias, deltaSoftplus: true });
+      y.backward(x.R);
+      const c = conv2d(x.img, x.w, null, { padding: 1, groups: 6 });
+      c.backward(gelu(x.img.mul(0.5)));
+      const outs = [y, c, gelu(x.big), ...leaves.map((t) => t.grad!)];
+      leaves.forEach((t) => (t.grad = null));
+      return await Promise.all(outs.map((t) => t.data()));
+    } finally {
+      setCpuThreads(navigator.hardwareConcurrency ?? 1);
+    }
+  };
+  const one = await run(1), many = await run(cpuThreads());
+  one.forEach((a, i) => assert.deepEqual(many[i], a, `output ${i} differs between 1 and ${cpuThreads()} threads`));
+});
 
 Deno.test("the committed WebAssembly binary is the build of its AssemblyScript source", opts, async () => {
   const res = await new Deno.Command(Deno.execPath(), {

@@ -1,6 +1,7 @@
 /**
  * Depthwise convolution on the CPU through WebAssembly SIMD (src/depthwise.ts), at stride 1 (what the SSM
- * blocks use): each image's planes go through the module's memory, and every tap is a vectorised row update.
+ * blocks use): each image's planes go through the module's memory, and every tap is a vectorised row update; images are
+ * spread over the kernel threads (wasm/threads.ts).
  * Other strides, and runtimes without WebAssembly SIMD, use the scalar loops of backend.ts.
  *
  * @module
@@ -8,6 +9,7 @@
 
 import type { Im2colParams } from "../../backend.ts";
 import { cpuWasm, WasmLayout } from "./wasm/module.ts";
+import { cpuThreads, parallelCalls } from "./wasm/threads.ts";
 
 const geometry = (p: Im2colParams): number[] => [
   p.channels,
@@ -28,20 +30,60 @@ function handles(p: Im2colParams): boolean {
   return p.strideH === 1 && p.strideW === 1 && cpuWasm() !== null;
 }
 
+/** One image's regions: its input planes, output planes and (weight gradient) partial sums. */
+interface ImageRegion {
+  a: number;
+  b: number;
+  c: number;
+}
+
+/**
+ * Runs `kernel` once per image, over the kernel threads: `a` gets image b's slice of `first` (`firstSize`
+ * floats), `b` its slice of `second` when given, and `collect(region, image)` reads the results.
+ */
+function perImage(
+  p: Im2colParams,
+  w: Float32Array,
+  kernel: "dwForward" | "dwBackwardInput" | "dwBackwardWeight",
+  sizes: [number, number, number],
+  first: Float32Array,
+  second: Float32Array | null,
+  collect: (mem: Float32Array, r: ImageRegion, image: number) => void,
+): void {
+  const m = cpuWasm()!;
+  const lay = new WasmLayout();
+  const pw = kernel === "dwBackwardWeight" ? 0 : lay.take(w.length);
+  const regions: ImageRegion[] = Array.from(
+    { length: Math.min(p.batch, cpuThreads()) },
+    () => ({ a: lay.take(sizes[0]), b: lay.take(sizes[1]), c: lay.take(sizes[2]) }),
+  );
+  const mem = m.reserve(lay.bytes);
+  if (pw) mem.set(w, pw >> 2);
+  parallelCalls(
+    p.batch,
+    regions.length,
+    (slot, b) => {
+      const r = regions[slot];
+      mem.set(first.subarray(b * sizes[0], (b + 1) * sizes[0]), r.a >> 2);
+      if (second) mem.set(second.subarray(b * sizes[1], (b + 1) * sizes[1]), r.b >> 2);
+      else mem.fill(0, r.b >> 2, (r.b >> 2) + sizes[1]);
+      // forward and input gradient: (input, weights, output); weight gradient: (x, gy, dw)
+      const args = kernel === "dwBackwardWeight" ? [r.a, r.b, r.c] : [r.a, pw, r.c];
+      if (kernel === "dwBackwardWeight") mem.fill(0, r.c >> 2, (r.c >> 2) + sizes[2]);
+      return { kernel, args: [...args, ...geometry(p)] };
+    },
+    (slot, b) => collect(mem, regions[slot], b),
+    (call) => m.run(call),
+  );
+}
+
 /** out = depthwise conv of x; false (nothing written) when `p` is not handled. */
 export function depthwiseForwardWasm(out: Float32Array, x: Float32Array, w: Float32Array, p: Im2colParams): boolean {
   if (!handles(p)) return false;
-  const m = cpuWasm()!;
   const inSize = p.channels * p.height * p.width, outSize = p.channels * p.outH * p.outW;
-  const lay = new WasmLayout();
-  const px = lay.take(inSize), pw = lay.take(w.length), po = lay.take(outSize);
-  const mem = m.reserve(lay.bytes);
-  mem.set(w, pw >> 2);
-  for (let b = 0; b < p.batch; b++) {
-    mem.set(x.subarray(b * inSize, (b + 1) * inSize), px >> 2);
-    m.exports.dwForward(px, pw, po, ...geometry(p));
-    out.set(mem.subarray(po >> 2, (po >> 2) + outSize), b * outSize);
-  }
+  perImage(p, w, "dwForward", [inSize, 0, outSize], x, null, (mem, r, b) => {
+    out.set(mem.subarray(r.c >> 2, (r.c >> 2) + outSize), b * outSize);
+  });
   return true;
 }
 
@@ -53,21 +95,14 @@ export function depthwiseBackwardInputWasm(
   p: Im2colParams,
 ): boolean {
   if (!handles(p)) return false;
-  const m = cpuWasm()!;
   const inSize = p.channels * p.height * p.width, outSize = p.channels * p.outH * p.outW;
-  const lay = new WasmLayout();
-  const pg = lay.take(outSize), pw = lay.take(w.length), px = lay.take(inSize);
-  const mem = m.reserve(lay.bytes);
-  mem.set(w, pw >> 2);
-  for (let b = 0; b < p.batch; b++) {
-    mem.set(gy.subarray(b * outSize, (b + 1) * outSize), pg >> 2);
-    m.exports.dwBackwardInput(pg, pw, px, ...geometry(p));
-    gx.set(mem.subarray(px >> 2, (px >> 2) + inSize), b * inSize);
-  }
+  perImage(p, w, "dwBackwardInput", [outSize, 0, inSize], gy, null, (mem, r, b) => {
+    gx.set(mem.subarray(r.c >> 2, (r.c >> 2) + inSize), b * inSize);
+  });
   return true;
 }
 
-/** dw = the weight gradient (per-image sums added in float64); false when `p` is not handled. */
+/** dw = the weight gradient (per-image sums added in float64, image by image); false when `p` is not handled. */
 export function depthwiseBackwardWeightWasm(
   dw: Float32Array,
   x: Float32Array,
@@ -75,19 +110,11 @@ export function depthwiseBackwardWeightWasm(
   p: Im2colParams,
 ): boolean {
   if (!handles(p)) return false;
-  const m = cpuWasm()!;
   const inSize = p.channels * p.height * p.width, outSize = p.channels * p.outH * p.outW;
-  const lay = new WasmLayout();
-  const px = lay.take(inSize), pg = lay.take(outSize), pd = lay.take(dw.length);
-  const mem = m.reserve(lay.bytes);
   const total = new Float64Array(dw.length);
-  for (let b = 0; b < p.batch; b++) {
-    mem.set(x.subarray(b * inSize, (b + 1) * inSize), px >> 2);
-    mem.set(gy.subarray(b * outSize, (b + 1) * outSize), pg >> 2);
-    mem.fill(0, pd >> 2, (pd >> 2) + dw.length);
-    m.exports.dwBackwardWeight(px, pg, pd, ...geometry(p));
-    for (let i = 0; i < dw.length; i++) total[i] += mem[(pd >> 2) + i];
-  }
+  perImage(p, dw, "dwBackwardWeight", [inSize, outSize, dw.length], x, gy, (mem, r) => {
+    for (let i = 0; i < dw.length; i++) total[i] += mem[(r.c >> 2) + i];
+  });
   dw.set(total);
   return true;
 }

@@ -2,13 +2,14 @@
  * Unary elementwise ops through WebAssembly SIMD (src/elementwise.ts) for the ops whose scalar forms call
  * `Math.exp` (exp, sigmoid, silu, gelu, softplus and the gradients of silu and gelu): 4 lanes at a time with
  * vector polynomials, 5–10× the scalar loop. The input goes through the module's memory in blocks that stay
- * in cache.
+ * in cache, spread over the kernel threads (wasm/threads.ts).
  *
  * @module
  */
 
 import type { UnaryOp } from "../../backend.ts";
 import { cpuWasm, WasmLayout } from "./wasm/module.ts";
+import { cpuThreads, parallelCalls } from "./wasm/threads.ts";
 
 /** The ops with a WebAssembly kernel, in the op-code order of src/elementwise.ts. */
 const WASM_UNARY: readonly UnaryOp[] = ["exp", "sigmoid", "silu", "gelu", "softplus", "siluGrad", "geluGrad"];
@@ -29,14 +30,27 @@ export function unaryWasm(op: UnaryOp, o: Float32Array, x: Float32Array): boolea
   if (code < 0 || x.length < MIN_LENGTH) return false;
   const m = cpuWasm();
   if (!m) return false;
+  const blocks = Math.ceil(x.length / BLOCK);
   const lay = new WasmLayout();
-  const src = lay.take(BLOCK), dst = lay.take(BLOCK);
+  const regions = Array.from({ length: Math.min(blocks, cpuThreads()) }, () => ({
+    src: lay.take(BLOCK),
+    dst: lay.take(BLOCK),
+  }));
   const mem = m.reserve(lay.bytes);
-  for (let i = 0; i < x.length; i += BLOCK) {
-    const n = Math.min(BLOCK, x.length - i);
-    mem.set(x.subarray(i, i + n), src >> 2);
-    m.exports.unary(code, src, dst, (n + 7) & ~7);
-    o.set(mem.subarray(dst >> 2, (dst >> 2) + n), i);
-  }
+  const span = (i: number) => [i * BLOCK, Math.min(x.length, (i + 1) * BLOCK)];
+  parallelCalls(
+    blocks,
+    regions.length,
+    (slot, i) => {
+      const [a, b] = span(i), r = regions[slot];
+      mem.set(x.subarray(a, b), r.src >> 2);
+      return { kernel: "unary", args: [code, r.src, r.dst, (b - a + 7) & ~7] };
+    },
+    (slot, i) => {
+      const [a, b] = span(i), r = regions[slot];
+      o.set(mem.subarray(r.dst >> 2, (r.dst >> 2) + b - a), a);
+    },
+    (call) => m.run(call),
+  );
   return true;
 }

@@ -1,12 +1,14 @@
 /**
  * The CPU backend's WebAssembly kernels (AssemblyScript sources in src/, built by tools/build_wasm.ts into
- * kernels.wasm.ts): one module instance with one linear memory that the host lays operands out in.
+ * kernels.wasm.ts): one module instance with one linear memory that the host lays operands out in. Where
+ * SharedArrayBuffer exists the memory is shared and worker threads (threads.ts) run kernel calls on it too.
  * Everything here is synchronous; a runtime without WebAssembly SIMD gets `null` and the scalar kernels.
  *
  * @module
  */
 
-import { CPU_KERNELS_WASM_BASE64 } from "./kernels.wasm.ts";
+import { CPU_KERNELS_SHARED_WASM_BASE64, CPU_KERNELS_WASM_BASE64 } from "./kernels.wasm.ts";
+import { type KernelCall, startThreads } from "./threads.ts";
 
 /** The exported kernels (byte addresses and sizes are plain numbers). */
 export interface CpuWasmExports {
@@ -30,6 +32,34 @@ export interface CpuWasm {
   exports: CpuWasmExports;
   /** Grows the memory to at least `bytes` and returns a float32 view of all of it. */
   reserve(bytes: number): Float32Array;
+  /** Runs one kernel call on the calling thread. */
+  run(call: KernelCall): void;
+}
+
+const decode = (b64: string): Uint8Array<ArrayBuffer> => Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
+
+/** Instantiates a build on `memory`. */
+function instantiate(bytes: Uint8Array<ArrayBuffer>, memory: WebAssembly.Memory): CpuWasmExports {
+  return new WebAssembly.Instance(new WebAssembly.Module(bytes), {
+    env: {
+      memory,
+      abort: () => {
+        throw new Error("CPU wasm kernel: abort");
+      },
+    },
+  }).exports as unknown as CpuWasmExports;
+}
+
+/** The shared-memory build on a shared memory, or null where shared memory is unavailable. */
+function sharedBuild(): { exports: CpuWasmExports; memory: WebAssembly.Memory; bytes: Uint8Array<ArrayBuffer> } | null {
+  if (typeof SharedArrayBuffer === "undefined") return null;
+  try {
+    const bytes = decode(CPU_KERNELS_SHARED_WASM_BASE64);
+    const memory = new WebAssembly.Memory({ initial: 16, maximum: 65536, shared: true });
+    return { exports: instantiate(bytes, memory), memory, bytes };
+  } catch {
+    return null;
+  }
 }
 
 let instance: CpuWasm | null | undefined;
@@ -40,24 +70,24 @@ export function cpuWasm(): CpuWasm | null {
   if (!enabled) return null;
   if (instance !== undefined) return instance;
   try {
-    const bin = Uint8Array.from(atob(CPU_KERNELS_WASM_BASE64), (c) => c.charCodeAt(0));
-    const memory = new WebAssembly.Memory({ initial: 16 });
-    const inst = new WebAssembly.Instance(new WebAssembly.Module(bin), {
-      env: {
-        memory,
-        abort: () => {
-          throw new Error("CPU wasm kernel: abort");
-        },
-      },
-    });
+    const shared = sharedBuild();
+    const memory = shared?.memory ?? new WebAssembly.Memory({ initial: 16 });
+    const exports = shared?.exports ?? instantiate(decode(CPU_KERNELS_WASM_BASE64), memory);
+    if (shared) startThreads(shared.memory, shared.bytes);
+    const fns = exports as unknown as Record<string, (...args: number[]) => void>;
     let view = new Float32Array(memory.buffer);
     instance = {
-      exports: inst.exports as unknown as CpuWasmExports,
+      exports,
       reserve(bytes: number): Float32Array {
         const have = memory.buffer.byteLength;
         if (bytes > have) memory.grow(Math.ceil((bytes - have) / 65536));
-        if (view.buffer !== memory.buffer) view = new Float32Array(memory.buffer);
+        if (view.buffer !== memory.buffer || view.length * 4 !== memory.buffer.byteLength) {
+          view = new Float32Array(memory.buffer);
+        }
         return view;
+      },
+      run(call: KernelCall): void {
+        fns[call.kernel](...call.args);
       },
     };
   } catch {

@@ -1,0 +1,123 @@
+/**
+ * Worker threads for the CPU backend's WebAssembly kernels. On Deno (and Node), `startThreads` starts
+ * `hardwareConcurrency − 1` workers (node:worker_threads, unref'd so they never keep a process alive) that
+ * instantiate the shared-memory build on the main thread's memory; {@linkcode parallelCalls} then spreads
+ * independent kernel calls (batch elements, images, blocks) over the main thread and the ready workers, each
+ * with its own region of the memory. The main thread blocks in `Atomics.wait` until its workers are done, so
+ * the kernels stay synchronous. Until a worker has started, and where workers are unavailable (browsers,
+ * no SharedArrayBuffer), everything runs on the calling thread.
+ *
+ * @module
+ */
+
+import { ARGS, BOOTING, CTRL_WORDS, FAILED, IDLE, JOB, type KernelName, KERNELS } from "./protocol.ts";
+
+interface WorkerSlot {
+  ctrl: Int32Array;
+  dead: boolean;
+}
+
+const slots: WorkerSlot[] = [];
+let wanted = typeof navigator !== "undefined" ? Math.max(1, navigator.hardwareConcurrency ?? 1) : 1;
+let started = false;
+
+/**
+ * Sets how many threads the CPU backend's WebAssembly kernels may use, the calling thread included (default:
+ * `navigator.hardwareConcurrency`). Workers are started once, at the first kernel call, for the count set
+ * then; a smaller count set later leaves the extra workers idle. 1 keeps everything on the calling thread.
+ */
+export function setCpuThreads(n: number): void {
+  if (!Number.isInteger(n) || n < 1) throw new RangeError(`setCpuThreads: expected an integer ≥ 1, got ${n}`);
+  wanted = n;
+}
+
+/** The number of threads CPU kernel calls are spread over now: 1 + the ready workers, at most the set count. */
+export function cpuThreads(): number {
+  return 1 + readyWorkers().length;
+}
+
+function readyWorkers(): WorkerSlot[] {
+  const ready: WorkerSlot[] = [];
+  for (const s of slots) {
+    if (ready.length >= wanted - 1) break;
+    if (!s.dead && Atomics.load(s.ctrl, 0) === IDLE) ready.push(s);
+  }
+  return ready;
+}
+
+/** Starts the workers in the background (once); `bytes` is the shared-memory build, `memory` its memory. */
+export function startThreads(memory: WebAssembly.Memory, bytes: Uint8Array): void {
+  if (started || wanted <= 1) return;
+  started = true;
+  const deno = (globalThis as { Deno?: { version?: unknown } }).Deno;
+  if (!deno || typeof SharedArrayBuffer === "undefined") return;
+  import("node:worker_threads").then(({ Worker }) => {
+    for (let k = 0; k < wanted - 1; k++) {
+      const ctrl = new Int32Array(new SharedArrayBuffer(4 * CTRL_WORDS));
+      ctrl[0] = BOOTING;
+      const slot: WorkerSlot = { ctrl, dead: false };
+      const w = new Worker(new URL("./thread.ts", import.meta.url), { workerData: { memory, bytes, ctrl } });
+      w.unref();
+      w.on("error", () => (slot.dead = true));
+      w.on("exit", () => (slot.dead = true));
+      slots.push(slot);
+    }
+  }).catch(() => {
+    // no worker threads here: the calling thread does the work
+  });
+}
+
+/** One kernel call: its name and arguments (byte addresses, sizes). */
+export interface KernelCall {
+  /** The export to call. */
+  kernel: KernelName;
+  /** Its arguments. */
+  args: number[];
+}
+
+/**
+ * Runs `count` independent kernel calls over the calling thread and the ready workers, `threads` at a time:
+ * `prepare(slot, item)` lays out item's inputs in the slot's region and returns its call, `finish(slot, item)`
+ * collects its outputs. `slots` is how many regions the caller laid out (at least 1); `run` calls a kernel on
+ * the calling thread.
+ */
+export function parallelCalls(
+  count: number,
+  regions: number,
+  prepare: (slot: number, item: number) => KernelCall,
+  finish: (slot: number, item: number) => void,
+  run: (call: KernelCall) => void,
+): void {
+  const workers = readyWorkers().slice(0, Math.max(0, Math.min(regions, count) - 1));
+  const width = 1 + workers.length;
+  for (let i0 = 0; i0 < count; i0 += width) {
+    const n = Math.min(width, count - i0);
+    const calls = Array.from({ length: n }, (_, s) => prepare(s, i0 + s));
+    for (let s = 1; s < n; s++) post(workers[s - 1], calls[s]);
+    run(calls[0]);
+    for (let s = 1; s < n; s++) {
+      // a worker that failed leaves its call to this thread
+      if (!wait(workers[s - 1])) run(calls[s]);
+    }
+    for (let s = 0; s < n; s++) finish(s, i0 + s);
+  }
+}
+
+function post(w: WorkerSlot, call: KernelCall): void {
+  const c = w.ctrl;
+  c[1] = KERNELS.indexOf(call.kernel);
+  c[2] = call.args.length;
+  c.set(call.args, ARGS);
+  Atomics.store(c, 0, JOB);
+  Atomics.notify(c, 0);
+}
+
+/** Waits for a worker's job; false if it failed (the worker is retired). */
+function wait(w: WorkerSlot): boolean {
+  while (Atomics.load(w.ctrl, 0) === JOB) Atomics.wait(w.ctrl, 0, JOB, 100);
+  if (Atomics.load(w.ctrl, 0) === FAILED) {
+    w.dead = true;
+    return false;
+  }
+  return true;
+}
