@@ -16,6 +16,7 @@ import { Generator } from "../autodiff/random.ts";
 import { cpuWasm, setCpuWasmEnabled } from "../autodiff/backends/cpu/wasm/module.ts";
 import { cpuThreads, setCpuThreads } from "../autodiff/backends/cpu/wasm/threads.ts";
 import { selectiveScan } from "../nn/ssm/selective_scan.ts";
+import { assertCloseToMax } from "./util.ts";
 
 const opts = { sanitizeResources: false, sanitizeOps: false };
 
@@ -29,24 +30,6 @@ function both<T>(fn: () => T): { ref: T; wasm: T } {
     setCpuWasmEnabled(true);
   }
   return { ref, wasm: fn() };
-}
-
-/** |a − b| ≤ tol·max|ref| over the whole array (the criterion of the scan's golden tests). */
-function assertClose(actual: ArrayLike<number>, ref: ArrayLike<number>, what: string, tol = 1e-4): void {
-  assert.equal(actual.length, ref.length, `${what}: length`);
-  let scale = 0, worst = 0, at = 0;
-  for (let i = 0; i < ref.length; i++) scale = Math.max(scale, Math.abs(ref[i]));
-  for (let i = 0; i < ref.length; i++) {
-    const e = Math.abs(actual[i] - ref[i]);
-    if (!(e <= worst)) {
-      worst = e;
-      at = i;
-    }
-  }
-  assert.ok(
-    worst <= tol * scale,
-    `${what}: max|a-b| = ${worst} at ${at} (${actual[at]} vs ${ref[at]}) > ${tol}·${scale}`,
-  );
 }
 
 Deno.test("CPU WebAssembly kernels are available", () => {
@@ -95,15 +78,15 @@ for (const c of scanCases) {
       return { out: res.out, last: res.lastState, grads };
     };
     const { ref, wasm } = both(run);
-    assertClose(await wasm.out.data(), await ref.out.data(), "out");
-    assertClose(await wasm.last.data(), await ref.last.data(), "last state");
+    assertCloseToMax(await wasm.out.data(), await ref.out.data(), "out");
+    assertCloseToMax(await wasm.last.data(), await ref.last.data(), "last state");
     const names = ["u", "delta", "A", "B", "C", "D", "z", "deltaBias"];
     let checked = 0;
     for (let i = 0; i < names.length; i++) {
       const r = ref.grads[i], w = wasm.grads[i];
       assert.equal(r === null, w === null, `${names[i]}: gradient present in one path only`);
       if (r && w) {
-        assertClose(await w.data(), await r.data(), `d${names[i]}`);
+        assertCloseToMax(await w.data(), await r.data(), `d${names[i]}`);
         checked++;
       }
     }
@@ -135,9 +118,9 @@ for (const c of dwCases) {
         return { y, grads };
       };
       const { ref, wasm } = both(run);
-      assertClose(await wasm.y.data(), await ref.y.data(), "out", 1e-6);
-      assertClose(await wasm.grads[0].data(), await ref.grads[0].data(), "dx", 1e-6);
-      assertClose(await wasm.grads[1].data(), await ref.grads[1].data(), "dw", 1e-6);
+      assertCloseToMax(await wasm.y.data(), await ref.y.data(), "out", 1e-6);
+      assertCloseToMax(await wasm.grads[0].data(), await ref.grads[0].data(), "dx", 1e-6);
+      assertCloseToMax(await wasm.grads[1].data(), await ref.grads[1].data(), "dw", 1e-6);
     },
   );
 }

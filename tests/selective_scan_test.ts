@@ -16,7 +16,7 @@ import {
   type SelectiveScanOptions,
   selectiveScanReference,
 } from "../nn/ssm/selective_scan.ts";
-import { normals, testDevices } from "./util.ts";
+import { assertCloseToMax, normals, testDevices } from "./util.ts";
 
 const devices = await testDevices();
 const opts = { sanitizeResources: false, sanitizeOps: false };
@@ -38,24 +38,6 @@ interface GoldenCase {
 const golden = JSON.parse(
   await Deno.readTextFile(new URL("./fixtures/sscan.json", import.meta.url)),
 ) as { cases: GoldenCase[] };
-
-/** |a − b| ≤ tol·max|ref| over the whole tensor. */
-function assertClose(actual: ArrayLike<number>, ref: ArrayLike<number>, what: string, tol = 1e-4): void {
-  assert.equal(actual.length, ref.length, `${what}: length`);
-  let scale = 0, worst = 0, at = 0;
-  for (let i = 0; i < ref.length; i++) scale = Math.max(scale, Math.abs(ref[i]));
-  for (let i = 0; i < ref.length; i++) {
-    const e = Math.abs(actual[i] - ref[i]);
-    if (!(e <= worst)) {
-      worst = e;
-      at = i;
-    }
-  }
-  assert.ok(
-    worst <= tol * Math.max(scale, 1e-30),
-    `${what}: max|a-b| = ${worst} at ${at} (${actual[at]} vs ${ref[at]}) > ${tol}·${scale}`,
-  );
-}
 
 // name in fixtures → option key
 const OPTIONAL: Record<string, keyof SelectiveScanOptions> = { D: "D", z: "z", delta_bias: "deltaBias" };
@@ -103,9 +85,9 @@ for (const device of devices) {
       fn: async () => {
         const inputs = Object.fromEntries(Object.entries(c.inputs).map(([k, v]) => [k, toF32(v)]));
         const got = await runNamed(device, inputs, toF32(c.R), c.deltaSoftplus);
-        assertClose(got.out, c.out.data, `${c.name} out`);
-        assertClose(got.lastState, c.lastState.data, `${c.name} lastState`);
-        for (const [k, ref] of Object.entries(c.grads)) assertClose(got.grads[k], ref.data, `${c.name} grad ${k}`);
+        assertCloseToMax(got.out, c.out.data, `${c.name} out`);
+        assertCloseToMax(got.lastState, c.lastState.data, `${c.name} lastState`);
+        for (const [k, ref] of Object.entries(c.grads)) assertCloseToMax(got.grads[k], ref.data, `${c.name} grad ${k}`);
       },
     });
   }
@@ -132,8 +114,8 @@ for (const device of devices) {
       const inputs = Object.fromEntries(ORDER.map((k) => [k, get(`input.${k}`)]));
       // the fixture's call: delta_softplus=True
       const got = await runNamed(device, inputs, get("upstream.y"), true);
-      assertClose(got.out, get("output.y").data, "official y");
-      for (const k of ORDER) assertClose(got.grads[k], get(`grad.input.${k}`).data, `official grad ${k}`);
+      assertCloseToMax(got.out, get("output.y").data, "official y");
+      for (const k of ORDER) assertCloseToMax(got.grads[k], get(`grad.input.${k}`).data, `official grad ${k}`);
     },
   });
 
@@ -190,9 +172,9 @@ for (const device of devices) {
         const R = mk([b, d, L], 19);
         const fused = await runNamed(device, inputs, R, true);
         const ref = await runNamed(device, inputs, R, true, selectiveScanReference);
-        assertClose(fused.out, ref.out, `G=${G} out`);
-        assertClose(fused.lastState, ref.lastState, `G=${G} lastState`);
-        for (const k of Object.keys(ref.grads)) assertClose(fused.grads[k], ref.grads[k], `G=${G} grad ${k}`);
+        assertCloseToMax(fused.out, ref.out, `G=${G} out`);
+        assertCloseToMax(fused.lastState, ref.lastState, `G=${G} lastState`);
+        for (const k of Object.keys(ref.grads)) assertCloseToMax(fused.grads[k], ref.grads[k], `G=${G} grad ${k}`);
       }
     },
   });

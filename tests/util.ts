@@ -73,3 +73,23 @@ export function testDevices(): Promise<Device[]> {
   }
   return devices;
 }
+
+/**
+ * |actual − ref| ≤ tol·max|ref| over the whole array (the criterion of the selective-scan goldens and the
+ * official fixtures: a tolerance relative to the tensor's scale, not to each element).
+ */
+export function assertCloseToMax(actual: ArrayLike<number>, ref: ArrayLike<number>, what: string, tol = 1e-4): void {
+  if (actual.length !== ref.length) throw new Error(`${what}: length ${actual.length} != ${ref.length}`);
+  let scale = 0, worst = 0, at = 0;
+  for (let i = 0; i < ref.length; i++) scale = Math.max(scale, Math.abs(ref[i]));
+  for (let i = 0; i < ref.length; i++) {
+    const e = Math.abs(actual[i] - ref[i]);
+    if (!(e <= worst)) {
+      worst = e;
+      at = i;
+    }
+  }
+  if (!(worst <= tol * Math.max(scale, 1e-30))) {
+    throw new Error(`${what}: max|a-b| = ${worst} at ${at} (${actual[at]} vs ${ref[at]}) > ${tol}·${scale}`);
+  }
+}

@@ -18,13 +18,33 @@ import { cpuThreads, parallelCalls } from "./wasm/threads.ts";
 type F32Buf = BackendBuffer & { readonly data: Float32Array };
 const f32 = (b: BackendBuffer): Float32Array => (b as F32Buf).data;
 
-/** Byte offsets of one batch element's forward operands. */
-interface ForwardRegion {
+/** Byte offsets of a batch element's inputs in the module's memory. */
+interface InputRegion {
   u: number;
   delta: number;
   z: number;
   B: number;
   C: number;
+}
+
+/** Copies batch element b's u, delta, z (when given), B and C into its region. */
+function copyInputs(
+  mem: Float32Array,
+  x: SelectiveScanInputs,
+  r: InputRegion,
+  b: number,
+  DL: number,
+  GNL: number,
+): void {
+  mem.set(f32(x.u).subarray(b * DL, (b + 1) * DL), r.u >> 2);
+  mem.set(f32(x.delta).subarray(b * DL, (b + 1) * DL), r.delta >> 2);
+  if (x.z) mem.set(f32(x.z).subarray(b * DL, (b + 1) * DL), r.z >> 2);
+  mem.set(f32(x.B).subarray(b * GNL, (b + 1) * GNL), r.B >> 2);
+  mem.set(f32(x.C).subarray(b * GNL, (b + 1) * GNL), r.C >> 2);
+}
+
+/** Byte offsets of one batch element's forward operands. */
+interface ForwardRegion extends InputRegion {
   out: number;
   cs: number;
   last: number;
@@ -60,18 +80,13 @@ export function selectiveScanForwardWasm(
   mem.set(f32(x.A), pA >> 2);
   if (x.D) mem.set(f32(x.D), pD >> 2);
   if (x.deltaBias) mem.set(f32(x.deltaBias), pbias >> 2);
-  const u = f32(x.u), delta = f32(x.delta), z = x.z ? f32(x.z) : null, Bm = f32(x.B), Cm = f32(x.C);
   const out = f32(outB), cs = f32(csB), last = lastB ? f32(lastB) : null;
   parallelCalls(
     batch,
     regions.length,
     (slot, b) => {
       const r = regions[slot];
-      mem.set(u.subarray(b * DL, (b + 1) * DL), r.u >> 2);
-      mem.set(delta.subarray(b * DL, (b + 1) * DL), r.delta >> 2);
-      if (z) mem.set(z.subarray(b * DL, (b + 1) * DL), r.z >> 2);
-      mem.set(Bm.subarray(b * GNL, (b + 1) * GNL), r.B >> 2);
-      mem.set(Cm.subarray(b * GNL, (b + 1) * GNL), r.C >> 2);
+      copyInputs(mem, x, r, b, DL, GNL);
       const args = [r.u, r.delta, pA, r.B, r.C, pD, r.z, pbias, r.out, r.cs, r.last, r.scratch];
       return { kernel: "scanForward", args: [...args, D, L, N, G, T, p.deltaSoftplus ? 1 : 0] };
     },
@@ -87,12 +102,7 @@ export function selectiveScanForwardWasm(
 }
 
 /** Byte offsets of one batch element's backward operands and float64 sums. */
-interface BackwardRegion {
-  u: number;
-  delta: number;
-  z: number;
-  B: number;
-  C: number;
+interface BackwardRegion extends InputRegion {
   cs: number;
   g: number;
   du: number;
@@ -145,7 +155,7 @@ export function selectiveScanBackwardWasm(
   mem.set(f32(x.A), pA >> 2);
   if (x.D) mem.set(f32(x.D), pD >> 2);
   if (x.deltaBias) mem.set(f32(x.deltaBias), pbias >> 2);
-  const u = f32(x.u), delta = f32(x.delta), z = x.z ? f32(x.z) : null, Bm = f32(x.B), Cm = f32(x.C);
+  const z = x.z ? f32(x.z) : null;
   const cs = f32(chunkStates), g = f32(dout);
   const duB = alloc(batch * DL), ddB = alloc(batch * DL), dzB = z ? alloc(batch * DL) : null;
   const dBB = alloc(batch * GNL), dCB = alloc(batch * GNL);
@@ -155,11 +165,7 @@ export function selectiveScanBackwardWasm(
     regions.length,
     (slot, b) => {
       const r = regions[slot];
-      mem.set(u.subarray(b * DL, (b + 1) * DL), r.u >> 2);
-      mem.set(delta.subarray(b * DL, (b + 1) * DL), r.delta >> 2);
-      if (z) mem.set(z.subarray(b * DL, (b + 1) * DL), r.z >> 2);
-      mem.set(Bm.subarray(b * GNL, (b + 1) * GNL), r.B >> 2);
-      mem.set(Cm.subarray(b * GNL, (b + 1) * GNL), r.C >> 2);
+      copyInputs(mem, x, r, b, DL, GNL);
       mem.set(cs.subarray(b * CS, (b + 1) * CS), r.cs >> 2);
       mem.set(g.subarray(b * DL, (b + 1) * DL), r.g >> 2);
       f64(r.dA, D * N).fill(0);

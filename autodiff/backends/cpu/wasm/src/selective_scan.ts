@@ -45,6 +45,35 @@ import { vexp, vsigmoid, vsoftplus } from "./vmath";
   return v;
 }
 
+/** δ_l = delta_l + deltaBias (softplus'd when asked) for a lane block. */
+@inline function stepDelta(p: usize, r1: usize, r2: usize, r3: usize, bias: v128, softplus: i32): v128 {
+  const dl = f32x4.add(load4(p, r1, r2, r3), bias);
+  return softplus ? vsoftplus(dl) : dl;
+}
+
+/**
+ * One step of the recurrence over the N states of a lane block: h_l = exp(δ_l·A) ⊙ h_{l−1} + δ_l·u_l·B_l from
+ * `hPrev` into `hNext` (the same address to update in place), keeping the decays in `eRow` unless it is 0;
+ * returns y_l = Σ_n h_l·C_l. `pb`, `pc` address B_l[0], C_l[0]; the states are `rowBytes` apart.
+ */
+@inline function stateStep(
+  dl: v128, du: v128, hPrev: usize, hNext: usize, eRow: usize, a: usize, pb: usize, pc: usize, N: i32,
+  rowBytes: usize,
+): v128 {
+  let y = f32x4.splat(0);
+  for (let n = 0; n < N; n++) {
+    const o = <usize> n << 4;
+    const e = vexp(f32x4.mul(dl, v128.load(a + o)));
+    if (eRow) v128.store(eRow + o, e);
+    const hn = f32x4.add(f32x4.mul(e, v128.load(hPrev + o)), f32x4.mul(du, f32x4.splat(load<f32>(pb))));
+    v128.store(hNext + o, hn);
+    y = f32x4.add(y, f32x4.mul(hn, f32x4.splat(load<f32>(pc))));
+    pb += rowBytes;
+    pc += rowBytes;
+  }
+  return y;
+}
+
 /**
  * Forward of one batch element. u, delta, z, out: (D, L); B, C: (G, N, L); A: (D, N); Dv, bias: (D);
  * cs: (D, nChunks, N) states at chunk ends; last: (D, N) or 0. Scratch: `scratch` holds 2·N vectors.
@@ -93,21 +122,9 @@ export function scanForward(
       const row0 = (<usize> d0 * <usize> L) << 2;
       for (let l = 0; l < L; l++) {
         const off = row0 + (<usize> l << 2);
-        let dl = f32x4.add(load4(delta + off, r1, r2, r3), bd);
-        if (softplus) dl = vsoftplus(dl);
+        const dl = stepDelta(delta + off, r1, r2, r3, bd, softplus);
         const ul = load4(u + off, r1, r2, r3);
-        const du = f32x4.mul(dl, ul);
-        let y = f32x4.splat(0);
-        let pb = bBase + (<usize> l << 2), pc = cBase + (<usize> l << 2);
-        for (let n = 0; n < N; n++) {
-          const hp = h + (<usize> n << 4);
-          const e = vexp(f32x4.mul(dl, v128.load(a + (<usize> n << 4))));
-          const hn = f32x4.add(f32x4.mul(e, v128.load(hp)), f32x4.mul(du, f32x4.splat(load<f32>(pb))));
-          v128.store(hp, hn);
-          y = f32x4.add(y, f32x4.mul(hn, f32x4.splat(load<f32>(pc))));
-          pb += rowBytes;
-          pc += rowBytes;
-        }
+        const y = stateStep(dl, f32x4.mul(dl, ul), h, h, 0, a, bBase + (<usize> l << 2), cBase + (<usize> l << 2), N, rowBytes);
         let v = f32x4.add(y, f32x4.mul(dd, ul));
         if (z) {
           const zv = load4(z + off, r1, r2, r3);
@@ -216,23 +233,13 @@ export function scanBackward(
         // recompute the chunk's states
         for (let t = 0; t < len; t++) {
           const l = l0 + t, off = row0 + (<usize> l << 2);
-          let dl = f32x4.add(load4(delta + off, r1, r2, r3), bd);
-          if (softplus) dl = vsoftplus(dl);
+          const dl = stepDelta(delta + off, r1, r2, r3, bd, softplus);
           v128.store(dls + (<usize> t << 4), dl);
-          const dbu = f32x4.mul(dl, load4(u + off, r1, r2, r3));
-          let y = f32x4.splat(0);
-          let pb = bBase + (<usize> l << 2), pc = cBase + (<usize> l << 2);
-          const hPrev = hs + <usize> t * nv, hNext = hPrev + nv, eRow = ea + <usize> t * nv;
-          for (let n = 0; n < N; n++) {
-            const o = <usize> n << 4;
-            const e = vexp(f32x4.mul(dl, v128.load(a + o)));
-            v128.store(eRow + o, e);
-            const hn = f32x4.add(f32x4.mul(e, v128.load(hPrev + o)), f32x4.mul(dbu, f32x4.splat(load<f32>(pb))));
-            v128.store(hNext + o, hn);
-            y = f32x4.add(y, f32x4.mul(hn, f32x4.splat(load<f32>(pc))));
-            pb += rowBytes;
-            pc += rowBytes;
-          }
+          const hPrev = hs + <usize> t * nv;
+          const y = stateStep(
+            dl, f32x4.mul(dl, load4(u + off, r1, r2, r3)), hPrev, hPrev + nv, ea + <usize> t * nv, a,
+            bBase + (<usize> l << 2), cBase + (<usize> l << 2), N, rowBytes,
+          );
           v128.store(ys + (<usize> t << 4), y);
         }
         // adjoint recurrence, last step first
