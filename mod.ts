@@ -58,7 +58,7 @@ export * from "./models/common/patch_expand.ts";
 export * from "./models/mambaad/hss.ts";
 export * from "./models/mambaad/lss.ts";
 export * from "./models/wave_mambaad/dse.ts";
-export { HFSS, type HFSSOptions, hfssScanOrders } from "./models/wave_mambaad/hfss.ts";
+export { HFSS, type HFSSOptions, hfssScanOrders, type HfssScanSet } from "./models/wave_mambaad/hfss.ts";
 export * from "./models/wave_mambaad/lfss.ts";
 export * from "./models/wave_mambaad/wdss.ts";
 export * from "./models/registry.ts";
@@ -79,21 +79,24 @@ export {
   LSSLayerUp,
   type LSSLayerUpOptions,
   lssSplit,
-  MambaUPNet as MambaADDecoder,
-  mambaUPNetInit,
+  MambaADDecoder,
   type MambaUPNetOptions,
 } from "./models/mambaad/decoder.ts";
 export {
   ConvBNSSMBlock,
   type ConvBNSSMBlockOptions,
-  dropPathSchedule,
-  MambaUPNet as WaveMambaADDecoder,
-  SpatialLFSS,
   VSSLayerUp,
-  WaveBlock,
-  type WaveBlockOptions,
-  WaveMlp,
+  waveBlockOptions,
+  WaveMambaADDecoder,
 } from "./models/wave_mambaad/decoder.ts";
+export { dropPathSchedule, mambaUPNetInit } from "./models/common/decoder.ts";
+export {
+  type ADDecoder,
+  type ADParts,
+  factoryOptions,
+  type ModelFactoryOptions,
+  ResNetADModel,
+} from "./models/common/ad_model.ts";
 export * from "./models/wave_mambaad/config.ts";
 export { WebGPUDeviceLostError } from "./autodiff/backends/webgpu/runtime.ts";
 export * from "./anomaly/data/mod.ts";

@@ -228,6 +228,18 @@ export interface Backend {
   upload(data: HostArray, dtype: DType): BackendBuffer;
   /** Reads a buffer back to the host. */
   read(buf: BackendBuffer): Promise<HostArray>;
+  /**
+   * The buffer's elements when the host can see them without waiting (the CPU's own array, not a copy: read it,
+   * never write it); null where reading needs a device readback ({@linkcode Backend.read}).
+   */
+  hostView(buf: BackendBuffer): HostArray | null;
+  /**
+   * Starts watching for the loss of the device: once lost, every later kernel and read throws an error for which
+   * {@linkcode Backend.isDeviceLost} is true (instead of hanging). A no-op where the device cannot be lost (CPU).
+   */
+  watchDeviceLoss(): void;
+  /** Whether `error` reports that this backend's device was lost (the work not yet read back is gone). */
+  isDeviceLost(error: unknown): boolean;
   /** Waits until all enqueued work has finished. */
   sync(): Promise<void>;
   /** Live memory. */

@@ -8,9 +8,11 @@
 
 import type { BinaryOp, UnaryOp } from "./backend.ts";
 
-/** Abramowitz & Stegun 7.1.26 refined: |error| < 1.2e-7, identical formula on both backends. */
+/**
+ * erf from Numerical Recipes' Chebyshev fit of erfc (`erfcc`, fractional error below 1.2e-7 everywhere); the WGSL
+ * `erf_` of {@linkcode WGSL_HELPERS} is the same formula, so both backends agree.
+ */
 export function erf(x: number): number {
-  // Numerical Recipes erfc (Chebyshev), accurate to 1.2e-7 relative everywhere.
   const z = Math.abs(x);
   const t = 1 / (1 + 0.5 * z);
   const r = t * Math.exp(
@@ -108,18 +110,15 @@ export interface BinaryDef {
   bool?: boolean;
 }
 
-/** torch.pow semantics for negative bases with integral exponents. */
-function pow(a: number, b: number): number {
-  return Math.pow(a, b);
-}
-
 /** The binary op table. */
 export const BINARY: Record<BinaryOp, BinaryDef> = {
   add: { js: (a, b) => a + b, wgsl: "a + b", wgslInt: "a + b" },
   sub: { js: (a, b) => a - b, wgsl: "a - b", wgslInt: "a - b" },
   mul: { js: (a, b) => a * b, wgsl: "a * b", wgslInt: "a * b" },
   div: { js: (a, b) => a / b, wgsl: "a / b" },
-  pow: { js: pow, wgsl: "pow_(a, b)" },
+  // Math.pow already has torch.pow's semantics (x^0 = 1, a negative base needs an integral exponent, else NaN);
+  // WGSL's pow does not, hence pow_
+  pow: { js: Math.pow, wgsl: "pow_(a, b)" },
   maximum: { js: (a, b) => (a !== a || b !== b ? NaN : Math.max(a, b)), wgsl: "max(a, b)", wgslInt: "max(a, b)" },
   minimum: { js: (a, b) => (a !== a || b !== b ? NaN : Math.min(a, b)), wgsl: "min(a, b)", wgslInt: "min(a, b)" },
   eq: { js: (a, b) => +(a === b), wgsl: "a == b", wgslInt: "a == b", bool: true },

@@ -12,6 +12,7 @@
 import type { Backend, BackendBuffer, Device, DType, HostArray } from "./backend.ts";
 import { getBackend } from "./device.ts";
 import * as ops from "./ops/index.ts";
+import { numel } from "./shape.ts";
 
 /** Shared storage of one or more tensors (reshape shares; everything else copies). */
 export class Storage {
@@ -134,12 +135,6 @@ export function keep<T extends Tensor | Tensor[]>(t: T): T {
 // ---- the tensor -------------------------------------------------------------------------------------
 
 let nextId = 1;
-
-function numel(shape: readonly number[]): number {
-  let n = 1;
-  for (const d of shape) n *= d;
-  return n;
-}
 
 /** An n-dimensional array on a device, with optional gradient tracking. */
 export class Tensor {

@@ -11,7 +11,7 @@ import { initDefaultDevice, initWebGPU } from "../autodiff/device.ts";
 import type { DatasetKind } from "../anomaly/data/datasets.ts";
 import { DEFAULT_MAX_IMAGE_PIXELS, setMaxImagePixels } from "../anomaly/data/image.ts";
 import type { MetricPath } from "../anomaly/metrics/evaluate.ts";
-import { type ModelName, modelNames, variantNames } from "../models/registry.ts";
+import { type ModelName, modelNames, MODELS, variantNames } from "../models/registry.ts";
 
 /** A CLI usage error: printed with the command's usage, exit code 2. */
 export class UsageError extends Error {
@@ -101,15 +101,12 @@ export function checkModelFlags(
       `${command}: unknown variant "${variant}" of ${name} for --variant (known variants: ${variants.join(", ")})`,
     );
   }
-  const multiple = SIZE_MULTIPLE[name];
+  const multiple = MODELS[name].imageSizeMultiple;
   if (size !== undefined && size % multiple !== 0) {
     throw new UsageError(`${command}: --size must be a multiple of ${multiple} for ${name}, got ${size}`);
   }
   return name;
 }
-
-/** The image sizes each model accepts are the multiples of this. */
-const SIZE_MULTIPLE: Record<ModelName, number> = { wave_mambaad: 64, mambaad: 32 };
 
 /**
  * Runs `check` (a config validation over flag values) and turns what it throws into a {@linkcode UsageError}

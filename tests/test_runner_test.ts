@@ -145,6 +145,34 @@ Deno.test("test runner: Verdict passes a complete run and counts it", () => {
   assert.deepEqual(v.ran, { ok: 2, FAILED: 0, ignored: 1 });
 });
 
+Deno.test("test runner: Verdict counts a slow test's result printed after deno's running-for-over warnings", () => {
+  // as deno 2.9 prints a test (or a step) that runs over a minute
+  const slow = [
+    "running 4 tests from ./tests/e_test.ts",
+    "fast ... \x1b[32mok\x1b[0m (13s)",
+    "slow ...\x1b[33m'slow' has been running for over\x1b[0m (1m0s)",
+    "'slow' has been running for over (2m0s)",
+    " \x1b[32mok\x1b[0m (2m31s)",
+    "with a slow step ...",
+    "  step ...'step' has been running for over (1m0s)",
+    " ok (1m10s)",
+    "with a slow step ... ok (1m11s)",
+    "slow and failing ...'slow and failing' has been running for over (1m0s)",
+    " FAILED (1m5s)",
+    "",
+    "FAILED | 3 passed (1 step) | 1 failed (5m)",
+    "",
+  ].join("\n");
+  const v = verdict(slow);
+  assert.deepEqual(v.ran, { ok: 3, FAILED: 1, ignored: 0 });
+  assert.match(v.failure(OK) ?? "", /the summary reports failures/);
+  const passing = slow.replace(/slow and failing[^]*FAILED \(1m5s\)\n/, "").replace("running 4", "running 3")
+    .replace("FAILED | 3 passed (1 step) | 1 failed", "ok | 3 passed (1 step) | 0 failed");
+  const p = verdict(passing);
+  assert.equal(p.failure(OK, ["tests/e_test.ts"]), null);
+  assert.deepEqual(p.ran, { ok: 3, FAILED: 0, ignored: 0 });
+});
+
 Deno.test("test runner: Verdict fails any abort, also after a complete, passing run", () => {
   const v = verdict(GOOD);
   const why = v.failure({ success: false, code: 134, signal: "SIGABRT" }, ["tests/a_test.ts", "tests/b_test.ts"]);

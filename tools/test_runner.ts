@@ -36,6 +36,12 @@ const ANSI = new RegExp(String.fromCharCode(27) + "\\[[0-9;]*m", "g");
 const RUNNING = /^running (\d+) tests? from (.*)$/;
 const EXIT_NOTE = /^note (.*) called `Deno\.exit\(/;
 const RESULT = /^\S.* \.\.\. (ok|FAILED|ignored) \(/;
+/** A test or step line still waiting for its result (`NAME ...`, possibly with deno's slow-test warning after it). */
+const OPEN = /^(\s*)\S.* \.\.\.(?:'.*' has been running for over \(.*\))?$/;
+/** The result of a slow test, on a line of its own after deno's "has been running for over" warnings. */
+const LATE_RESULT = /^ (ok|FAILED|ignored) \(/;
+/** deno's later slow-test warnings, each on a line of its own. */
+const SLOW = /^'.*' has been running for over \(.*\)$/;
 const OUTPUT_START = /^-{7} (?:pre-test |post-test )?output -{7}$/;
 const OUTPUT_END = /^-{5} (?:pre-test |post-test )?output end -{5}$/;
 const SUMMARY =
@@ -66,6 +72,8 @@ export class Verdict {
   #inOutput = false;
   #partial = "";
   #lastInOutput = false;
+  /** Indentation of the last `NAME ...` line still waiting for its result (0: a test), or -1. */
+  #openIndent = -1;
 
   /** Feeds decoded text (any chunking). */
   push(text: string): void {
@@ -95,8 +103,11 @@ export class Verdict {
     }
     const exit = EXIT_NOTE.exec(line);
     if (exit) this.exited.push(exit[1]);
-    const result = RESULT.exec(line);
+    const result = RESULT.exec(line) ?? (this.#openIndent === 0 ? LATE_RESULT.exec(line) : null);
     if (result) this.ran[result[1] as keyof Verdict["ran"]]++;
+    const open = OPEN.exec(line);
+    if (open) this.#openIndent = open[1].length;
+    else if (!SLOW.test(line)) this.#openIndent = -1;
   }
 
   /**

@@ -16,7 +16,6 @@
 import { existsSync } from "node:fs";
 import { join } from "node:path";
 import type { Device } from "../../autodiff/backend.ts";
-import type { WebGPUBackend } from "../../autodiff/backends/webgpu/backend.ts";
 import { getBackend } from "../../autodiff/device.ts";
 import { tensor } from "../../autodiff/ops/creation.ts";
 import { Generator, globalGenerator, manualSeed } from "../../autodiff/random.ts";
@@ -260,7 +259,7 @@ export async function trainStep(
       loss.dispose();
     }
   } catch (e) {
-    if ((e as Error).name === "WebGPUDeviceLostError") {
+    if (images.backend.isDeviceLost(e)) {
       throw new Error(`train: ${(e as Error).message} at ${where}. ${last}; rerun with --resume`, { cause: e });
     }
     throw e;
@@ -284,7 +283,7 @@ export async function train(config: TrainConfig, hooks: TrainHooks = {}): Promis
   // made once the dataset is known to be there: a run refused for its data leaves no empty folder behind
   await Deno.mkdir(config.outDir, { recursive: true });
   // a lost GPU stops the run with a clear message instead of a hang (the last checkpoint stays intact)
-  if (config.device === "webgpu") (getBackend("webgpu") as WebGPUBackend).runtime.watchLoss();
+  getBackend(config.device).watchDeviceLoss();
   const model = await buildModel(config);
   const loader = new DataLoader(dataset.train, {
     batchSize: config.batchSize,

@@ -8,7 +8,6 @@
 import type { BinaryOp, Device, DType, UnaryOp } from "../backend.ts";
 import { BINARY, UNARY } from "../op_table.ts";
 import { getBackend } from "../device.ts";
-import type { CpuBuffer } from "../backends/cpu/backend.ts";
 import { record, Tensor } from "../tensor.ts";
 import { full } from "./creation.ts";
 import { sumTo } from "./reduce.ts";
@@ -185,12 +184,13 @@ export function cast(x: Tensor, dtype: DType): Tensor {
 export function to(x: Tensor, device: Device): Tensor {
   if (x.device === device) return x;
   const target = getBackend(device);
-  // device-to-device goes through the host: read is async, so use a staged synchronous path where the
-  // source is the CPU, and refuse a synchronous GPU→CPU copy.
-  if (x.device !== "cpu") {
+  // device-to-device goes through the host: a synchronous copy needs a source the host sees without waiting
+  // (the CPU); from any other device the readback is async (toAsync)
+  const host = x.backend.hostView(x.buffer);
+  if (!host) {
     throw new Error(`to(${device}): copying from ${x.device} needs a readback; use await toAsync(x, "${device}")`);
   }
-  const out = Tensor.fromBuffer(target.upload((x.buffer as CpuBuffer).data, x.dtype), x.shape, x.dtype, device);
+  const out = Tensor.fromBuffer(target.upload(host, x.dtype), x.shape, x.dtype, device);
   return record("to", out, [x], [], () => {
     throw new Error(`backward through to(${device}) needs a GPU readback; move the leaf tensors to ${device} instead`);
   });
@@ -209,9 +209,7 @@ export async function toAsync(x: Tensor, device: Device): Promise<Tensor> {
 function promote(op: BinaryOp, a: DType, b: DType): DType {
   if (a === "float32" || b === "float32") return "float32";
   if (op === "logicalAnd" || op === "logicalOr") return a === "bool" && b === "bool" ? "bool" : "int32";
-  if (!BINARY[op].wgslInt) return "float32";
-  if (a === "bool" && b === "bool" && BINARY[op].bool) return "int32";
-  return "int32";
+  return BINARY[op].wgslInt ? "int32" : "float32";
 }
 
 function asTensor(op: string, v: Tensor | number, like: Tensor): Tensor {

@@ -6,7 +6,8 @@
 
 import { record, Tensor } from "../tensor.ts";
 import { reshape } from "./shape.ts";
-import { fmt, normAxis, numel, sameDevice, stridesOf } from "./util.ts";
+import { fmt, normAxis, numel, sameDevice } from "./util.ts";
+import { contiguousStrides } from "../shape.ts";
 
 function checkIndex(op: string, x: Tensor, axis: number, index: Tensor, indexShapeOk: boolean): void {
   sameDevice(op, x, index);
@@ -64,7 +65,7 @@ export function indexSelect(x: Tensor, dim: number, index: Tensor): Tensor {
   const strides = viewShape.map((_, i) => (i === axis ? 1 : 0));
   const b = x.backend;
   const full = b.alloc(numel(shape), "int32");
-  b.stridedCopyInto(idx1.buffer, 0, strides, full, 0, stridesOf(shape), shape);
+  b.stridedCopyInto(idx1.buffer, 0, strides, full, 0, contiguousStrides(shape), shape);
   idx1.dispose();
   const fullIdx = Tensor.fromBuffer(full, shape, "int32", x.device);
   fullIdx.storage.valueRange = index.storage.valueRange;
@@ -90,12 +91,12 @@ export function scatterAdd(x: Tensor, dim: number, index: Tensor, src: Tensor): 
   }
   const b = x.backend;
   const dst = b.alloc(x.size, x.dtype);
-  b.stridedCopyInto(x.buffer, 0, stridesOf(x.shape), dst, 0, stridesOf(x.shape), x.shape);
+  b.stridedCopyInto(x.buffer, 0, contiguousStrides(x.shape), dst, 0, contiguousStrides(x.shape), x.shape);
   // src may be larger than index: use the leading index-shaped block
   let srcC = src;
   if (src.shape.join() !== index.shape.join()) {
     const buf = b.alloc(index.size, src.dtype);
-    b.stridedCopyInto(src.buffer, 0, stridesOf(src.shape), buf, 0, stridesOf(index.shape), index.shape);
+    b.stridedCopyInto(src.buffer, 0, contiguousStrides(src.shape), buf, 0, contiguousStrides(index.shape), index.shape);
     srcC = Tensor.fromBuffer(buf, index.shape, src.dtype, src.device);
   }
   b.scatterAddInto(dst, x.shape, axis, index.buffer, srcC.buffer, index.shape);
@@ -108,7 +109,7 @@ export function scatterAdd(x: Tensor, dim: number, index: Tensor, src: Tensor): 
     // pad the gradient of the unused part of src with zeros
     const b2 = g.backend;
     const buf = b2.fill(numel(srcShape), 0, "float32");
-    b2.stridedCopyInto(gs.buffer, 0, stridesOf(idx.shape), buf, 0, stridesOf(srcShape), idx.shape);
+    b2.stridedCopyInto(gs.buffer, 0, contiguousStrides(idx.shape), buf, 0, contiguousStrides(srcShape), idx.shape);
     return [g, Tensor.fromBuffer(buf, srcShape, "float32", g.device)];
   });
 }

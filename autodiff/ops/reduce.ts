@@ -95,13 +95,11 @@ function extremum(
   return record(op, out, [x], [x, out], (g, [xs, o]) => {
     const mask = cast(eq(xs, reshape(o, kept)), "float32");
     const count = sum(mask, axes, true);
-    return [mul(expand(reshape(g, kept), xs.shape), div_(mask, count))];
+    return [mul(expand(reshape(g, kept), xs.shape), mul(mask, recip(count)))];
   });
 }
 
-function div_(a: Tensor, b: Tensor): Tensor {
-  return mul(a, recip(b));
-}
+/** 1/b elementwise, with no gradient rule (for use inside rules). */
 function recip(b: Tensor): Tensor {
   return Tensor.fromBuffer(b.backend.unary("reciprocal", b.buffer), b.shape, b.dtype, b.device);
 }

@@ -8,13 +8,14 @@
 import { record, Tensor } from "../tensor.ts";
 import { full } from "./creation.ts";
 import { sumTo } from "./reduce.ts";
-import { fmt, normAxes, normAxis, numel, stridesOf } from "./util.ts";
+import { fmt, normAxes, normAxis, numel } from "./util.ts";
+import { contiguousStrides } from "../shape.ts";
 
 /** A contiguous tensor of `shape` read from `x` at `offset` with element `strides`. */
 function gatherView(x: Tensor, shape: readonly number[], strides: readonly number[], offset: number): Tensor {
   const b = x.backend;
   const out = b.alloc(numel(shape), x.dtype);
-  b.stridedCopyInto(x.buffer, offset, strides, out, 0, stridesOf(shape), shape);
+  b.stridedCopyInto(x.buffer, offset, strides, out, 0, contiguousStrides(shape), shape);
   const t = Tensor.fromBuffer(out, shape, x.dtype, x.device);
   t.storage.valueRange = x.storage.valueRange; // a subset of the same values
   return t;
@@ -30,7 +31,7 @@ function scatterView(
 ): Tensor {
   const b = src.backend;
   const out = b.fill(numel(outShape), fill, src.dtype);
-  b.stridedCopyInto(src.buffer, 0, stridesOf(src.shape), out, dstOffset, dstStrides, src.shape);
+  b.stridedCopyInto(src.buffer, 0, contiguousStrides(src.shape), out, dstOffset, dstStrides, src.shape);
   return Tensor.fromBuffer(out, outShape, src.dtype, src.device);
 }
 
@@ -81,7 +82,7 @@ export function permute(x: Tensor, dims: readonly number[]): Tensor {
   const p = dims.map((d) => normAxis("permute", d, x.ndim, x.shape));
   if (new Set(p).size !== p.length) throw new Error(`permute: repeated dim in [${dims}]`);
   if (p.every((d, i) => d === i)) return reshape(x, x.shape);
-  const st = stridesOf(x.shape);
+  const st = contiguousStrides(x.shape);
   const out = gatherView(x, p.map((d) => x.shape[d]), p.map((d) => st[d]), 0);
   const inv = new Array<number>(p.length);
   p.forEach((d, i) => (inv[d] = i));
@@ -101,7 +102,7 @@ export function expand(x: Tensor, shape: readonly number[]): Tensor {
   const off = shape.length - x.ndim;
   if (off < 0) throw new Error(`expand: cannot expand ${fmt(x.shape)} to fewer dims ${fmt(shape)}`);
   const target = shape.map((d, i) => (d === -1 ? (i < off ? NaN : x.shape[i - off]) : d));
-  const st = stridesOf(x.shape);
+  const st = contiguousStrides(x.shape);
   const strides = target.map((d, i) => {
     if (i < off) {
       if (!(d >= 0)) throw new Error(`expand: -1 is not allowed for new leading dims in ${fmt(shape)}`);
@@ -125,7 +126,7 @@ export function broadcastTo(x: Tensor, shape: readonly number[]): Tensor {
 
 /** A contiguous copy (differentiable). */
 export function clone(x: Tensor): Tensor {
-  const out = gatherView(x, x.shape, stridesOf(x.shape), 0);
+  const out = gatherView(x, x.shape, contiguousStrides(x.shape), 0);
   return record("clone", out, [x], [], (g) => [g]);
 }
 
@@ -141,7 +142,7 @@ export function slice(x: Tensor, dim: number, start?: number, end?: number, step
   };
   const s = clampIdx(start, 0), e = clampIdx(end, n);
   const len = Math.max(0, Math.ceil((e - s) / step));
-  const st = stridesOf(x.shape);
+  const st = contiguousStrides(x.shape);
   const shape = x.shape.slice();
   shape[axis] = len;
   const strides = st.slice();
@@ -167,12 +168,12 @@ export function concat(xs: readonly Tensor[], dim: number): Tensor {
   shape[axis] = xs.reduce((a, t) => a + t.shape[axis], 0);
   const b = ref.backend;
   const buf = b.alloc(numel(shape), ref.dtype);
-  const st = stridesOf(shape);
+  const st = contiguousStrides(shape);
   let off = 0;
   const offsets: number[] = [];
   for (const t of xs) {
     offsets.push(off);
-    if (t.size > 0) b.stridedCopyInto(t.buffer, 0, stridesOf(t.shape), buf, off * st[axis], st, t.shape);
+    if (t.size > 0) b.stridedCopyInto(t.buffer, 0, contiguousStrides(t.shape), buf, off * st[axis], st, t.shape);
     off += t.shape[axis];
   }
   const out = Tensor.fromBuffer(buf, shape, ref.dtype, ref.device);
@@ -227,7 +228,7 @@ export function chunk(x: Tensor, chunks: number, dim = 0): Tensor[] {
 /** Reverses the order along `dims`. */
 export function flip(x: Tensor, dims: readonly number[]): Tensor {
   const axes = normAxes("flip", dims, x.shape);
-  const st = stridesOf(x.shape);
+  const st = contiguousStrides(x.shape);
   let offset = 0;
   const strides = st.map((s, i) => {
     if (!axes.includes(i)) return s;
@@ -294,7 +295,7 @@ export function pad(x: Tensor, pads: readonly number[], opts: PadOptions = {}): 
   });
   const pos = perDim.map(([l, r]) => [Math.max(l, 0), Math.max(r, 0)]);
   const shape = src.shape.map((n, d) => n + pos[d][0] + pos[d][1]);
-  const st = stridesOf(shape);
+  const st = contiguousStrides(shape);
   const offset = pos.reduce((acc, [l], d) => acc + l * st[d], 0);
   const out = src.size === 0
     ? full(shape, opts.value ?? 0, { dtype: x.dtype, device: x.device })

@@ -6,24 +6,9 @@
 
 import type { Device, DType } from "../backend.ts";
 import type { Tensor } from "../tensor.ts";
+import { contiguousStrides } from "../shape.ts";
 
-/** Product of dims. */
-export function numel(shape: readonly number[]): number {
-  let n = 1;
-  for (const d of shape) n *= d;
-  return n;
-}
-
-/** Row-major strides of a contiguous shape. */
-export function stridesOf(shape: readonly number[]): number[] {
-  const s = new Array<number>(shape.length);
-  let acc = 1;
-  for (let d = shape.length - 1; d >= 0; d--) {
-    s[d] = acc;
-    acc *= shape[d];
-  }
-  return s;
-}
+export { numel } from "../shape.ts";
 
 /** Formats a shape for messages. */
 export function fmt(shape: readonly number[]): string {
@@ -65,7 +50,7 @@ export function broadcastShapes(op: string, a: readonly number[], b: readonly nu
 
 /** Element strides for reading a contiguous `shape` as if broadcast to `target` (0 on broadcast dims). */
 export function broadcastStrides(shape: readonly number[], target: readonly number[]): number[] {
-  const s = stridesOf(shape);
+  const s = contiguousStrides(shape);
   const off = target.length - shape.length;
   return target.map((_, i) => (i < off || shape[i - off] === 1 ? 0 : s[i - off]));
 }

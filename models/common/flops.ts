@@ -22,6 +22,7 @@
  * @module
  */
 
+import { numel } from "../../autodiff/shape.ts";
 import type { Tensor } from "../../autodiff/tensor.ts";
 import type { Module } from "../../nn/module.ts";
 import { Conv2d } from "../../nn/layers/conv.ts";
@@ -42,8 +43,6 @@ export interface FlopCount {
   /** MACs per module key at depth 2 (e.g. "net_s.layers_up.0"), for stage-level checks. */
   bySecondLevelModule: Record<string, number>;
 }
-
-const numel = (shape: readonly number[]): number => shape.reduce((a, b) => a * b, 1);
 
 /** fvcore's einsum count: floor(float(f"{2·P:.3e}") / 2) for a two-operand contraction over P index tuples. */
 export function einsumMacs(p: number): number {

@@ -28,15 +28,10 @@ export interface MambaADConfig {
   dropPathRate?: number;
   /** Scan directions of every SS2D (default: MambaAD's 8 Hilbert directions, docs/paper.md §1.7). */
   directions?: readonly ScanOrder[];
-  /**
-   * ResNet-34 weights of the frozen encoder (`resnet34-43635321.pth`, torchvision's `resnet34-b627a593.pth`,
-   * or a safetensors export; docs/paper.md, decision 6). Loaded by `createMambaAD`; nothing is downloaded.
-   */
-  encoderWeights?: string;
 }
 
 /** A {@linkcode MambaADConfig} with every default filled in. */
-export type ResolvedMambaADConfig = Required<Omit<MambaADConfig, "encoderWeights">> & { encoderWeights?: string };
+export type ResolvedMambaADConfig = Required<MambaADConfig>;
 
 /** The official decoder widths (docs/paper.md §1.3). */
 export const MAMBAAD_DIMS: readonly number[] = [512, 256, 128, 64];
@@ -52,7 +47,6 @@ export function resolveMambaADConfig(config: MambaADConfig = {}): ResolvedMambaA
     dState: config.dState ?? 16,
     dropPathRate: config.dropPathRate ?? 0.2,
     directions: config.directions ?? mambaadDirections(),
-    encoderWeights: config.encoderWeights,
   };
   if (!Number.isInteger(r.imageSize) || r.imageSize < 32 || r.imageSize % 32 !== 0) {
     throw new Error(`MambaADConfig: imageSize must be a positive multiple of 32, got ${r.imageSize}`);
@@ -75,6 +69,22 @@ export function resolveMambaADConfig(config: MambaADConfig = {}): ResolvedMambaA
     throw new Error(`MambaADConfig: dropPathRate must be in [0, 1), got ${r.dropPathRate}`);
   }
   return r;
+}
+
+/**
+ * The resolved configuration of a preset name of {@linkcode MAMBAAD_PRESETS} (default "mambaad", the official one)
+ * or of a config, with `overrides` on top.
+ */
+export function mambaADConfig(
+  c: string | MambaADConfig = "mambaad",
+  overrides: MambaADConfig = {},
+): ResolvedMambaADConfig {
+  if (typeof c === "string" && !Object.hasOwn(MAMBAAD_PRESETS, c)) {
+    throw new Error(
+      `mambaADConfig: unknown preset "${c}" (expected one of ${Object.keys(MAMBAAD_PRESETS).join(", ")})`,
+    );
+  }
+  return resolveMambaADConfig({ ...(typeof c === "string" ? MAMBAAD_PRESETS[c] : c), ...overrides });
 }
 
 /** Named configurations: the official one, and a small-image variant for smoke tests and quick runs. */

@@ -9,11 +9,9 @@
 import type { Device } from "../../autodiff/backend.ts";
 import { permute } from "../../autodiff/ops/index.ts";
 import type { Tensor } from "../../autodiff/tensor.ts";
-import { constant, truncNormal } from "../../nn/init.ts";
-import { Linear } from "../../nn/layers/linear.ts";
-import { LayerNorm } from "../../nn/layers/norm.ts";
 import { Module } from "../../nn/module.ts";
 import { mambaadDirections, type ScanOrder } from "../../nn/ssm/scan_order.ts";
+import { dropPathSchedule, mambaUPNetInit } from "../common/decoder.ts";
 import { PatchExpand2D } from "../common/patch_expand.ts";
 import { MAMBAAD_DEPTHS, MAMBAAD_DIMS } from "./config.ts";
 import { LSSModule } from "./lss.ts";
@@ -34,8 +32,7 @@ export function lssSplit(depth: number): number[] {
  * official [3, 4, 6, 3] and 0.2: [[0.2], [0.16, 0.1467], [0.1067, 0.0933], [0.0267]].
  */
 export function decoderDropPaths(depths: readonly number[], rate: number): number[][] {
-  const n = depths.reduce((a, b) => a + b, 0);
-  const dpr = Array.from({ length: n }, (_, i) => (n === 1 ? 0 : (rate * i) / (n - 1))).reverse();
+  const dpr = dropPathSchedule(rate, depths.reduce((a, b) => a + b, 0));
   let start = 0;
   return depths.map((d) => {
     const slice = dpr.slice(start, start + d);
@@ -100,7 +97,7 @@ export class LSSLayerUp extends Module {
   }
 }
 
-/** Options of {@linkcode MambaUPNet}. */
+/** Options of {@linkcode MambaADDecoder}. */
 export interface MambaUPNetOptions {
   /** Widths per stage, coarsest first (default [512, 256, 128, 64]). */
   dims?: readonly number[];
@@ -121,30 +118,14 @@ export interface MambaUPNetOptions {
   device?: Device;
 }
 
-/**
- * `MambaUPNet._init_weights` (docs/paper.md §1.8), applied last to the whole decoder: every Linear (in_proj,
- * out_proj, PatchExpand2D.expand) weight ~ trunc_normal(std 0.02) on [-2, 2], bias 0; every LayerNorm weight 1,
- * bias 0. SS2D's stacked x_proj/dt_proj parameters are not Linear modules and keep their own init. Returns `m`.
- */
-export function mambaUPNetInit<M extends Module>(m: M): M {
-  for (const mod of m.modules()) {
-    if (mod instanceof Linear) {
-      truncNormal(mod.weight, { std: 0.02 });
-      if (mod.bias) constant(mod.bias, 0);
-    } else if (mod instanceof LayerNorm) {
-      if (mod.weight) constant(mod.weight, 1);
-      if (mod.bias) constant(mod.bias, 0);
-    }
-  }
-  return m;
-}
+export { mambaUPNetInit };
 
 /**
- * The MambaAD decoder (docs/paper.md §1.3): (B, 512, h, w) channels-first → [g1 (B, 64, 8h, 8w), g2 (B, 128, 4h, 4w),
+ * The MambaAD decoder, the official `MambaUPNet` of MambaAD (docs/paper.md §1.3): (B, 512, h, w) channels-first → [g1 (B, 64, 8h, 8w), g2 (B, 128, 4h, 4w),
  * g3 (B, 256, 2h, 2w)], channels-first, finest first (the outputs of stages 3, 2, 1; stage 0's is not returned).
  * 15,986,624 parameters with the official dims/depths (+ 39,296 scan-table entries at 256², docs/paper.md §1.12).
  */
-export class MambaUPNet extends Module {
+export class MambaADDecoder extends Module {
   /** The four stages (`layers_up.0..3`). */
   layers_up: LSSLayerUp[];
   /** Widths per stage. */
@@ -154,7 +135,9 @@ export class MambaUPNet extends Module {
   constructor(opts: MambaUPNetOptions = {}) {
     super();
     const dims = opts.dims ?? MAMBAAD_DIMS, depths = opts.depths ?? MAMBAAD_DEPTHS;
-    if (dims.length !== depths.length) throw new Error(`MambaUPNet: ${dims.length} dims but ${depths.length} depths`);
+    if (dims.length !== depths.length) {
+      throw new Error(`MambaUPNet: ${dims.length} dims but ${depths.length} depths`);
+    }
     this.dims = dims;
     const dprs = decoderDropPaths(depths, opts.dropPathRate ?? 0.2);
     const inputSize = opts.inputSize === undefined ? 8 : opts.inputSize;
@@ -186,3 +169,6 @@ export class MambaUPNet extends Module {
     return outs;
   }
 }
+
+/** The official class name of {@linkcode MambaADDecoder} (MambaAD's `model/mambaad.py`). */
+export { MambaADDecoder as MambaUPNet };

@@ -12,30 +12,20 @@
 import type { Device } from "../../autodiff/backend.ts";
 import { add, concat, permute } from "../../autodiff/ops/index.ts";
 import { type Tensor, tidy } from "../../autodiff/tensor.ts";
-import { normal, zeros } from "../../nn/init.ts";
 import { SiLU } from "../../nn/layers/activation.ts";
 import { Sequential } from "../../nn/layers/container.ts";
 import { Conv2d } from "../../nn/layers/conv.ts";
 import { InstanceNorm2d } from "../../nn/layers/norm.ts";
 import { Module } from "../../nn/module.ts";
+import { convFanOutInit } from "../../nn/ssm/init.ts";
 import type { ScanOrder } from "../../nn/ssm/scan_order.ts";
 import { HSSBlock } from "./hss.ts";
 
 /**
- * The LSS initialisation (docs/paper.md §1.5, the official `LSSModule._init_weights`), in place on every
- * {@linkcode Conv2d} inside `module` (SS2D's depthwise conv included): weight ~ N(0, √(2/fan_out)) with
- * fan_out = kh·kw·out_channels/groups, bias = 0. Other parameters are left as they are. Returns `module`.
+ * The LSS initialisation (docs/paper.md §1.5, the official `LSSModule._init_weights`): the conv fan-out init
+ * {@linkcode convFanOutInit} of nn/ssm/init.ts, in place on every Conv2d inside a module. Returns the module.
  */
-export function lssInit<M extends Module>(module: M): M {
-  for (const m of module.modules()) {
-    if (!(m instanceof Conv2d)) continue;
-    const [kh, kw] = m.kernelSize;
-    const fanOut = (kh * kw * m.outChannels) / m.groups;
-    normal(m.weight, 0, Math.sqrt(2 / fanOut));
-    if (m.bias) zeros(m.bias);
-  }
-  return module;
-}
+export const lssInit: <M extends Module>(module: M) => M = convFanOutInit;
 
 /** Options of {@linkcode LSSModule}. */
 export interface LSSModuleOptions {

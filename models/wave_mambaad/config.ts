@@ -6,10 +6,11 @@
  * @module
  */
 
+import { hfssScanOrders, type HfssScanSet } from "../../nn/ssm/scan_order.ts";
 import type { HfssDecode } from "../../nn/ssm/ss2d.ts";
 
 /** HFSS per-band scan directions (Eq. 5): official = [horizontal, vertical, diagonal] for [HL, LH, HH]. */
-export type WaveHfssScans = "official" | "horizontal" | "vertical" | "noDiagonal";
+export type WaveHfssScans = HfssScanSet;
 
 /** The configuration of {@linkcode WaveMambaAD}. */
 export interface WaveMambaADConfig {
@@ -171,9 +172,11 @@ export function waveConfig(
     );
   }
   if (typeof cfg.hfssScans === "string") {
-    if (!["official", "horizontal", "vertical", "noDiagonal"].includes(cfg.hfssScans)) {
+    if (!Object.hasOwn(hfssScanOrders, cfg.hfssScans)) {
       throw new Error(
-        `waveConfig: hfssScans must be official, horizontal, vertical, noDiagonal or 3 scan types, got "${cfg.hfssScans}"`,
+        `waveConfig: hfssScans must be ${
+          Object.keys(hfssScanOrders).join(", ")
+        } or 3 scan types, got "${cfg.hfssScans}"`,
       );
     }
   } else if (!Array.isArray(cfg.hfssScans) || cfg.hfssScans.length !== 3) {

@@ -6,24 +6,12 @@
  * @module
  */
 
-import { columnMajor, diagonal, rowMajor, type ScanOrder } from "../../nn/ssm/scan_order.ts";
+import { hfssScanOrders, type HfssScanSet, type ScanOrder } from "../../nn/ssm/scan_order.ts";
 import { DSS2D, type HfssDecode, type SS2DOptions } from "../../nn/ssm/ss2d.ts";
 
-export { DSS2D, type HfssDecode };
-
-/**
- * Per-band scan orders [HL, LH, HH] of HFSS. `official` is Eq. 5 (horizontal, vertical, diagonal). The ablations
- * of docs/paper.md §3.9 (Table 3) are not in the official code; these are our reading of them: `horizontal` /
- * `vertical` scan every band in that one direction, `noDiagonal` scans HH row-major instead of diagonally.
- */
-export const hfssScanOrders: Readonly<
-  Record<"official" | "horizontal" | "vertical" | "noDiagonal", readonly ScanOrder[]>
-> = {
-  official: [rowMajor, columnMajor, diagonal],
-  horizontal: [rowMajor, rowMajor, rowMajor],
-  vertical: [columnMajor, columnMajor, columnMajor],
-  noDiagonal: [rowMajor, columnMajor, rowMajor],
-};
+// The per-band scan orders (Eq. 5 and the Table 3 ablations) live in one table, `hfssScanOrders` of
+// nn/ssm/scan_order.ts; Eq. 5 itself is computed by `DSS2D.forward` in nn/ssm/ss2d.ts (see HFSS below).
+export { DSS2D, type HfssDecode, hfssScanOrders, type HfssScanSet };
 
 /** Options of {@linkcode HFSS}. */
 export interface HFSSOptions extends SS2DOptions {
@@ -47,6 +35,10 @@ export interface HFSSOptions extends SS2DOptions {
  * state dict stay the official ones whatever the orders.
  */
 export class HFSS extends DSS2D {
+  // Eq. 5 is `DSS2D.forward` (nn/ssm/ss2d.ts): in_proj and the depthwise conv + SiLU, then per band [HL; LH; HH]
+  // its scan order and the time-reversed copy (K = 2) through the shared selective scan, out_fwd + flip(out_bwd),
+  // the decoding (`decode`), out_norm, the SiLU(z) gate and out_proj.
+
   /** An HFSS block for width `dModel` (C). */
   constructor(dModel: number, opts: HFSSOptions = {}) {
     super(dModel, { ...opts, orders: opts.orders ?? hfssScanOrders.official });

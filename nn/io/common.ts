@@ -46,13 +46,6 @@ export class WeightsFileError extends Error {
 /** Whether the host is little-endian (the typed-array fast paths assume so; otherwise bytes are swapped). */
 export const LITTLE_ENDIAN: boolean = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
 
-/** Number of elements of a shape. */
-export function numelOf(shape: readonly number[]): number {
-  let n = 1;
-  for (const d of shape) n *= d;
-  return n;
-}
-
 /** `[a, b, c]` for messages. */
 export function fmtShape(shape: readonly number[]): string {
   return `[${shape.join(", ")}]`;

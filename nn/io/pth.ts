@@ -36,7 +36,6 @@ import {
   fmtShape,
   type HostTensor,
   isHostTensor,
-  numelOf,
   RAW_ITEM_SIZE,
   RAW_TARGET,
   type RawKind,
@@ -44,6 +43,7 @@ import {
   sniffWeightsFormat,
   WeightsFileError,
 } from "./common.ts";
+import { numel } from "../../autodiff/shape.ts";
 import { type AllowedGlobal, PickleGlobal, unpickle } from "./pickle.ts";
 import { isZip, ZipArchive } from "./zip.ts";
 
@@ -102,7 +102,7 @@ function rebuildTensor(file: string, st: unknown, offset: unknown, size: unknown
   }
   const off = offset as number;
   const shape = size.slice();
-  const n = numelOf(shape);
+  const n = numel(shape);
   const Ctor = RAW_TARGET[st.kind] === "float32"
     ? Float32Array
     : RAW_TARGET[st.kind] === "int32"

@@ -37,7 +37,6 @@ import {
   encodeElements,
   fmtShape,
   type HostTensor,
-  numelOf,
   RAW_ITEM_SIZE,
   RAW_TARGET,
   type RawKind,
@@ -45,6 +44,7 @@ import {
   sniffWeightsFormat,
   WeightsFileError,
 } from "./common.ts";
+import { numel } from "../../autodiff/shape.ts";
 
 /** Element types of the safetensors format this module reads and writes. */
 export type SafetensorsDType =
@@ -176,7 +176,7 @@ export function parseSafetensors(bytes: Uint8Array, file = "<buffer>"): Safetens
         `tensor '${name}': data_offsets [${begin}, ${end}] are out of range of the ${dataLen}-byte data section (truncated?)`,
       );
     }
-    const want = numelOf(shape as number[]) * RAW_ITEM_SIZE[KIND[dtype as SafetensorsDType]];
+    const want = numel(shape as number[]) * RAW_ITEM_SIZE[KIND[dtype as SafetensorsDType]];
     if (end - begin !== want) {
       fail(
         `tensor '${name}': shape ${fmtShape(shape as number[])} of ${dtype} needs ${want} bytes but data_offsets ` +
@@ -203,7 +203,7 @@ export function parseSafetensors(bytes: Uint8Array, file = "<buffer>"): Safetens
   const tensors = new Map<string, HostTensor>();
   for (const e of entries) {
     const kind = KIND[e.dtype];
-    const n = numelOf(e.shape);
+    const n = numel(e.shape);
     const data = decodeElements(
       bytes.subarray(dataStart + e.begin, dataStart + e.end),
       n,
@@ -256,7 +256,7 @@ export function serializeSafetensors(
   const items = entriesOf(tensors).map(([name, h]) => {
     if (name === "__metadata__") fail(`"__metadata__" is reserved and cannot name a tensor`);
     if (!h || !ArrayBuffer.isView(h.data) || !Array.isArray(h.shape)) fail(`'${name}' is not a host tensor`);
-    const n = numelOf(h.shape);
+    const n = numel(h.shape);
     if (h.data.length !== n) {
       fail(`'${name}': ${h.data.length} values do not match shape ${fmtShape(h.shape)} (${n} elements)`);
     }

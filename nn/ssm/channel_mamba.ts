@@ -13,6 +13,7 @@ import { Conv2d } from "../layers/conv.ts";
 import { Linear } from "../layers/linear.ts";
 import { LayerNorm } from "../layers/norm.ts";
 import { Module, Parameter } from "../module.ts";
+import { aLogInit, ssmSizes } from "./init.ts";
 import { selectiveScan } from "./selective_scan.ts";
 
 /** Switches between the official code's behaviour (defaults) and the paper's reading. */
@@ -79,8 +80,7 @@ export class ChannelMamba extends Module {
     const device = opts.device;
     this.dModel = dModel;
     this.dim = dim;
-    this.dState = opts.dState ?? 16;
-    this.dtRank = opts.dtRank ?? Math.ceil(dModel / 16);
+    ({ dState: this.dState, dtRank: this.dtRank } = ssmSizes(dModel, opts));
     this.#opts = {
       siluAfterConv: opts.siluAfterConv ?? false,
       backwardDtBias: opts.backwardDtBias ?? "forward",
@@ -88,11 +88,7 @@ export class ChannelMamba extends Module {
       backwardFromFlipped: opts.backwardFromFlipped ?? false,
     };
     const h = dModel, n = this.dState, r = this.dtRank;
-    const aLog = () => {
-      const a = new Float32Array(h * n);
-      for (let i = 0; i < a.length; i++) a[i] = Math.log((i % n) + 1);
-      return new Parameter(tensor(a, { shape: [h, n], device }));
-    };
+    const aLog = () => new Parameter(tensor(aLogInit(h, n), { shape: [h, n], device }));
     this.A_log = aLog();
     this.D = new Parameter(tensor(new Float32Array(h).fill(1), { device }));
     this.A_b_log = aLog();

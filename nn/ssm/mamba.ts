@@ -8,11 +8,11 @@
 
 import type { Device } from "../../autodiff/backend.ts";
 import { conv2d, exp, linear, neg, permute, reshape, silu, slice, split, tensor } from "../../autodiff/ops/index.ts";
-import { globalGenerator } from "../../autodiff/random.ts";
 import { type Tensor, tidy } from "../../autodiff/tensor.ts";
 import { uniform } from "../init.ts";
 import { Linear } from "../layers/linear.ts";
 import { Module, Parameter } from "../module.ts";
+import { aLogInit, dtBiasInit, ssmSizes } from "./init.ts";
 import { selectiveScan } from "./selective_scan.ts";
 
 /** Options of {@linkcode Mamba}. */
@@ -96,23 +96,15 @@ export class Mamba extends Module {
     super();
     const device = opts.device;
     this.dModel = dModel;
-    this.dState = opts.dState ?? 16;
-    this.dInner = (opts.expand ?? 2) * dModel;
-    this.dtRank = opts.dtRank ?? Math.ceil(dModel / 16);
+    ({ dState: this.dState, dInner: this.dInner, dtRank: this.dtRank } = ssmSizes(dModel, opts));
     const d = this.dInner, n = this.dState, r = this.dtRank;
     this.in_proj = new Linear(dModel, 2 * d, { bias: opts.bias ?? false, device });
     this.conv1d = new CausalConv1d(d, opts.dConv ?? 4, opts.convBias ?? true, device);
     this.x_proj = new Linear(d, r + 2 * n, { bias: false, device });
     this.dt_proj = new Linear(r, d, { device });
     this.dt_proj.weight.assign(uniform([d, r], -(r ** -0.5), r ** -0.5, { device }));
-    const lo = Math.log(opts.dtMin ?? 0.001), hi = Math.log(opts.dtMax ?? 0.1);
-    const bias = new Float32Array(d).map(() => {
-      const dt = Math.max(Math.exp(globalGenerator.uniform() * (hi - lo) + lo), 1e-4);
-      return dt + Math.log(-Math.expm1(-dt)); // inverse softplus
-    });
-    this.dt_proj.bias!.assign(tensor(bias, { device }));
-    const aLog = new Float32Array(d * n).map((_, i) => Math.log((i % n) + 1));
-    this.A_log = new Parameter(tensor(aLog, { shape: [d, n], device }));
+    this.dt_proj.bias!.assign(tensor(dtBiasInit(d, { dtMin: opts.dtMin, dtMax: opts.dtMax }), { device }));
+    this.A_log = new Parameter(tensor(aLogInit(d, n), { shape: [d, n], device }));
     this.D = new Parameter(tensor(new Float32Array(d).fill(1), { device }));
     this.out_proj = new Linear(d, dModel, { bias: opts.bias ?? false, device });
   }

@@ -315,8 +315,25 @@ export function vmambaDirections(): ScanOrder[] {
  * scan order; reproducing that is the SS2D module's choice (decode with `rowMajor` instead of the band's order).
  */
 export function hfssOrders(): [hl: ScanOrder, lh: ScanOrder, hh: ScanOrder] {
-  return [rowMajor, columnMajor, diagonal];
+  const [hl, lh, hh] = hfssScanOrders.official;
+  return [hl, lh, hh];
 }
+
+/** The names of {@linkcode hfssScanOrders}: the official orders and the scan-direction ablations of Table 3. */
+export type HfssScanSet = "official" | "horizontal" | "vertical" | "noDiagonal";
+
+/**
+ * The one table of HFSS per-band scan orders [HL, LH, HH]. `official` is Eq. 5 (horizontal, vertical, diagonal; see
+ * {@linkcode hfssOrders}). The ablations of docs/paper.md §3.9 (Table 3) are not in the official code; these are our
+ * reading of them: `horizontal` / `vertical` scan every band in that one direction, `noDiagonal` scans HH row-major
+ * instead of diagonally.
+ */
+export const hfssScanOrders: Readonly<Record<HfssScanSet, readonly ScanOrder[]>> = {
+  official: [rowMajor, columnMajor, diagonal],
+  horizontal: [rowMajor, rowMajor, rowMajor],
+  vertical: [columnMajor, columnMajor, columnMajor],
+  noDiagonal: [rowMajor, columnMajor, rowMajor],
+};
 
 /** The official `scan_type` strings this module implements (MambaAD `HSCANS` / Wave-MambaAD `SCANS`, D_SS2D bands). */
 export type OfficialScanType = "sweep" | "scan" | "zigzag" | "hilbert" | "diagonal" | "horizontal" | "vertical";

@@ -29,14 +29,14 @@ import {
   stack,
   tensor,
 } from "../../autodiff/ops/index.ts";
-import { globalGenerator } from "../../autodiff/random.ts";
 import { type Tensor, tidy } from "../../autodiff/tensor.ts";
 import { uniform } from "../init.ts";
 import { Conv2d } from "../layers/conv.ts";
 import { Linear } from "../layers/linear.ts";
 import { LayerNorm } from "../layers/norm.ts";
 import { buffer, Module, Parameter } from "../module.ts";
-import { columnMajor, diagonal, hilbert, mambaadDirections, rowMajor, type ScanOrder } from "./scan_order.ts";
+import { diagonal, hfssOrders, hilbert, mambaadDirections, rowMajor, type ScanOrder } from "./scan_order.ts";
+import { aLogInit, dtBiasInit, ssmSizes } from "./init.ts";
 import { selectiveScan } from "./selective_scan.ts";
 
 /** Options of the 2-D selective-scan blocks. */
@@ -105,9 +105,7 @@ export abstract class SelectiveScan2dBase extends Module {
     super();
     const device = opts.device;
     this.dModel = dModel;
-    this.dState = opts.dState ?? 16;
-    this.dInner = (opts.expand ?? 2) * dModel;
-    this.dtRank = opts.dtRank ?? Math.ceil(dModel / 16);
+    ({ dState: this.dState, dInner: this.dInner, dtRank: this.dtRank } = ssmSizes(dModel, opts));
     this.k = k;
     const d = this.dInner, n = this.dState, r = this.dtRank;
     this.in_proj = new Linear(dModel, 2 * d, { bias: false, device });
@@ -117,19 +115,9 @@ export abstract class SelectiveScan2dBase extends Module {
     this.x_proj_weight = new Parameter(uniform([k, r + 2 * n, d], -1 / Math.sqrt(d), 1 / Math.sqrt(d), { device }));
     // dt_proj: U(±R^-0.5) weights; bias = inverse softplus of dt ~ log-uniform in [0.001, 0.1], clamped ≥ 1e-4
     this.dt_projs_weight = new Parameter(uniform([k, d, r], -(r ** -0.5), r ** -0.5, { device }));
-    const bias = new Float32Array(k * d);
-    for (let i = 0; i < bias.length; i++) {
-      const dt = Math.max(
-        Math.exp(globalGenerator.uniform() * (Math.log(0.1) - Math.log(0.001)) + Math.log(0.001)),
-        1e-4,
-      );
-      bias[i] = dt + Math.log(-Math.expm1(-dt));
-    }
-    this.dt_projs_bias = new Parameter(tensor(bias, { shape: [k, d], device }));
+    this.dt_projs_bias = new Parameter(tensor(dtBiasInit(k * d), { shape: [k, d], device }));
     // S4D-real: A_logs[k·D + d, n] = ln(n + 1)
-    const aLogs = new Float32Array(k * d * n);
-    for (let i = 0; i < aLogs.length; i++) aLogs[i] = Math.log((i % n) + 1);
-    this.A_logs = new Parameter(tensor(aLogs, { shape: [k * d, n], device }));
+    this.A_logs = new Parameter(tensor(aLogInit(k * d, n), { shape: [k * d, n], device }));
     this.Ds = new Parameter(tensor(new Float32Array(k * d).fill(1), { device }));
     this.out_norm = new LayerNorm(d, { device });
     this.out_proj = new Linear(d, dModel, { bias: false, device });
@@ -206,9 +194,10 @@ export class SS2D extends SelectiveScan2dBase {
       const xs = stack(this.directions.map((o) => indexSelect(flat, 2, o.indices(h, w, device))), 1);
       const ys = this.scan(xs);
       // cross-merge: back to row-major order, summed
+      const perDirection = split(ys, 1, 1);
       let y: Tensor | null = null;
       this.directions.forEach((o, k) => {
-        const yk = indexSelect(reshape(split(ys, 1, 1)[k], [b, this.dInner, h * w]), 2, o.inverseIndices(h, w, device));
+        const yk = indexSelect(reshape(perDirection[k], [b, this.dInner, h * w]), 2, o.inverseIndices(h, w, device));
         y = y ? add(y, yk) : yk;
       });
       return this.finish(y!, z);
@@ -261,7 +250,7 @@ export class DSS2D extends SelectiveScan2dBase {
     const sharedBands = opts.sharedBands ?? true;
     super(dModel, sharedBands ? 2 : 6, opts);
     this.sharedBands = sharedBands;
-    this.orders = opts.orders ?? [rowMajor, columnMajor, diagonal];
+    this.orders = opts.orders ?? hfssOrders();
     if (this.orders.length !== 3) {
       throw new Error(`DSS2D: expected 3 scan orders [HL, LH, HH], got ${this.orders.length}`);
     }

@@ -23,6 +23,7 @@ import type {
   UnaryOp,
 } from "../../backend.ts";
 import { BINARY, UNARY } from "../../op_table.ts";
+import { coalesce, contiguousStrides } from "../../shape.ts";
 import { sgemm } from "./gemm.ts";
 import {
   col2imInto,
@@ -106,31 +107,6 @@ function recycle(buf: CpuBuffer): void {
 }
 
 /**
- * Merges adjacent dims that every operand walks contiguously (and drops size-1 dims), so the inner
- * loops run over rows as long as possible.
- */
-function coalesce(shape: readonly number[], strides: readonly (readonly number[])[]): [number[], number[][]] {
-  const outShape: number[] = [];
-  const outStrides: number[][] = strides.map(() => []);
-  for (let d = 0; d < shape.length; d++) {
-    if (shape[d] === 1) continue;
-    const last = outShape.length - 1;
-    if (last >= 0 && strides.every((st, k) => outStrides[k][last] === st[d] * shape[d])) {
-      outShape[last] *= shape[d];
-      strides.forEach((st, k) => (outStrides[k][last] = st[d]));
-    } else {
-      outShape.push(shape[d]);
-      strides.forEach((st, k) => outStrides[k].push(st[d]));
-    }
-  }
-  if (outShape.length === 0) {
-    outShape.push(1);
-    strides.forEach((_, k) => outStrides[k].push(0));
-  }
-  return [outShape, outStrides];
-}
-
-/**
  * Walks `shape` in row-major order one innermost row at a time: `row(offsets, rowStart, length,
  * innerStrides)` gets each operand's offset at the row start and the row's flat output index.
  */
@@ -186,6 +162,13 @@ export const cpuBackend: Backend = {
   },
   read(buf: BackendBuffer): Promise<HostArray> {
     return Promise.resolve(arr(buf).slice());
+  },
+  hostView(buf: BackendBuffer): HostArray {
+    return arr(buf);
+  },
+  watchDeviceLoss(): void {},
+  isDeviceLost(): boolean {
+    return false;
   },
   sync(): Promise<void> {
     return Promise.resolve();
@@ -744,15 +727,4 @@ function binaryLoops(op: BinaryOp): BinaryLoops {
     binaryLoopCache.set(op, loops);
   }
   return loops;
-}
-
-/** Row-major strides of a contiguous shape. */
-export function contiguousStrides(shape: readonly number[]): number[] {
-  const s = new Array(shape.length);
-  let acc = 1;
-  for (let d = shape.length - 1; d >= 0; d--) {
-    s[d] = acc;
-    acc *= shape[d];
-  }
-  return s;
 }

@@ -22,7 +22,7 @@ import type {
   UnaryOp,
 } from "../../backend.ts";
 import { requestDevice, type WebGPUOptions } from "./device.ts";
-import { type GPUBuf, Runtime } from "./runtime.ts";
+import { type GPUBuf, Runtime, WebGPUDeviceLostError } from "./runtime.ts";
 import * as ew from "./elementwise.ts";
 import { cumsum, reduce } from "./reduce.ts";
 import { matmul } from "./matmul.ts";
@@ -74,6 +74,9 @@ export async function createWebGPUBackend(options: WebGPUOptions = {}): Promise<
     free: (buf: BackendBuffer): void => rt.free(buf),
     upload: (data: HostArray, dtype: DType): BackendBuffer => rt.upload(widen(data, dtype), dtype),
     read: (buf: BackendBuffer): Promise<HostArray> => rt.read(buf),
+    hostView: (): null => null,
+    watchDeviceLoss: (): void => rt.watchLoss(),
+    isDeviceLost: (error: unknown): boolean => error instanceof WebGPUDeviceLostError,
     sync: (): Promise<void> => rt.sync(),
     memory: (): MemoryInfo => rt.memory(),
     resetPeakMemory: (): void => rt.resetPeakMemory(),

@@ -7,7 +7,7 @@
 
 import type { Im2colParams } from "../../backend.ts";
 import type { GPUBuf, Runtime } from "./runtime.ts";
-import { entry1d, grid, pixelAdjoint, storage, uniforms, WG, windowUniforms } from "./templates.ts";
+import { bindings, dispatch1d, entry1d, pixelAdjoint, uniforms, windowUniforms } from "./templates.ts";
 
 /** `im2col`: x (batch, C, H, W) → (batch, C·kh·kw, outH·outW); out-of-image taps read `padValue`. */
 export function im2col(rt: Runtime, x: GPUBuf, p: Im2colParams, padValue: number): GPUBuf {
@@ -22,7 +22,8 @@ export function im2col(rt: Runtime, x: GPUBuf, p: Im2colParams, padValue: number
   else if (x.dtype === "int32") new Int32Array(bits.buffer)[0] = padValue;
   else bits[0] = padValue !== 0 ? 1 : 0;
   const u = uniforms([["n", "u32", n], ["pad", "u32", bits[0]], ...windowUniforms(p)]);
-  const code = u.decl + storage(1, "x", "u32", "read") + storage(2, "out", "u32", "rw") +
+  const b = bindings([["x", x, "read", "u32"], ["out", out, "rw", "u32"]]);
+  const code = u.decl + b.decl +
     entry1d(`  if (gidx >= P.n) { return; }
   let L = P.oh * P.ow;
   let l = gidx % L;
@@ -39,7 +40,7 @@ export function im2col(rt: Runtime, x: GPUBuf, p: Im2colParams, padValue: number
     v = x[((b * P.C + c) * u32(P.H) + u32(ih)) * u32(P.W) + u32(iw)];
   }
   out[gidx] = v;`);
-  rt.dispatch({ code, uniforms: u, buffers: [[x, "read"], [out, "rw"]], groups: grid(Math.ceil(n / WG)) });
+  dispatch1d(rt, code, u, b, n);
   return out;
 }
 
@@ -49,12 +50,13 @@ export function col2im(rt: Runtime, cols: GPUBuf, p: Im2colParams): GPUBuf {
   const out = rt.alloc(n, "float32");
   if (n === 0) return out;
   const u = uniforms([["n", "u32", n], ...windowUniforms(p)]);
-  const code = u.decl + storage(1, "cols", "f32", "read") + storage(2, "out", "f32", "rw") +
+  const b = bindings([["cols", cols, "read"], ["out", out, "rw"]]);
+  const code = u.decl + b.decl +
     entry1d(pixelAdjoint(
       "  let L = P.oh * P.ow;",
       // row (c·kh + ki)·kw + kj of image b: bc = b·C + c, so the row base is bc·kh·kw
       "      acc += cols[((bc * P.kh + ki) * P.kw + kj) * L + oh * P.ow + ow];",
     ));
-  rt.dispatch({ code, uniforms: u, buffers: [[cols, "read"], [out, "rw"]], groups: grid(Math.ceil(n / WG)) });
+  dispatch1d(rt, code, u, b, n);
   return out;
 }

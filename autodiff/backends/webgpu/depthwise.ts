@@ -14,7 +14,7 @@
 import type { Im2colParams } from "../../backend.ts";
 import type { GPUBuf, Runtime } from "./runtime.ts";
 import { reduce } from "./reduce.ts";
-import { entry1d, grid, pixelAdjoint, storage, uniforms, WG, windowUniforms } from "./templates.ts";
+import { bindings, dispatch1d, entry1d, grid, pixelAdjoint, uniforms, windowUniforms } from "./templates.ts";
 
 /** Threads per workgroup of the weight-gradient reduction (a power of two). */
 const RWG = 256;
@@ -29,8 +29,8 @@ export function depthwiseConv2d(rt: Runtime, x: GPUBuf, w: GPUBuf, p: Im2colPara
   const out = rt.alloc(n, "float32");
   if (n === 0) return out;
   const u = uniforms([["n", "u32", n], ...windowUniforms(p)]);
-  const code = u.decl + storage(1, "x", "f32", "read") + storage(2, "w", "f32", "read") +
-    storage(3, "out", "f32", "rw") +
+  const b = bindings([["x", x, "read"], ["w", w, "read"], ["out", out, "rw"]]);
+  const code = u.decl + b.decl +
     entry1d(`  if (gidx >= P.n) { return; }
   let L = P.oh * P.ow;
   let l = gidx % L;
@@ -52,12 +52,7 @@ export function depthwiseConv2d(rt: Runtime, x: GPUBuf, w: GPUBuf, p: Im2colPara
     }
   }
   out[gidx] = acc;`);
-  rt.dispatch({
-    code,
-    uniforms: u,
-    buffers: [[x, "read"], [w, "read"], [out, "rw"]],
-    groups: grid(Math.ceil(n / WG)),
-  });
+  dispatch1d(rt, code, u, b, n);
   return out;
 }
 
@@ -67,18 +62,13 @@ export function depthwiseConv2dBackwardInput(rt: Runtime, gy: GPUBuf, w: GPUBuf,
   const out = rt.alloc(n, "float32");
   if (n === 0) return out;
   const u = uniforms([["n", "u32", n], ...windowUniforms(p)]);
-  const code = u.decl + storage(1, "gy", "f32", "read") + storage(2, "w", "f32", "read") +
-    storage(3, "out", "f32", "rw") +
+  const b = bindings([["gy", gy, "read"], ["w", w, "read"], ["out", out, "rw"]]);
+  const code = u.decl + b.decl +
     entry1d(pixelAdjoint(
       "  let gBase = bc * P.oh;\n  let wBase = (bc % P.C) * P.kh * P.kw;",
       "      acc += gy[(gBase + oh) * P.ow + ow] * w[wBase + ki * P.kw + kj];",
     ));
-  rt.dispatch({
-    code,
-    uniforms: u,
-    buffers: [[gy, "read"], [w, "read"], [out, "rw"]],
-    groups: grid(Math.ceil(n / WG)),
-  });
+  dispatch1d(rt, code, u, b, n);
   return out;
 }
 
@@ -99,8 +89,8 @@ export function depthwiseConv2dBackwardWeight(rt: Runtime, x: GPUBuf, gy: GPUBuf
     ["chunk", "u32", chunk],
     ...windowUniforms(p),
   ]);
-  const code = u.decl + storage(1, "x", "f32", "read") + storage(2, "gy", "f32", "read") +
-    storage(3, "out", "f32", "rw") + `var<workgroup> sv: array<f32, ${RWG}>;
+  const b = bindings([["x", x, "read"], ["gy", gy, "read"], ["out", partial, "rw"]]);
+  const code = u.decl + b.decl + `var<workgroup> sv: array<f32, ${RWG}>;
 @compute @workgroup_size(${RWG})
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
         @builtin(local_invocation_index) lid: u32) {
@@ -137,7 +127,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
   rt.dispatch({
     code,
     uniforms: u,
-    buffers: [[x, "read"], [gy, "read"], [partial, "rw"]],
+    buffers: b.buffers,
     groups: grid(taps * slices),
   });
   if (slices === 1) return partial;

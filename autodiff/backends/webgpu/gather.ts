@@ -7,17 +7,8 @@
  */
 
 import type { GPUBuf, Runtime } from "./runtime.ts";
-import {
-  contiguousStrides,
-  entry1d,
-  grid,
-  offsetsFn,
-  storage,
-  stridedUniforms,
-  type Uniforms,
-  uniforms,
-  WG,
-} from "./templates.ts";
+import { contiguousStrides, numel } from "../../shape.ts";
+import { bindings, dispatch1d, entry1d, offsetsFn, stridedUniforms, type Uniforms, uniforms } from "./templates.ts";
 
 /** Uniforms shared by gather and scatter: index shape, target strides with the axis zeroed. */
 function axisUniforms(
@@ -47,23 +38,18 @@ export function gather(
   index: GPUBuf,
   indexShape: readonly number[],
 ): GPUBuf {
-  const n = indexShape.reduce((a, b) => a * b, 1);
+  const n = numel(indexShape);
   const out = rt.alloc(n, x.dtype);
   if (n === 0) return out;
   const u = axisUniforms(xShape, axis, indexShape, n);
-  const code = u.decl + storage(1, "x", "u32", "read") + storage(2, "idx", "i32", "read") +
-    storage(3, "out", "u32", "rw") + offsetsFn(1) +
+  const b = bindings([["x", x, "read", "u32"], ["idx", index, "read", "i32"], ["out", out, "rw", "u32"]]);
+  const code = u.decl + b.decl + offsetsFn(1) +
     entry1d(`  if (gidx >= P.n) { return; }
   let j = idx[gidx];
   var v = 0u;
   if (j >= 0 && j < P.axisLen) { v = x[u32(offsets_(gidx) + j * P.axisStride)]; }
   out[gidx] = v;`);
-  rt.dispatch({
-    code,
-    uniforms: u,
-    buffers: [[x, "read"], [index, "read"], [out, "rw"]],
-    groups: grid(Math.ceil(n / WG)),
-  });
+  dispatch1d(rt, code, u, b, n);
   return out;
 }
 
@@ -77,7 +63,7 @@ export function scatterAddInto(
   src: GPUBuf,
   indexShape: readonly number[],
 ): void {
-  const n = indexShape.reduce((a, b) => a * b, 1);
+  const n = numel(indexShape);
   if (n === 0) return;
   const u = axisUniforms(dstShape, axis, indexShape, n);
   const isFloat = dst.dtype === "float32";
@@ -93,17 +79,16 @@ export function scatterAddInto(
     : dst.dtype === "int32"
     ? `  atomicAdd(&dst[o], i32(src[gidx]));`
     : `  if (src[gidx] != ${srcType}(0)) { atomicOr(&dst[o], 1u); }`;
-  const code = u.decl + storage(1, "src", srcType, "read") + storage(2, "idx", "i32", "read") +
-    storage(3, "dst", dst.dtype === "int32" ? "atomic<i32>" : "atomic<u32>", "rw") + offsetsFn(1) +
+  const b = bindings([
+    ["src", src, "read", srcType],
+    ["idx", index, "read", "i32"],
+    ["dst", dst, "rw", dst.dtype === "int32" ? "atomic<i32>" : "atomic<u32>"],
+  ]);
+  const code = u.decl + b.decl + offsetsFn(1) +
     entry1d(`  if (gidx >= P.n) { return; }
   let j = idx[gidx];
   if (j < 0 || j >= P.axisLen) { return; }
   let o = u32(offsets_(gidx) + j * P.axisStride);
 ${add}`);
-  rt.dispatch({
-    code,
-    uniforms: u,
-    buffers: [[src, "read"], [index, "read"], [dst, "rw"]],
-    groups: grid(Math.ceil(n / WG)),
-  });
+  dispatch1d(rt, code, u, b, n);
 }

@@ -10,7 +10,7 @@
 import type { MatmulParams } from "../../backend.ts";
 import type { GPUBuf, Runtime } from "./runtime.ts";
 import { fill } from "./elementwise.ts";
-import { MAX_GROUPS, storage, uniforms } from "./templates.ts";
+import { bindings, MAX_GROUPS, uniforms } from "./templates.ts";
 
 /** Register tile and workgroup shape of the matmul kernel. */
 export interface MatmulTile {
@@ -65,8 +65,8 @@ interface Variant {
 const COMP = ["x", "y", "z", "w"];
 const range = (n: number): number[] => Array.from({ length: n }, (_, i) => i);
 
-/** Generates the WGSL of one matmul variant. */
-export function matmulCode(tile: MatmulTile, v: Variant): string {
+/** Generates the WGSL of one matmul variant; `decl` declares its storage buffers A, B, C ({@linkcode bindings}). */
+export function matmulCode(tile: MatmulTile, v: Variant, decl: string): string {
   const { tm, tn, wgx, wgy } = tile;
   const u = uniforms([["M", "u32", 0], ["N", "u32", 0], ["K", "u32", 0], ["sa", "u32", 0], ["sb", "u32", 0], [
     "boff",
@@ -162,9 +162,7 @@ export function matmulCode(tile: MatmulTile, v: Variant): string {
     );
   }
   return u.decl +
-    storage(1, "A", v.vecA ? "vec4<f32>" : "f32", "read") +
-    storage(2, "B", v.vecB ? "vec4<f32>" : "f32", "read") +
-    storage(3, "C", v.vecC ? "vec4<f32>" : "f32", "rw") +
+    decl +
     `@compute @workgroup_size(${wgx}, ${wgy})
 fn main(@builtin(global_invocation_id) g: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>) {
     let M = P.M;
@@ -199,7 +197,14 @@ export function matmul(rt: Runtime, a: GPUBuf, b: GPUBuf, p: MatmulParams): GPUB
     vecB: (transB ? k % 4 === 0 : n % 4 === 0) && strideB % 4 === 0,
     vecC: n % 4 === 0,
   };
-  const code = matmulCode(tile, variant);
+  const vec = (on: boolean) => (on ? "vec4<f32>" : "f32");
+  const bd = bindings([["A", a, "read", vec(variant.vecA)], ["B", b, "read", vec(variant.vecB)], [
+    "C",
+    out,
+    "rw",
+    vec(variant.vecC),
+  ]]);
+  const code = matmulCode(tile, variant, bd.decl);
   const gx = Math.ceil(n / (tile.tn * tile.wgx));
   const gy = Math.ceil(m / (tile.tm * tile.wgy));
   if (gx > MAX_GROUPS || gy > MAX_GROUPS) throw new Error(`WebGPU matmul too large: ${m}x${n}`);
@@ -212,7 +217,7 @@ export function matmul(rt: Runtime, a: GPUBuf, b: GPUBuf, p: MatmulParams): GPUB
     rt.dispatch({
       code,
       uniforms: u,
-      buffers: [[a, "read"], [b, "read"], [out, "rw"]],
+      buffers: bd.buffers,
       groups: [gx, gy, Math.min(MAX_GROUPS, batch - b0)],
     });
   }

@@ -13,7 +13,7 @@
 
 import type { Im2colParams } from "../../backend.ts";
 import type { GPUBuf, Runtime } from "./runtime.ts";
-import { entry1d, grid, ISNAN_WGSL, pixelAdjoint, storage, uniforms, WG, windowUniforms } from "./templates.ts";
+import { bindings, dispatch1d, entry1d, ISNAN_WGSL, pixelAdjoint, uniforms, windowUniforms } from "./templates.ts";
 
 /** `maxPool2d`: x (batch, C, H, W) → out (f32) and indices (i32), both (batch, C, outH, outW). */
 export function maxPool2d(rt: Runtime, x: GPUBuf, p: Im2colParams): { out: GPUBuf; indices: GPUBuf } {
@@ -21,8 +21,8 @@ export function maxPool2d(rt: Runtime, x: GPUBuf, p: Im2colParams): { out: GPUBu
   const out = rt.alloc(n, "float32"), indices = rt.alloc(n, "int32");
   if (n === 0) return { out, indices };
   const u = uniforms([["n", "u32", n], ...windowUniforms(p)]);
-  const code = u.decl + storage(1, "x", "f32", "read") + storage(2, "out", "f32", "rw") +
-    storage(3, "idx", "i32", "rw") + ISNAN_WGSL +
+  const b = bindings([["x", x, "read"], ["out", out, "rw"], ["idx", indices, "rw", "i32"]]);
+  const code = u.decl + b.decl + ISNAN_WGSL +
     entry1d(`  if (gidx >= P.n) { return; }
   let L = P.oh * P.ow;
   let l = gidx % L;
@@ -47,12 +47,7 @@ export function maxPool2d(rt: Runtime, x: GPUBuf, p: Im2colParams): { out: GPUBu
   }
   out[gidx] = best;
   idx[gidx] = bestAt;`);
-  rt.dispatch({
-    code,
-    uniforms: u,
-    buffers: [[x, "read"], [out, "rw"], [indices, "rw"]],
-    groups: grid(Math.ceil(n / WG)),
-  });
+  dispatch1d(rt, code, u, b, n);
   return { out, indices };
 }
 
@@ -62,17 +57,12 @@ export function maxPool2dBackward(rt: Runtime, gy: GPUBuf, indices: GPUBuf, p: I
   const out = rt.alloc(n, "float32");
   if (n === 0) return out;
   const u = uniforms([["n", "u32", n], ...windowUniforms(p)]);
-  const code = u.decl + storage(1, "gy", "f32", "read") + storage(2, "idx", "i32", "read") +
-    storage(3, "out", "f32", "rw") +
+  const b = bindings([["gy", gy, "read"], ["idx", indices, "read", "i32"], ["out", out, "rw"]]);
+  const code = u.decl + b.decl +
     entry1d(pixelAdjoint(
       "  let pix = xh * P.W + xw;\n  let gBase = bc * P.oh;",
       "      if (idx[(gBase + oh) * P.ow + ow] == pix) { acc += gy[(gBase + oh) * P.ow + ow]; }",
     ));
-  rt.dispatch({
-    code,
-    uniforms: u,
-    buffers: [[gy, "read"], [indices, "read"], [out, "rw"]],
-    groups: grid(Math.ceil(n / WG)),
-  });
+  dispatch1d(rt, code, u, b, n);
   return out;
 }

@@ -9,7 +9,7 @@
 
 import type { DType, ReduceOp } from "../../backend.ts";
 import type { GPUBuf, Runtime } from "./runtime.ts";
-import { entry1d, grid, ISNAN_WGSL, storage, uniforms, WG, wgslType } from "./templates.ts";
+import { bindings, dispatch1d, entry1d, grid, ISNAN_WGSL, uniforms, wgslType } from "./templates.ts";
 
 /** Threads per workgroup of the workgroup-per-output reduction. */
 const RWG = 64;
@@ -52,6 +52,11 @@ function spec(op: ReduceOp, dtype: DType): ReduceSpec {
   return { acc, empty, indexed: true, better };
 }
 
+/** The bindings of a one-input, one-output kernel: `x` read, `out` written, each in its dtype's storage type. */
+function inOut(x: GPUBuf, out: GPUBuf): ReturnType<typeof bindings> {
+  return bindings([["x", x, "read", wgslType(x.dtype)], ["out", out, "rw", wgslType(out.dtype)]]);
+}
+
 /** `reduce(op, x, outer, size, inner)` → (outer, inner). */
 export function reduce(rt: Runtime, op: ReduceOp, x: GPUBuf, outer: number, size: number, inner: number): GPUBuf {
   const outDtype = reduceOutDtype(op, x.dtype);
@@ -64,8 +69,8 @@ export function reduce(rt: Runtime, op: ReduceOp, x: GPUBuf, outer: number, size
   const result = isArg ? "i32(bi)" : op === "sum" ? "acc" : "bv";
   const outExpr = outDtype === "bool" ? `select(0u, 1u, ${result} != 0)` : result;
   const u = uniforms([["nOut", "u32", nOut], ["size", "u32", size], ["inner", "u32", inner]]);
-  let code = u.decl + storage(1, "x", wgslType(x.dtype), "read") + storage(2, "out", wgslType(outDtype), "rw") +
-    ISNAN_WGSL + (s.better ?? "");
+  const b = inOut(x, out);
+  let code = u.decl + b.decl + ISNAN_WGSL + (s.better ?? "");
   const step = s.indexed
     ? `let v = ${load("base + s * P.inner")};\n    if (better_(v, s, bv, bi)) { bv = v; bi = s; }`
     : `acc += ${load("base + s * P.inner")};`;
@@ -81,7 +86,7 @@ export function reduce(rt: Runtime, op: ReduceOp, x: GPUBuf, outer: number, size
     ${step}
   }
 ${fixEmpty}  out[gidx] = ${outExpr};`);
-    rt.dispatch({ code, uniforms: u, buffers: [[x, "read"], [out, "rw"]], groups: grid(Math.ceil(nOut / WG)) });
+    dispatch1d(rt, code, u, b, nOut);
     return out;
   }
   // One workgroup per output.
@@ -114,7 +119,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
   }
 }
 `;
-  rt.dispatch({ code, uniforms: u, buffers: [[x, "read"], [out, "rw"]], groups: grid(nOut) });
+  rt.dispatch({ code, uniforms: u, buffers: b.buffers, groups: grid(nOut) });
   return out;
 }
 
@@ -127,7 +132,8 @@ export function cumsum(rt: Runtime, x: GPUBuf, outer: number, size: number, inne
   const acc = outDtype === "float32" ? "f32" : "i32";
   const store = outDtype === "bool" ? "select(0u, 1u, acc != 0)" : "acc";
   const u = uniforms([["lines", "u32", lines], ["size", "u32", size], ["inner", "u32", inner]]);
-  const code = u.decl + storage(1, "x", wgslType(x.dtype), "read") + storage(2, "out", wgslType(outDtype), "rw") +
+  const b = inOut(x, out);
+  const code = u.decl + b.decl +
     entry1d(`  if (gidx >= P.lines) { return; }
   let base = (gidx / P.inner) * P.size * P.inner + gidx % P.inner;
   var acc: ${acc} = ${acc}(0);
@@ -136,6 +142,6 @@ export function cumsum(rt: Runtime, x: GPUBuf, outer: number, size: number, inne
     acc += ${acc}(x[j]);
     out[j] = ${store};
   }`);
-  rt.dispatch({ code, uniforms: u, buffers: [[x, "read"], [out, "rw"]], groups: grid(Math.ceil(lines / WG)) });
+  dispatch1d(rt, code, u, b, lines);
   return out;
 }

@@ -7,7 +7,9 @@
 
 import type { DType, Im2colParams } from "../../backend.ts";
 import type { BindingKind } from "./pipeline_cache.ts";
-import type { GPUBuf } from "./runtime.ts";
+import type { GPUBuf, Runtime } from "./runtime.ts";
+
+export { collapse, contiguousStrides } from "../../shape.ts";
 
 /** Threads per workgroup of 1-D kernels. */
 export const WG = 256;
@@ -143,6 +145,20 @@ export function bindings(list: readonly Binding[], first = 1): {
 }
 
 /**
+ * Dispatches a 1-D kernel ({@linkcode entry1d} with {@linkcode WG} threads per group) of `n` threads over the
+ * buffers of `b` ({@linkcode bindings}).
+ */
+export function dispatch1d(
+  rt: Runtime,
+  code: string,
+  u: Uniforms,
+  b: { buffers: [GPUBuf, "read" | "rw"][] },
+  n: number,
+): void {
+  rt.dispatch({ code, uniforms: u, buffers: b.buffers, groups: grid(Math.ceil(n / WG)) });
+}
+
+/**
  * A 1-D compute entry point of `wg` threads per group; `body` sees `gidx: u32`, the flat thread
  * index over a 2-D grid of groups (see {@linkcode grid}).
  */
@@ -200,41 +216,6 @@ export function stridedUniforms(
   const arrays: UniformArray[] = [["shape", shape]];
   strides.forEach((s, j) => arrays.push([`s${j}`, s]));
   return { scalars, arrays };
-}
-
-/**
- * Simplifies a strided iteration: drops size-1 dims and merges adjacent dims that are contiguous
- * with each other in every operand. Returns the new shape and strides (rank ≥ 1 when non-empty).
- */
-export function collapse(
-  shape: readonly number[],
-  strides: readonly (readonly number[])[],
-): { shape: number[]; strides: number[][] } {
-  const outShape: number[] = [];
-  const outStrides: number[][] = strides.map(() => []);
-  for (let d = 0; d < shape.length; d++) {
-    if (shape[d] === 1) continue;
-    const last = outShape.length - 1;
-    if (last >= 0 && strides.every((s, j) => outStrides[j][last] === s[d] * shape[d])) {
-      outShape[last] *= shape[d];
-      strides.forEach((s, j) => outStrides[j][last] = s[d]);
-    } else {
-      outShape.push(shape[d]);
-      strides.forEach((s, j) => outStrides[j].push(s[d]));
-    }
-  }
-  return { shape: outShape, strides: outStrides };
-}
-
-/** Row-major contiguous strides of `shape`. */
-export function contiguousStrides(shape: readonly number[]): number[] {
-  const s = new Array<number>(shape.length);
-  let acc = 1;
-  for (let d = shape.length - 1; d >= 0; d--) {
-    s[d] = acc;
-    acc *= shape[d];
-  }
-  return s;
 }
 
 /** The WGSL storage element type of a dtype (bool is stored as u32 0/1). */

@@ -12,12 +12,13 @@
  */
 
 import type { GPUBuf, Runtime } from "./runtime.ts";
-import { entry1d, grid, storage, uniforms, WG } from "./templates.ts";
+import { bindings, dispatch1d, entry1d, uniforms } from "./templates.ts";
 
 /** The quad geometry shared by both kernels: quads `n`, sub-band width `w`, quads per plane `hw`. */
 function quadDispatch(rt: Runtime, src: GPUBuf, out: GPUBuf, n: number, h: number, w: number, body: string): void {
   const u = uniforms([["n", "u32", n], ["w", "u32", w], ["hw", "u32", h * w]]);
-  const code = u.decl + storage(1, "src", "f32", "read") + storage(2, "out", "f32", "rw") +
+  const b = bindings([["src", src, "read"], ["out", out, "rw"]]);
+  const code = u.decl + b.decl +
     entry1d(`  if (gidx >= P.n) { return; }
   let plane = gidx / P.hw;
   let r = gidx % P.hw;
@@ -27,7 +28,7 @@ function quadDispatch(rt: Runtime, src: GPUBuf, out: GPUBuf, n: number, h: numbe
   let p0 = plane * 4u * P.hw + 2u * i * (2u * P.w) + 2u * j;
   let p1 = p0 + 2u * P.w;
 ${body}`);
-  rt.dispatch({ code, uniforms: u, buffers: [[src, "read"], [out, "rw"]], groups: grid(Math.ceil(n / WG)) });
+  dispatch1d(rt, code, u, b, n);
 }
 
 /** `haarDwt`: x (batch, C, H, W), H and W even → (4·batch, C, H/2, W/2) as [LL; HL; LH; HH]. */
