@@ -62,8 +62,8 @@ export function operand(b: GPUBuf): FusedNode {
   return b.expr ?? { k: "leaf", dtype: b.dtype, buf: b };
 }
 
-/** Leaves, node count and view count of a DAG (shared nodes counted once). */
-export function measure(root: FusedNode): { leaves: Set<GPUBuf>; nodes: number; views: number } {
+/** Leaves, node count and view count of one or more DAGs (shared nodes counted once). */
+export function measure(...roots: FusedNode[]): { leaves: Set<GPUBuf>; nodes: number; views: number } {
   const seen = new Set<FusedNode>();
   const leaves = new Set<GPUBuf>();
   let views = 0;
@@ -93,7 +93,7 @@ export function measure(root: FusedNode): { leaves: Set<GPUBuf>; nodes: number; 
         walk(n.x);
     }
   };
-  walk(root);
+  for (const root of roots) walk(root);
   return { leaves, nodes: seen.size, views };
 }
 

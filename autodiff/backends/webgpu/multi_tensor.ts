@@ -14,7 +14,7 @@
  */
 
 import type { GPUBuf, Runtime } from "./runtime.ts";
-import { Codegen, type FusedNode } from "./fusion.ts";
+import { Codegen, type FusedNode, measure } from "./fusion.ts";
 import { reduce } from "./reduce.ts";
 import { bindings, grid, uniforms, type UniformScalar, WG } from "./templates.ts";
 
@@ -30,32 +30,7 @@ function storageLimit(rt: Runtime): number {
 
 /** The leaves and node count of a slot's expressions. */
 function slotSize(outs: readonly GPUBuf[]): { leaves: Set<GPUBuf>; nodes: number } {
-  const seen = new Set<FusedNode>();
-  const leaves = new Set<GPUBuf>();
-  const walk = (n: FusedNode): void => {
-    if (seen.has(n)) return;
-    seen.add(n);
-    switch (n.k) {
-      case "leaf":
-        leaves.add(n.buf);
-        return;
-      case "const":
-        return;
-      case "binary":
-        walk(n.a);
-        walk(n.b);
-        return;
-      case "where":
-        walk(n.c);
-        walk(n.a);
-        walk(n.b);
-        return;
-      default:
-        walk(n.x);
-    }
-  };
-  for (const o of outs) walk(o.expr!);
-  return { leaves, nodes: seen.size };
+  return measure(...outs.map((o) => o.expr!));
 }
 
 /**
