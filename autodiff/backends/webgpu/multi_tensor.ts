@@ -14,7 +14,7 @@
  */
 
 import type { GPUBuf, Runtime } from "./runtime.ts";
-import { Codegen, type FusedNode, measure } from "./fusion.ts";
+import { Codegen, measure } from "./fusion.ts";
 import { reduce } from "./reduce.ts";
 import { bindings, grid, uniforms, type UniformScalar, WG } from "./templates.ts";
 
