@@ -89,6 +89,30 @@ export function layerNormBackward(
   inner: number,
 ): void {
   const sw = dw ? new Float64Array(size) : null, sb = db ? new Float64Array(size) : null;
+  if (inner === 1) {
+    // rows of `size`: scalar sums, x̂ recomputed (cheaper than storing it)
+    for (let o = 0; o < outer; o++) {
+      const base = o * size, m = mean[o], r = rstd[o];
+      let sg = 0, sgx = 0;
+      for (let i = 0; i < size; i++) {
+        const g = gy[base + i], xh = (x[base + i] - m) * r, gw = w ? g * w[i] : g;
+        sg += gw;
+        sgx += gw * xh;
+        if (sw) sw[i] += g * xh;
+        if (sb) sb[i] += g;
+      }
+      if (!dx) continue;
+      sg /= size;
+      sgx /= size;
+      for (let i = 0; i < size; i++) {
+        const xh = (x[base + i] - m) * r;
+        dx[base + i] = r * ((w ? gy[base + i] * w[i] : gy[base + i]) - sg - xh * sgx);
+      }
+    }
+    if (dw && sw) dw.set(sw);
+    if (db && sb) db.set(sb);
+    return;
+  }
   const sg = new Float64Array(inner), sgx = new Float64Array(inner);
   for (let o = 0; o < outer; o++) {
     const base = o * size * inner, stat = o * inner;
