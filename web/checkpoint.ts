@@ -13,7 +13,7 @@ import type { Device } from "../autodiff/backend.ts";
 import { manualSeed } from "../autodiff/random.ts";
 import type { Tensor } from "../autodiff/tensor.ts";
 import { toTensors, WeightsFileError } from "../nn/io/common.ts";
-import { parseSafetensors } from "../nn/io/safetensors.ts";
+import { parseSafetensors } from "../nn/io/safetensors_format.ts";
 import type { AnomalyModel } from "../models/common/anomaly_model.ts";
 import { createModel, modelNames } from "../models/registry.ts";
 
