@@ -89,7 +89,7 @@ await saveSafetensors(file, kept, { metadata: { checkpoint: JSON.stringify(heade
 console.log(`wrote ${file} (${(await Deno.stat(file)).size} bytes, ${kept.size} tensors)`);
 
 // the built-in test images: one normal, one defective, of the first synthetic class
-for (const [name, dir] of [["synthetic_good.png", "test/good"], ["synthetic_defect.png", "test/scratch"]]) {
+for (const [name, dir] of [["synthetic_good.png", "test/good"], ["synthetic_defect.png", "test/missing"]]) {
   const cls = join(data, "weave", dir);
   const first = [...Deno.readDirSync(cls)].map((e) => e.name).sort()[0];
   await Deno.copyFile(join(cls, first), join(out, name));

@@ -381,13 +381,14 @@ function setupSsm(): void {
 
 // ---- 3. wavelet bands ---------------------------------------------------------------------------------------------
 
-/** A built-in test pattern: concentric rings (every band has something to show). */
+/** A built-in test pattern: concentric rings of rising frequency (every band has something to show). */
 function ringsPattern(s = 128): RgbImage {
   const data = new Uint8Array(s * s * 3);
   for (let y = 0; y < s; y++) {
     for (let x = 0; x < s; x++) {
       const r = Math.hypot(x - s / 2, y - s / 2);
-      const v = 127.5 + 127.5 * Math.cos(r * r / 40);
+      // a zone plate: the ring frequency grows with the radius and reaches Nyquist at the corners
+      const v = 127.5 + 127.5 * Math.cos((Math.PI * r * r) / (2 * s));
       data.set([v, 255 - v, (x * 255) / s], (y * s + x) * 3);
     }
   }
