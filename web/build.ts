@@ -84,8 +84,16 @@ export function servePlayground(
 if (import.meta.main) {
   const { values } = parseArgs({
     args: Deno.args,
-    options: { port: { type: "string", default: "8000" }, "build-only": { type: "boolean", default: false } },
+    options: {
+      port: { type: "string", default: "8000" },
+      "build-only": { type: "boolean", default: false },
+      help: { type: "boolean", short: "h", default: false },
+    },
   });
+  if (values.help) {
+    console.log("usage: deno task playground [--port N (default 8000; 0: any free port)] [--build-only]");
+    Deno.exit(0);
+  }
   const t0 = performance.now();
   const { bundleBytes } = await buildPlayground();
   console.log(
