@@ -156,11 +156,11 @@ Deno.test({ name: "playground in headless Chromium", ignore: !browserPath, ...op
     await t.step("scan orders: the sequence shown is the order's permutation", async () => {
       const catalogue = orderCatalogue();
       const picks = [
-        ["single-4", 8], // Hilbert
+        ["type-hilbert-forward", 8],
         ["hfss-official-HH-forward", 16], // diagonal
         ["hfss-noDiagonal-LH-reversed", 4],
         ["mambaad-k3", 8],
-        ["single-2", 32], // snake
+        ["type-scan-reversed", 32], // snake, reversed
       ] as const;
       for (const [id, n] of picks) {
         await choose(page, "#scan-size", String(n), "scan");
@@ -170,11 +170,11 @@ Deno.test({ name: "playground in headless Chromium", ignore: !browserPath, ...op
         assert.deepEqual(shown, Array.from(order.permutation(n, n)), `${id} ${n}×${n}`);
         assert.deepEqual(shown, Array.from(await scanSequence(order, n, "cpu")), `${id} ${n}×${n} (CPU gather)`);
       }
-      // every entry of the menu is there: the single orders, the HFSS table, MambaAD's 8 directions
+      // every entry of the menu is there: the 14 scan-type orders, the HFSS table, MambaAD's 8 directions
       const options = await page.$$eval("#scan-order option", (os) => os.map((o) => (o as unknown as El).value));
       assert.deepEqual(options, catalogue.map((o) => o.id));
       // keyboard: the step slider answers the arrow keys; Play animates and stops at the end
-      await choose(page, "#scan-order", "single-4", "scan");
+      await choose(page, "#scan-order", "type-hilbert-forward", "scan");
       await choose(page, "#scan-size", "8", "scan");
       await page.focus("#scan-step");
       await page.keyboard.press("ArrowLeft");

@@ -13,17 +13,13 @@ import { max } from "../autodiff/ops/reduce.ts";
 import { noGrad, tidy } from "../autodiff/tensor.ts";
 import { selectiveScan } from "../nn/ssm/selective_scan.ts";
 import {
-  antiDiagonalZigzag,
-  columnMajor,
-  diagonal,
   hfssScanOrders,
   type HfssScanSet,
-  hilbert,
   mambaadDirections,
+  type OfficialScanType,
   reversed,
-  rowMajor,
   type ScanOrder,
-  snake,
+  scanOrderForType,
 } from "../nn/ssm/scan_order.ts";
 import { dwt, iwt } from "../nn/wavelet/haar.ts";
 import { normalizeRgb, resizePil, type RgbImage } from "../anomaly/data/pixels.ts";
@@ -56,25 +52,35 @@ export interface OrderEntry {
 
 const HFSS_BANDS = ["HL", "LH", "HH"] as const;
 
+/** The official `scan_type` strings of MambaAD's `HSCANS` / Wave-MambaAD's `SCANS` (see `scanOrderForType`). */
+export const SCAN_TYPES: readonly OfficialScanType[] = [
+  "sweep",
+  "horizontal",
+  "vertical",
+  "scan",
+  "zigzag",
+  "hilbert",
+  "diagonal",
+];
+
 /**
- * The menu: the library's single orders; every HFSS band order of Wave-MambaAD's `hfssScanOrders` table (the
- * official set and the Table 3 ablations, each band forward and time-reversed as HFSS scans it, K = 2); and
- * MambaAD's 8 SS2D directions.
+ * The menu: the 14 orders of the official scan types (each of the 7 `scan_type` strings forward and time-reversed,
+ * as the SS2D blocks scan them), every HFSS band order of Wave-MambaAD's `hfssScanOrders` table (the official set
+ * and the Table 3 ablations, each band forward and reversed, K = 2), and MambaAD's 8 SS2D directions.
  */
 export function orderCatalogue(): OrderEntry[] {
-  const out: OrderEntry[] = [
-    ["row-major", rowMajor],
-    ["column-major", columnMajor],
-    ["snake", snake],
-    ["anti-diagonal zigzag", antiDiagonalZigzag],
-    ["Hilbert", hilbert],
-    ["diagonal", diagonal],
-  ].map(([label, order], i) => ({
-    id: `single-${i}`,
-    group: "Single orders",
-    label: label as string,
-    order: order as ScanOrder,
-  }));
+  const out: OrderEntry[] = [];
+  for (const type of SCAN_TYPES) {
+    const order = scanOrderForType(type);
+    for (const [dir, o] of [["forward", order], ["reversed", reversed(order)]] as const) {
+      out.push({
+        id: `type-${type}-${dir}`,
+        group: "Scan types (scan_type)",
+        label: `${type} ${dir}: ${o.name}`,
+        order: o,
+      });
+    }
+  }
   for (const set of Object.keys(hfssScanOrders) as HfssScanSet[]) {
     hfssScanOrders[set].forEach((order, b) => {
       for (const [dir, o] of [["forward", order], ["reversed", reversed(order)]] as const) {

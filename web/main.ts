@@ -256,7 +256,7 @@ function setupScan(): void {
     }
     g.append(new Option(o.label, o.id));
   }
-  sel.value = "single-4"; // Hilbert
+  sel.value = "type-hilbert-forward";
   sel.addEventListener("change", updateScan);
   $("scan-size").addEventListener("change", updateScan);
   $("scan-step").addEventListener("input", (e) => {
