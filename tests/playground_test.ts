@@ -32,6 +32,7 @@ import {
 } from "../web/compute.ts";
 import { loadCheckpointBytes } from "../web/checkpoint.ts";
 import { decodeRgb } from "../anomaly/data/pixels.ts";
+import { serializeSafetensors } from "../nn/io/safetensors_format.ts";
 
 const SHOTS = "out/playground";
 
@@ -257,6 +258,17 @@ Deno.test({ name: "playground in headless Chromium", ignore: !browserPath, ...op
         errs,
       );
       assert.match(await page.$eval("#wavelet-alert", (e) => e.textContent!), /index\.html.*expected a \.png or \.jpg/);
+      // dropped on the panel: the same path as choosing it
+      const before2 = await runs(page, "wavelet");
+      // (a string: DataTransfer and DragEvent are DOM types, outside this file's type-check)
+      await page.evaluate(`(async () => {
+        const bytes = await (await fetch("assets/synthetic_defect.png")).arrayBuffer();
+        const dt = new DataTransfer();
+        dt.items.add(new File([bytes], "dropped.png", { type: "image/png" }));
+        document.getElementById("wavelet").dispatchEvent(new DragEvent("drop", { dataTransfer: dt, bubbles: true }));
+      })()`);
+      await waitRun(page, "wavelet", before2);
+      assert.equal(await page.$eval("#wavelet-error", (e) => (e as unknown as El).dataset.image), "dropped.png");
       await choose(page, "#wavelet-builtin", "pattern", "wavelet");
       await shot(page, "wavelet");
     });
@@ -302,36 +314,91 @@ Deno.test({ name: "playground in headless Chromium", ignore: !browserPath, ...op
       );
       assert.match(
         await page.$eval("#anomaly-alert", (e) => e.textContent!),
-        /synthetic_good\.png.*expected a checkpoint written by `deno task train`/,
+        /synthetic_good\.png: is a PNG image, not a checkpoint; expected a checkpoint written by `deno task train`/,
+      );
+      assert.match(
+        await page.$eval("#anomaly-model", (e) => e.textContent!),
+        /\(kept: synthetic_good\.png was refused\)/,
+      );
+      // a safetensors file that train did not write (no training header) is refused too
+      const plain = join(dist, "plain.safetensors");
+      await Deno.writeFile(
+        plain,
+        serializeSafetensors({ w: { dtype: "float32", shape: [2], data: new Float32Array(2) } }),
+      );
+      await (input as unknown as { uploadFile(p: string): Promise<void> }).uploadFile(plain);
+      await page.waitForFunction(
+        () =>
+          /without a training header/.test(
+            (globalThis as unknown as { document: Doc }).document.getElementById("anomaly-alert")!.textContent ?? "",
+          ),
+        { timeout: 10_000 },
       );
       await shot(page, "anomaly", "_wrong_file");
     });
 
-    await t.step("figures: anomaly panel time per image", async () => {
-      const sizes = Deno.env.get("PLAYGROUND_FIGURES") ? [64, 256] : [64];
-      const bench = (p: Page, s: number) =>
-        p.evaluate(
-          (size: number) =>
-            (globalThis as unknown as { playground: { benchAnomaly(s: number): Promise<number> } }).playground
-              .benchAnomaly(size),
-          s,
+    await t.step("the CPU backend (?device=cpu): the same values", async () => {
+      const cpu = await openPage(browser!, `${url}?device=cpu`);
+      try {
+        assert.equal(cpu.device, "cpu");
+        assert.match(await cpu.page.$eval("#backend", (e) => e.textContent!), /CPU backend/);
+        const text = await cpu.page.$eval("#ssm-values", (e) => e.textContent!);
+        const r = await ssmResponses({ A: -1, delta: 0.1, B: 1, C: 1 }, "cpu");
+        assertClose(line(text, "impulse"), r.impulse, 1e-5, "impulse (CPU page)");
+        assertClose(line(text, "step"), r.step, 1e-5, "step (CPU page)");
+        await cpu.page.waitForFunction(
+          () => (globalThis as unknown as { document: Doc }).document.getElementById("anomaly-score")!.dataset.value,
+          { timeout: 60_000 },
         );
-      for (const s of sizes) {
-        console.log(`anomaly map ${s}²: ${(await bench(page, s)).toFixed(0)} ms/image (${device})`);
-      }
-      if (device !== "cpu" && Deno.env.get("PLAYGROUND_FIGURES")) {
-        const cpu = await openPage(browser!, `${url}?device=cpu`);
+        const shown = await cpu.page.$eval("#anomaly-score", (e) => Number((e as unknown as El).dataset.value));
+        const bytes = await Deno.readFile("web/assets/tiny_wave_mambaad_64.safetensors");
+        const { model } = await loadCheckpointBytes(bytes, "tiny", "cpu");
+        try {
+          const img = await decodeRgb(await Deno.readFile("web/assets/synthetic_defect.png"), "defect");
+          const { score } = await anomalyOf(model, img);
+          assert.ok(Math.abs(shown - score) <= 1e-4, `CPU page ${shown} vs Deno ${score}`);
+        } finally {
+          model.dispose();
+        }
         const first = await cpu.page.evaluate(() =>
           (globalThis as unknown as { playground: { firstRender: Record<string, number> } }).playground.firstRender
         );
         console.log(
-          `cpu page first render (ms): ${Object.entries(first).map(([k, v]) => `${k} ${v.toFixed(0)}`).join(", ")}`,
+          `CPU page first render (ms after navigation): ${
+            Object.entries(first).map(([k, v]) => `${k} ${v.toFixed(0)}`).join(", ")
+          }`,
         );
-        for (const s of sizes) {
-          console.log(`anomaly map ${s}²: ${(await bench(cpu.page, s)).toFixed(0)} ms/image (cpu)`);
-        }
+      } finally {
+        await cpu.page.close();
       }
     });
+
+    const figures = Boolean(Deno.env.get("PLAYGROUND_FIGURES"));
+    await t.step(
+      {
+        name: "figures: anomaly panel time per image (PLAYGROUND_FIGURES=1)",
+        ignore: !figures,
+        fn: async () => {
+          const sizes = [64, 256];
+          const bench = (p: Page, s: number) =>
+            p.evaluate(
+              (size: number) =>
+                (globalThis as unknown as { playground: { benchAnomaly(s: number): Promise<number> } }).playground
+                  .benchAnomaly(size),
+              s,
+            );
+          for (const s of sizes) {
+            console.log(`anomaly map ${s}²: ${(await bench(page, s)).toFixed(0)} ms/image (${device})`);
+          }
+          if (device !== "cpu") {
+            const cpu = await openPage(browser!, `${url}?device=cpu`);
+            for (const s of sizes) {
+              console.log(`anomaly map ${s}²: ${(await bench(cpu.page, s)).toFixed(0)} ms/image (cpu)`);
+            }
+          }
+        },
+      },
+    );
   } finally {
     await browser?.close();
     ac.abort();

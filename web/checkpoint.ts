@@ -53,11 +53,18 @@ export async function loadCheckpointBytes(bytes: Uint8Array, name: string, devic
   if (bytes.length >= 4 && bytes[0] === 0x50 && bytes[1] === 0x4b && bytes[2] === 3 && bytes[3] === 4) {
     throw new WeightsFileError(name, `is a zip / PyTorch .pth file; ${EXPECTED}`);
   }
+  const image = bytes[0] === 0x89 && bytes[1] === 0x50 && bytes[2] === 0x4e && bytes[3] === 0x47
+    ? "PNG"
+    : bytes[0] === 0xff && bytes[1] === 0xd8
+    ? "JPEG"
+    : null;
+  if (image) throw new WeightsFileError(name, `is a ${image} image, not a checkpoint; ${EXPECTED}`);
   let parsed;
   try {
     parsed = parseSafetensors(bytes, name);
   } catch (e) {
-    throw new WeightsFileError(name, `is not a safetensors file (${(e as Error).message}); ${EXPECTED}`);
+    const why = (e as Error).message.replace(`${name}: `, "");
+    throw new WeightsFileError(name, `is not a safetensors file (${why}); ${EXPECTED}`);
   }
   const raw = parsed.metadata?.checkpoint;
   if (!raw) throw new WeightsFileError(name, `is a safetensors file without a training header; ${EXPECTED}`);

@@ -471,9 +471,16 @@ let anomalyImage: { img: RgbImage; name: string } | null = null;
 
 async function setCheckpoint(bytes: Uint8Array, name: string): Promise<void> {
   $("anomaly-alert").textContent = "";
+  const shown = $("anomaly-model").textContent;
   $("anomaly-model").textContent = `loading ${name}…`;
   const t0 = performance.now();
-  const loaded = await loadCheckpointBytes(bytes, name, state.device);
+  let loaded;
+  try {
+    loaded = await loadCheckpointBytes(bytes, name, state.device);
+  } catch (e) {
+    $("anomaly-model").textContent = anomalyModel ? `${shown} (kept: ${name} was refused)` : "no checkpoint loaded";
+    throw e;
+  }
   anomalyModel?.dispose();
   anomalyModel = loaded.model;
   $("anomaly-model").textContent = `${name}: ${loaded.description}, ${loaded.epoch} epochs${
