@@ -467,25 +467,28 @@ function setupWavelet(): void {
 // ---- 4. anomaly map -----------------------------------------------------------------------------------------------
 
 let anomalyModel: AnomalyModel | null = null;
+let anomalyModelText = "";
 let anomalyImage: { img: RgbImage; name: string } | null = null;
 
 async function setCheckpoint(bytes: Uint8Array, name: string): Promise<void> {
   $("anomaly-alert").textContent = "";
-  const shown = $("anomaly-model").textContent;
   $("anomaly-model").textContent = `loading ${name}…`;
   const t0 = performance.now();
   let loaded;
   try {
     loaded = await loadCheckpointBytes(bytes, name, state.device);
   } catch (e) {
-    $("anomaly-model").textContent = anomalyModel ? `${shown} (kept: ${name} was refused)` : "no checkpoint loaded";
+    $("anomaly-model").textContent = anomalyModel
+      ? `${anomalyModelText} (kept: ${name} was refused)`
+      : "no checkpoint loaded";
     throw e;
   }
   anomalyModel?.dispose();
   anomalyModel = loaded.model;
-  $("anomaly-model").textContent = `${name}: ${loaded.description}, ${loaded.epoch} epochs${
+  anomalyModelText = `${name}: ${loaded.description}, ${loaded.epoch} epochs${
     loaded.seededEncoder ? ", random encoder rebuilt from the run's seed" : ""
   } (loaded in ${(performance.now() - t0).toFixed(0)} ms)`;
+  $("anomaly-model").textContent = anomalyModelText;
 }
 
 async function updateAnomaly(): Promise<void> {
