@@ -36,10 +36,11 @@ import {
 import { isPlain2x2, maxPool2dBackward, maxPool2dForward, maxPool2dForward2x2 } from "./pool.ts";
 import { selectiveScanBackwardCpu, selectiveScanForwardCpu } from "./selective_scan.ts";
 import { selectiveScanBackwardWasm, selectiveScanForwardWasm } from "./selective_scan_wasm.ts";
-import { unaryWasm } from "./elementwise_wasm.ts";
+import { geluCrossGradWasm, geluCrossWasm, unaryWasm } from "./elementwise_wasm.ts";
 import { depthwiseBackwardInputWasm, depthwiseBackwardWeightWasm, depthwiseForwardWasm } from "./depthwise_wasm.ts";
 import { cpuWasm } from "./wasm/module.ts";
 import { haarDwtForward, haarIwtForward } from "./wavelet.ts";
+import { layerNormBackward, layerNormForward } from "./layer_norm.ts";
 
 /** A CPU buffer: a typed array of the dtype's host type. */
 export class CpuBuffer implements BackendBuffer {
@@ -393,6 +394,87 @@ export const cpuBackend: Backend = {
     const out = make(outChannels * p.channels * p.kernelH * p.kernelW, "float32");
     conv2dBackwardWeight(f32(x), f32(gy), out.data as Float32Array, p, outChannels);
     return out;
+  },
+  geluCrossGate(x: BackendBuffer, outer: number, span: number): BackendBuffer {
+    const out = make(outer * span, "float32"), o = f32(out), src = f32(x);
+    if (!geluCrossWasm(o, src, outer, span)) {
+      const gelu = UNARY.gelu.js;
+      for (let r = 0; r < outer; r++) {
+        for (let i = 0, a = 2 * r * span; i < span; i++, a++) {
+          const p = src[a], q = src[a + span];
+          o[r * span + i] = Math.fround(Math.fround(gelu(p)) * q) + Math.fround(Math.fround(gelu(q)) * p);
+        }
+      }
+    }
+    return out;
+  },
+  geluCrossGateBackward(gy: BackendBuffer, x: BackendBuffer, outer: number, span: number): BackendBuffer {
+    const out = make(2 * outer * span, "float32"), d = f32(out), src = f32(x), g = f32(gy);
+    if (!geluCrossGradWasm(d, src, g, outer, span)) {
+      const gelu = UNARY.gelu.js, grad = UNARY.geluGrad.js;
+      for (let r = 0; r < outer; r++) {
+        for (let i = 0, a = 2 * r * span; i < span; i++, a++) {
+          const p = src[a], q = src[a + span], gv = g[r * span + i];
+          d[a] = gv * (grad(p) * q + gelu(q));
+          d[a + span] = gv * (grad(q) * p + gelu(p));
+        }
+      }
+    }
+    return out;
+  },
+  layerNorm(
+    x: BackendBuffer,
+    weight: BackendBuffer | null,
+    bias: BackendBuffer | null,
+    outer: number,
+    size: number,
+    inner: number,
+    eps: number,
+  ): { y: BackendBuffer; mean: BackendBuffer; rstd: BackendBuffer } {
+    const y = make(outer * size * inner, "float32"), mean = make(outer * inner, "float32");
+    const rstd = make(outer * inner, "float32");
+    layerNormForward(
+      f32(x),
+      weight ? f32(weight) : null,
+      bias ? f32(bias) : null,
+      f32(y),
+      f32(mean),
+      f32(rstd),
+      outer,
+      size,
+      inner,
+      eps,
+    );
+    return { y, mean, rstd };
+  },
+  layerNormBackward(
+    gy: BackendBuffer,
+    x: BackendBuffer,
+    weight: BackendBuffer | null,
+    mean: BackendBuffer,
+    rstd: BackendBuffer,
+    outer: number,
+    size: number,
+    inner: number,
+    want: { dx: boolean; dWeight: boolean; dBias: boolean },
+  ): { dx: BackendBuffer | null; dWeight: BackendBuffer | null; dBias: BackendBuffer | null } {
+    const dx = want.dx ? make(outer * size * inner, "float32") : null;
+    const dWeight = want.dWeight ? make(size, "float32") : null;
+    const dBias = want.dBias ? make(size, "float32") : null;
+    layerNormBackward(
+      f32(gy),
+      f32(x),
+      weight ? f32(weight) : null,
+      f32(mean),
+      f32(rstd),
+      dx ? f32(dx) : null,
+      dWeight ? f32(dWeight) : null,
+      dBias ? f32(dBias) : null,
+      outer,
+      size,
+      inner,
+    );
+    return { dx, dWeight, dBias };
   },
   depthwiseConv2d(x: BackendBuffer, w: BackendBuffer, p: Im2colParams): BackendBuffer {
     const out = make(p.batch * p.channels * p.outH * p.outW, "float32");
