@@ -124,10 +124,12 @@ function forEachRow(
   const inner = cst.map((st) => st[nd - 1]);
   const rows = cs.slice(0, nd - 1).reduce((a, b) => a * b, 1);
   const idx = new Array(nd - 1).fill(0);
-  const offs = offsets.slice();
+  const offs = offsets.slice(), cur = offsets.slice();
   const k = cst.length;
   for (let r = 0; r < rows; r++) {
-    row(offs.slice(), r * len, len, inner);
+    // one array reused for every row (callbacks read it at once): no allocation per row
+    for (let s = 0; s < k; s++) cur[s] = offs[s];
+    row(cur, r * len, len, inner);
     for (let d = nd - 2; d >= 0; d--) {
       idx[d]++;
       for (let s = 0; s < k; s++) offs[s] += cst[s][d];
@@ -276,11 +278,7 @@ export const cpuBackend: Backend = {
   ): void {
     const s = arr(src), d = arr(dst);
     if (transposeCopy(s, srcOffset, srcStrides, d, dstOffset, dstStrides, shape)) return;
-    forEachRow(shape, [srcStrides, dstStrides], [srcOffset, dstOffset], (offs, _, len, [is, id]) => {
-      const si = offs[0], di = offs[1];
-      if (is === 1 && id === 1) d.set(s.subarray(si, si + len), di);
-      else for (let j = 0, a = si, b = di; j < len; j++, a += is, b += id) d[b] = s[a];
-    });
+    stridedCopy(s, srcOffset, srcStrides, d, dstOffset, dstStrides, shape);
   },
   reduce(op: ReduceOp, x: BackendBuffer, outer: number, size: number, inner: number): BackendBuffer {
     const s = arr(x);
@@ -578,6 +576,40 @@ export const cpuBackend: Backend = {
 
 /** Side of the square tiles of {@linkcode transposeCopy}: 2 · 32² floats stay in L1. */
 const TILE = 32;
+
+/**
+ * The general strided copy: coalesced dims walked as an odometer, each innermost row a tight loop (short
+ * contiguous rows too: a subarray per row costs more than the copy below about a thousand elements).
+ */
+function stridedCopy(
+  s: HostArray,
+  srcOffset: number,
+  srcStrides: readonly number[],
+  d: HostArray,
+  dstOffset: number,
+  dstStrides: readonly number[],
+  shape: readonly number[],
+): void {
+  if (shape.some((n) => n === 0)) return;
+  const [cs, [ss, ds]] = coalesce(shape, [srcStrides, dstStrides]);
+  const last = cs.length - 1, len = cs[last], is = ss[last], id = ds[last];
+  let rows = 1;
+  for (let k = 0; k < last; k++) rows *= cs[k];
+  const idx = new Int32Array(Math.max(1, last));
+  let a = srcOffset, b = dstOffset;
+  for (let r = 0; r < rows; r++) {
+    if (is === 1 && id === 1 && len >= 1024) d.set(s.subarray(a, a + len), b);
+    else for (let j = 0, p = a, q = b; j < len; j++, p += is, q += id) d[q] = s[p];
+    for (let k = last - 1; k >= 0; k--) {
+      a += ss[k];
+      b += ds[k];
+      if (++idx[k] < cs[k]) break;
+      a -= ss[k] * cs[k];
+      b -= ds[k] * cs[k];
+      idx[k] = 0;
+    }
+  }
+}
 
 /**
  * A copy whose innermost destination dim walks the source with a stride while another dim walks it
