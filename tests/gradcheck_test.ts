@@ -388,6 +388,9 @@ async function runCase(c: GradCase, device: Device): Promise<void> {
   );
   try {
     const fn = c.fn(device, aux);
+    // gradcheck draws its cotangent R from the global generator: seeded per case, so no case depends on the
+    // cases (or test files) that ran before it
+    ops.manualSeed(hashName(c.name));
     // gradcheck's defaults, spelled out: |a − n| ≤ 1e-4 + 1e-2·|n| per entry and in the 2-norm per input
     const res = await ops.gradcheck(fn, inputs, { eps: c.eps ?? 1e-3, atol: 1e-4, rtol: 1e-2 });
     assert.ok(res.ok, `gradcheck ${c.name} [${device}] failed: maxError ${res.maxError}; ${res.details}`);
