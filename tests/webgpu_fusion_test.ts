@@ -5,7 +5,7 @@
  *   lazy value reads compute that value first, and freeing is deterministic (memory accounting unchanged).
  */
 import assert from "node:assert/strict";
-import type { BackendBuffer, SelectiveScanParams } from "../autodiff/backend.ts";
+import type { BackendBuffer, Im2colParams, SelectiveScanParams } from "../autodiff/backend.ts";
 import { cpuBackend } from "../autodiff/backends/cpu/backend.ts";
 import { createWebGPUBackend, type WebGPUBackend } from "../autodiff/backends/webgpu/backend.ts";
 import { scanInvocations, scanSegmentLength, setScanSplit } from "../autodiff/backends/webgpu/selective_scan.ts";
@@ -202,4 +202,156 @@ test("a lazy value copied into part of a buffer is evaluated inside the copy ker
   assert.equal(r.copyDispatches, 1, "the lazy transpose-add-tanh is computed by the copy kernel itself");
   assertClose(await g.read(r.dst), await cpuBackend.read(ref.dst), "fused copies", 1e-6);
   for (const b of [...r.temps, r.dst]) g.free(b);
+});
+
+test("a lazy value reduced (sum/max/arg*, per-thread and per-workgroup, int and bool) is evaluated inside the reduction and matches the CPU", async (g) => {
+  const cases: [number, number, number][] = [[6, 5, 4], [2, 700, 3], [1, 40, 1]]; // (outer, size, inner)
+  for (const [outer, size, inner] of cases) {
+    const n = outer * size * inner;
+    const xh = normals(n, 31), yh = normals(inner, 32);
+    const run = (b: typeof cpuBackend | WebGPUBackend, count?: () => number) => {
+      const x = b.upload(xh, "float32"), y = b.upload(yh, "float32");
+      const e = b.unary("tanh", b.binary("mul", b.affine(x, 0.5, 0.1), y, [outer * size, inner], [inner, 1], [0, 1]));
+      const iv = b.cast(b.affine(x, 4, 0), "int32");
+      const bv = b.binary("gt", x, b.fill(n, 0.2, "float32"), [n], [1], [1]);
+      const c0 = count?.() ?? 0;
+      const outs = [
+        b.reduce("sum", e, outer, size, inner),
+        b.reduce("max", e, outer, size, inner),
+        b.reduce("argmin", e, outer, size, inner),
+        b.reduce("sum", iv, outer, size, inner),
+        b.reduce("argmax", bv, outer, size, inner), // (a bool sum differs from the CPU before fusion too)
+      ];
+      const c1 = count?.() ?? 0;
+      return { outs, dispatches: c1 - c0, temps: [x, y, e, iv, bv] };
+    };
+    const ref = run(cpuBackend);
+    const r = run(g, () => g.runtime.dispatchCount);
+    assert.equal(r.dispatches, r.outs.length, `(${outer}, ${size}, ${inner}): one kernel per reduction`);
+    for (let i = 0; i < r.outs.length; i++) {
+      assertClose(
+        await g.read(r.outs[i]),
+        await cpuBackend.read(ref.outs[i]),
+        `reduce ${i} (${outer}, ${size}, ${inner})`,
+        1e-5,
+      );
+    }
+    for (const b of [...r.temps, ...r.outs]) g.free(b);
+    for (const b of [...ref.temps, ...ref.outs]) cpuBackend.free(b);
+  }
+});
+
+test("lazy matmul operands (views, transposes, broadcast batch) are evaluated inside the matmul and match the CPU", async (g) => {
+  const cases = [
+    { batch: 2, m: 5, n: 7, k: 6 },
+    { batch: 1, m: 40, n: 36, k: 33 },
+  ];
+  for (const { batch, m, n, k } of cases) {
+    for (const [transA, transB] of [[false, false], [true, false], [false, true], [true, true]]) {
+      const ah = normals(batch * m * k, 41), bh = normals(k * n, 42);
+      const run = (be: typeof cpuBackend | WebGPUBackend, count?: () => number) => {
+        const a = be.upload(ah, "float32"), b = be.upload(bh, "float32");
+        const la = be.unary("silu", be.affine(a, 0.7, 0.2)); // lazy A, (batch, m·k) in the layout transA says
+        const t = be.alloc(k * n, "float32"); // lazy transposed copy of b
+        const [R, C] = transB ? [n, k] : [k, n];
+        be.stridedCopyInto(b, 0, [1, R], t, 0, [C, 1], [R, C]);
+        const lb = be.binary("mul", t, be.fill(1, 1.5, "float32"), [k * n], [1], [0]);
+        const c0 = count?.() ?? 0;
+        const out = be.matmul(la, lb, { batch, m, n, k, transA, transB, strideA: m * k, strideB: 0 });
+        const c1 = count?.() ?? 0;
+        return { out, dispatches: c1 - c0, temps: [a, b, la, t, lb] };
+      };
+      const what = `matmul b${batch} ${m}x${n}x${k} tA=${transA} tB=${transB}`;
+      const ref = run(cpuBackend);
+      const r = run(g, () => g.runtime.dispatchCount);
+      assert.equal(r.dispatches, 1, `${what}: one kernel`);
+      assertClose(await g.read(r.out), await cpuBackend.read(ref.out), what, 1e-5);
+      for (const b of [...r.temps, r.out]) g.free(b);
+      for (const b of [...ref.temps, ref.out]) cpuBackend.free(b);
+    }
+  }
+});
+
+test("lazy depthwise-conv inputs (forward, input and weight gradients) are evaluated inside the kernels and match the CPU", async (g) => {
+  const [N, C, H, W] = [2, 3, 6, 5];
+  const p: Im2colParams = {
+    batch: N,
+    channels: C,
+    height: H,
+    width: W,
+    kernelH: 3,
+    kernelW: 3,
+    strideH: 1,
+    strideW: 1,
+    padH: 1,
+    padW: 1,
+    dilationH: 1,
+    dilationW: 1,
+    outH: H,
+    outW: W,
+  };
+  const n = N * C * H * W;
+  const xh = normals(n, 51), wh = normals(C * 9, 52), gh = normals(n, 53);
+  const run = (be: typeof cpuBackend | WebGPUBackend, count?: () => number) => {
+    const x = be.upload(xh, "float32"), w = be.upload(wh, "float32"), gy = be.upload(gh, "float32");
+    const lx = be.unary("silu", be.affine(x, 1.3, -0.2));
+    const lw = be.affine(w, 0.5, 0);
+    const lg = be.binary("mul", gy, x, [n], [1], [1]);
+    const c0 = count?.() ?? 0;
+    const outs = [
+      be.depthwiseConv2d(lx, lw, p),
+      be.depthwiseConv2dBackwardInput(lg, lw, p),
+      be.depthwiseConv2dBackwardWeight(lx, lg, p),
+    ];
+    const c1 = count?.() ?? 0;
+    return { outs, dispatches: c1 - c0, temps: [x, w, gy, lx, lw, lg] };
+  };
+  const ref = run(cpuBackend);
+  const r = run(g, () => g.runtime.dispatchCount);
+  assert.ok(r.dispatches <= 4, `no separate elementwise kernels (${r.dispatches} dispatches)`);
+  for (let i = 0; i < r.outs.length; i++) {
+    assertClose(await g.read(r.outs[i]), await cpuBackend.read(ref.outs[i]), `depthwise ${i}`, 1e-5);
+  }
+  for (const b of [...r.temps, ...r.outs]) g.free(b);
+  for (const b of [...ref.temps, ...ref.outs]) cpuBackend.free(b);
+});
+
+test("lazy im2col/col2im inputs (float and int, padded) are evaluated inside the kernels and match the CPU", async (g) => {
+  const [N, C, H, W] = [2, 2, 5, 4];
+  const p: Im2colParams = {
+    batch: N,
+    channels: C,
+    height: H,
+    width: W,
+    kernelH: 3,
+    kernelW: 2,
+    strideH: 2,
+    strideW: 1,
+    padH: 1,
+    padW: 1,
+    dilationH: 1,
+    dilationW: 1,
+    outH: 3,
+    outW: 5,
+  };
+  const n = N * C * H * W, nc = N * C * 6 * 15;
+  const xh = normals(n, 61), ch = normals(nc, 62);
+  const run = (be: typeof cpuBackend | WebGPUBackend, count?: () => number) => {
+    const x = be.upload(xh, "float32"), cols = be.upload(ch, "float32");
+    const lx = be.unary("tanh", be.affine(x, 2, 0.5));
+    const li = be.cast(be.affine(x, 3, 0), "int32");
+    const lc = be.unary("exp", cols);
+    const c0 = count?.() ?? 0;
+    const outs = [be.im2col(lx, p, -1.5), be.im2col(li, p, 7), be.col2im(lc, p)];
+    const c1 = count?.() ?? 0;
+    return { outs, dispatches: c1 - c0, temps: [x, cols, lx, li, lc] };
+  };
+  const ref = run(cpuBackend);
+  const r = run(g, () => g.runtime.dispatchCount);
+  assert.equal(r.dispatches, 3, "one kernel each");
+  for (let i = 0; i < r.outs.length; i++) {
+    assertClose(await g.read(r.outs[i]), await cpuBackend.read(ref.outs[i]), `im2col/col2im ${i}`, 1e-5);
+  }
+  for (const b of [...r.temps, ...r.outs]) g.free(b);
+  for (const b of [...ref.temps, ...ref.outs]) cpuBackend.free(b);
 });

@@ -112,18 +112,18 @@ export async function createWebGPUBackend(options: WebGPUOptions = {}): Promise<
       shape: readonly number[],
     ): void => ew.stridedCopyInto(rt, e(src), srcOffset, srcStrides, e(dst), dstOffset, dstStrides, shape),
     reduce: (op: ReduceOp, x: BackendBuffer, outer: number, size: number, inner: number): BackendBuffer =>
-      reduce(rt, op, c(x), outer, size, inner),
+      reduce(rt, op, e(x), outer, size, inner),
     cumsum: (x: BackendBuffer, outer: number, size: number, inner: number): BackendBuffer =>
       cumsum(rt, c(x), outer, size, inner),
-    matmul: (a: BackendBuffer, b: BackendBuffer, p: MatmulParams): BackendBuffer => matmul(rt, c(a), c(b), p),
-    im2col: (x: BackendBuffer, p: Im2colParams, padValue: number): BackendBuffer => im2col(rt, c(x), p, padValue),
-    col2im: (cols: BackendBuffer, p: Im2colParams): BackendBuffer => col2im(rt, c(cols), p),
+    matmul: (a: BackendBuffer, b: BackendBuffer, p: MatmulParams): BackendBuffer => matmul(rt, e(a), e(b), p),
+    im2col: (x: BackendBuffer, p: Im2colParams, padValue: number): BackendBuffer => im2col(rt, e(x), p, padValue),
+    col2im: (cols: BackendBuffer, p: Im2colParams): BackendBuffer => col2im(rt, e(cols), p),
     depthwiseConv2d: (x: BackendBuffer, w: BackendBuffer, p: Im2colParams): BackendBuffer =>
-      depthwiseConv2d(rt, c(x), c(w), p),
+      depthwiseConv2d(rt, e(x), e(w), p),
     depthwiseConv2dBackwardInput: (gy: BackendBuffer, w: BackendBuffer, p: Im2colParams): BackendBuffer =>
-      depthwiseConv2dBackwardInput(rt, c(gy), c(w), p),
+      depthwiseConv2dBackwardInput(rt, e(gy), e(w), p),
     depthwiseConv2dBackwardWeight: (x: BackendBuffer, gy: BackendBuffer, p: Im2colParams): BackendBuffer =>
-      depthwiseConv2dBackwardWeight(rt, c(x), c(gy), p),
+      depthwiseConv2dBackwardWeight(rt, e(x), e(gy), p),
     maxPool2d: (x: BackendBuffer, p: Im2colParams): { out: BackendBuffer; indices: BackendBuffer } =>
       maxPool2d(rt, c(x), p),
     maxPool2dBackward: (gy: BackendBuffer, indices: BackendBuffer, p: Im2colParams): BackendBuffer =>

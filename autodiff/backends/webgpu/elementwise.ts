@@ -13,9 +13,9 @@ import {
   Codegen,
   type FusedNode,
   lazy,
-  MAX_LEAVES,
   MAX_NODES,
   MAX_VIEWS,
+  maxLeaves,
   measure,
   operand,
   unaryOutDtype,
@@ -185,7 +185,7 @@ function fusedCopy(
     offset: srcOffset,
   };
   const m = measure(node);
-  if (m.leaves.has(dst) || m.leaves.size > MAX_LEAVES || m.nodes > MAX_NODES || m.views > MAX_VIEWS) return false;
+  if (m.leaves.has(dst) || m.leaves.size > maxLeaves(rt) || m.nodes > MAX_NODES || m.views > MAX_VIEWS) return false;
   const n = shape.reduce((a, b) => a * b, 1);
   const g = new Codegen();
   g.scalars.push(["n", "u32", n], ["dr", "u32", c.shape.length], ["dso", "i32", dstOffset]);

@@ -50,8 +50,17 @@ export type FusedNode =
   | { k: "cast"; dtype: DType; x: FusedNode }
   | { k: "view"; dtype: DType; x: FusedNode; shape: number[]; strides: number[]; offset: number };
 
-/** Storage buffers one fused kernel reads (plus its output: WebGPU guarantees 8 per stage). */
-export const MAX_LEAVES = 7;
+/** Storage buffers one fused kernel may read (plus its output) where the adapter allows 16 per stage. */
+export const MAX_LEAVES = 15;
+
+/**
+ * Storage buffers one fused kernel of `rt` may read: {@linkcode MAX_LEAVES}, or fewer where the device's
+ * `maxStorageBuffersPerShaderStage` is smaller (WebGPU guarantees 8: 7 leaves and the output).
+ */
+export function maxLeaves(rt: Runtime): number {
+  const limit = rt.device.limits?.maxStorageBuffersPerShaderStage ?? 8;
+  return Math.max(7, Math.min(MAX_LEAVES, limit - 1));
+}
 /** Nodes of one fused expression. */
 export const MAX_NODES = 48;
 /** View (index remap) nodes of one fused expression (each takes two uniform arrays). */
@@ -112,7 +121,7 @@ export function lazy(
 ): GPUBuf {
   let expr = build();
   let m = measure(expr);
-  if (m.leaves.size > MAX_LEAVES || m.nodes > MAX_NODES || m.views > MAX_VIEWS) {
+  if (m.leaves.size > maxLeaves(rt) || m.nodes > MAX_NODES || m.views > MAX_VIEWS) {
     for (const b of inputs) if (b.expr) realize(rt, b);
     expr = build();
     m = measure(expr);
@@ -305,4 +314,56 @@ export function realize(rt: Runtime, out: GPUBuf): void {
   out.expr = null;
   if (n > 0) rt.dispatch({ code, uniforms: u, buffers: b.buffers, groups: grid(Math.ceil(n / WG)), label: "fused" });
   rt.unlink(out);
+}
+
+/**
+ * Fuses lazy inputs into a hand-written kernel: every read binding `name` of `reads` becomes a generated function
+ * `ld_name(j)` (a lazy buffer's expression at flat index j, or a plain load of a computed one) and each `name[…]`
+ * in `body` becomes `ld_name(…)`. Returns the uniforms (`scalars` first), the bindings (leaves, then `outputs`),
+ * the declarations to put before the entry point, and the rewritten body; null when no input is lazy, or (after
+ * computing the lazy inputs) when the leaves would not fit one kernel.
+ */
+export function fusedReads(
+  rt: Runtime,
+  scalars: readonly UniformScalar[],
+  reads: readonly (readonly [string, GPUBuf])[],
+  outputs: readonly (readonly [string, GPUBuf])[],
+  body: string,
+): { u: Uniforms; b: ReturnType<typeof bindings>; decl: string; body: string } | null {
+  if (!reads.some(([, x]) => x.expr)) return null;
+  const g = new Codegen();
+  g.scalars.push(...scalars);
+  const fns: string[] = [];
+  for (const [name, x] of reads) {
+    const v = g.value(operand(x), "j");
+    const lines = g.block();
+    fns.push(`fn ld_${name}(j: u32) -> ${wgslType(x.dtype)} {\n${lines.join("\n")}\n  return ${v};\n}\n`);
+    body = rewriteLoads(body, name);
+  }
+  if (g.leafIdx.size > maxLeaves(rt)) {
+    for (const [, x] of reads) if (x.expr) realize(rt, x);
+    return null;
+  }
+  const { u, b } = g.finish(outputs);
+  return { u, b, decl: u.decl + b.decl + [...g.helpers].join("") + fns.join(""), body };
+}
+
+/** Replaces every `name[index]` in `code` by `ld_name(index)` (brackets matched). */
+function rewriteLoads(code: string, name: string): string {
+  const re = new RegExp(`(?<![\\w.])${name}\\[`, "g");
+  let out = "";
+  let pos = 0;
+  for (let m = re.exec(code); m; m = re.exec(code)) {
+    let depth = 1;
+    let i = m.index + m[0].length;
+    for (; i < code.length && depth > 0; i++) {
+      if (code[i] === "[") depth++;
+      else if (code[i] === "]") depth--;
+    }
+    if (depth !== 0) throw new Error(`unbalanced ${name}[ in kernel`);
+    out += code.slice(pos, m.index) + `ld_${name}(` + code.slice(m.index + m[0].length, i - 1) + ")";
+    pos = i;
+    re.lastIndex = i;
+  }
+  return out + code.slice(pos);
 }
