@@ -189,7 +189,8 @@ test("a lazy value copied into part of a buffer is evaluated inside the copy ker
     const dst = b.alloc(2 * 4 * 3 + 5, "float32"); // written in three pieces: not a fresh whole-buffer copy
     b.stridedCopyInto(b.fill(5, -2, "float32"), 0, [1], dst, 24, [1], [5]);
     const c0 = count?.() ?? 0;
-    b.stridedCopyInto(s, 0, [1, 3], dst, 12, [1, 4], [3, 4]); // transposed into the second half
+    // transposed into dst[12, 24) (strides [1, 4] would skip 15, 19, 23 and overwrite 24..26)
+    b.stridedCopyInto(s, 0, [1, 3], dst, 12, [4, 1], [3, 4]);
     const c1 = count?.() ?? 0;
     // an expression that reads the destination itself falls back to computing it first
     const r = b.affine(dst, 3, 1);
