@@ -142,12 +142,18 @@ export function matmulCode(tile: MatmulTile, v: Variant, decl: string, fusedPref
     return S;
   };
 
-  const main: string[] = [];
-  for (const i of range(tm)) if (aKvec) main.push(`let a${i} = A[ar${i} + kk / 4u];`);
-  for (const j of range(tn)) if (bKvec) main.push(`let b${j} = B[br${j} + kk / 4u];`);
-  for (const t of range(4)) main.push(...kStep(`kk + ${t}u`, t, true));
-  L.push(`let K4 = K & ~3u;`);
-  L.push(`for (var kk = 0u; kk < K4; kk += 4u) {\n      ${main.join("\n      ")}\n    }`);
+  if (fusedPrefix) {
+    // fused loads inline their expressions: unrolling k by 4 makes kernels that software compilers (LLVM in
+    // lavapipe) take tens of seconds to build, so fused kernels keep the plain k loop
+    L.push(`let K4 = 0u;`);
+  } else {
+    const main: string[] = [];
+    for (const i of range(tm)) if (aKvec) main.push(`let a${i} = A[ar${i} + kk / 4u];`);
+    for (const j of range(tn)) if (bKvec) main.push(`let b${j} = B[br${j} + kk / 4u];`);
+    for (const t of range(4)) main.push(...kStep(`kk + ${t}u`, t, true));
+    L.push(`let K4 = K & ~3u;`);
+    L.push(`for (var kk = 0u; kk < K4; kk += 4u) {\n      ${main.join("\n      ")}\n    }`);
+  }
   if (!aKvec && !bKvec) L.push(`for (var k = K4; k < K; k++) {\n      ${kStep("k", 0, false).join("\n      ")}\n    }`);
   // Stores.
   for (const i of range(tm)) {
@@ -240,7 +246,8 @@ export function matmul(rt: Runtime, a: GPUBuf, b: GPUBuf, p: MatmulParams): GPUB
   }
   const tile = chooseTile(m, n, rt.software);
   if (a.expr || b.expr) {
-    const fused = fusedMatmul(rt, a, b, out, p, tile);
+    // the big software tile inlines 32 fused loads per k step: lavapipe's compiler takes seconds per kernel
+    const fused = fusedMatmul(rt, a, b, out, p, rt.software && !override ? SMALL_TILE : tile);
     if (fused) return out;
   }
   if (a.expr) realize(rt, a);
