@@ -129,9 +129,9 @@ export async function createWebGPUBackend(options: WebGPUOptions = {}): Promise<
     maxPool2dBackward: (gy: BackendBuffer, indices: BackendBuffer, p: Im2colParams): BackendBuffer =>
       maxPool2dBackward(rt, c(gy), c(indices), p),
     haarDwt: (x: BackendBuffer, batch: number, channels: number, height: number, width: number): BackendBuffer =>
-      haarDwt(rt, c(x), batch, channels, height, width),
+      haarDwt(rt, e(x), batch, channels, height, width),
     haarIwt: (y: BackendBuffer, batch: number, channels: number, height: number, width: number): BackendBuffer =>
-      haarIwt(rt, c(y), batch, channels, height, width),
+      haarIwt(rt, e(y), batch, channels, height, width),
     selectiveScanForward: (
       x: SelectiveScanInputs,
       p: SelectiveScanParams,
@@ -143,14 +143,14 @@ export async function createWebGPUBackend(options: WebGPUOptions = {}): Promise<
       chunkStates: BackendBuffer,
       dout: BackendBuffer,
       p: SelectiveScanParams,
-    ): SelectiveScanGrads => selectiveScanBackward(rt, x, c(chunkStates), c(dout), p),
+    ): SelectiveScanGrads => selectiveScanBackward(rt, x, c(chunkStates), e(dout), p),
     gather: (
       x: BackendBuffer,
       xShape: readonly number[],
       axis: number,
       index: BackendBuffer,
       indexShape: readonly number[],
-    ): BackendBuffer => gather(rt, c(x), xShape, axis, c(index), indexShape),
+    ): BackendBuffer => gather(rt, e(x), xShape, axis, e(index), indexShape),
     scatterAddInto: (
       dst: BackendBuffer,
       dstShape: readonly number[],
@@ -158,6 +158,6 @@ export async function createWebGPUBackend(options: WebGPUOptions = {}): Promise<
       index: BackendBuffer,
       src: BackendBuffer,
       indexShape: readonly number[],
-    ): void => scatterAddInto(rt, c(dst), dstShape, axis, c(index), c(src), indexShape),
+    ): void => scatterAddInto(rt, c(dst), dstShape, axis, e(index), e(src), indexShape),
   };
 }

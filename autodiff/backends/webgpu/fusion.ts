@@ -38,6 +38,9 @@ import {
   wgslType,
 } from "./templates.ts";
 
+/** A written binding of a generated kernel: name, buffer and, optionally, its WGSL element type. */
+export type Output = readonly [name: string, buf: GPUBuf, type?: string];
+
 /** One node of a lazy elementwise expression; `dtype` is the stored type of its value. */
 export type FusedNode =
   | { k: "leaf"; dtype: DType; buf: GPUBuf }
@@ -289,11 +292,14 @@ export class Codegen {
     }
   }
 
-  /** The uniform block and the bindings: leaves (read) then `outputs` (rw, named by the caller). */
-  finish(outputs: readonly (readonly [string, GPUBuf])[]): { u: Uniforms; b: ReturnType<typeof bindings> } {
+  /**
+   * The uniform block and the bindings: leaves (read) then `outputs` (rw, named by the caller; element type that
+   * of the dtype unless given, e.g. `atomic<u32>`).
+   */
+  finish(outputs: readonly Output[]): { u: Uniforms; b: ReturnType<typeof bindings> } {
     const u = uniforms(this.scalars, this.arrays);
     const list: BindingList = [...this.leafIdx.keys()].map((b, j) => [`x${j}`, b, "read", wgslType(b.dtype)]);
-    for (const [name, buf] of outputs) list.push([name, buf, "rw", wgslType(buf.dtype)]);
+    for (const [name, buf, type] of outputs) list.push([name, buf, "rw", type ?? wgslType(buf.dtype)]);
     return { u, b: bindings(list) };
   }
 }
@@ -319,30 +325,45 @@ export function realize(rt: Runtime, out: GPUBuf): void {
 /**
  * Fuses lazy inputs into a hand-written kernel: every read binding `name` of `reads` becomes a generated function
  * `ld_name(j)` (a lazy buffer's expression at flat index j, or a plain load of a computed one) and each `name[…]`
- * in `body` becomes `ld_name(…)`. Returns the uniforms (`scalars` first), the bindings (leaves, then `outputs`),
- * the declarations to put before the entry point, and the rewritten body; null when no input is lazy, or (after
- * computing the lazy inputs) when the leaves would not fit one kernel.
+ * in `body` becomes `ld_name(…)`. Returns the uniforms (`scalars` and `arrays` first), the bindings (leaves, then `outputs`),
+ * the declarations to put before the entry point, and the rewritten body; null when no input is lazy. When the
+ * leaves would not fit one kernel, the widest lazy inputs are computed first (null if none stays lazy).
  */
 export function fusedReads(
   rt: Runtime,
   scalars: readonly UniformScalar[],
   reads: readonly (readonly [string, GPUBuf])[],
-  outputs: readonly (readonly [string, GPUBuf])[],
+  outputs: readonly Output[],
   body: string,
+  arrays: readonly UniformArray[] = [],
 ): { u: Uniforms; b: ReturnType<typeof bindings>; decl: string; body: string } | null {
+  if (!reads.some(([, x]) => x.expr)) return null;
+  // maxLeaves keeps one binding for an output: kernels with more outputs read fewer leaves
+  const limit = maxLeaves(rt) + 1 - Math.max(1, outputs.length);
+  const leaves = new Set<GPUBuf>();
+  for (const [, x] of reads) for (const l of measure(operand(x)).leaves) leaves.add(l);
+  // over the limit: compute the lazy input with the most leaves first, until the rest fit
+  while (leaves.size > limit) {
+    let widest: GPUBuf | null = null, most = 0;
+    for (const [, x] of reads) {
+      const n = x.expr ? measure(x.expr).leaves.size : 0;
+      if (n > most) [widest, most] = [x, n];
+    }
+    if (!widest) return null;
+    realize(rt, widest);
+    leaves.clear();
+    for (const [, x] of reads) for (const l of measure(operand(x)).leaves) leaves.add(l);
+  }
   if (!reads.some(([, x]) => x.expr)) return null;
   const g = new Codegen();
   g.scalars.push(...scalars);
+  g.arrays.push(...arrays);
   const fns: string[] = [];
   for (const [name, x] of reads) {
     const v = g.value(operand(x), "j");
     const lines = g.block();
     fns.push(`fn ld_${name}(j: u32) -> ${wgslType(x.dtype)} {\n${lines.join("\n")}\n  return ${v};\n}\n`);
     body = rewriteLoads(body, name);
-  }
-  if (g.leafIdx.size > maxLeaves(rt)) {
-    for (const [, x] of reads) if (x.expr) realize(rt, x);
-    return null;
   }
   const { u, b } = g.finish(outputs);
   return { u, b, decl: u.decl + b.decl + [...g.helpers].join("") + fns.join(""), body };
