@@ -276,6 +276,38 @@ test("lazy Haar DWT/IWT inputs are evaluated inside the kernels and match the CP
   for (const b of [...ref.temps, ...ref.outs]) cpuBackend.free(b);
 });
 
+test("copies into a buffer not computed yet (slice adjoints, cat/stack pieces) stay lazy, fuse into the consumer and match the CPU", async (g) => {
+  const ah = normals(2 * 3 * 4, 81), bh = normals(2 * 5 * 4, 82), ch = normals(6, 83);
+  const run = (be: typeof cpuBackend | WebGPUBackend, count?: () => number) => {
+    const a = be.upload(ah, "float32"), b = be.upload(bh, "float32"), c = be.upload(ch, "float32");
+    const c0 = count?.() ?? 0;
+    // cat([silu(a), b], 1) of (2, 3, 4) and (2, 5, 4) → (2, 8, 4), pieces written into a fresh buffer
+    const cat = be.alloc(2 * 8 * 4, "float32");
+    be.stridedCopyInto(be.unary("silu", a), 0, [12, 4, 1], cat, 0, [32, 4, 1], [2, 3, 4]);
+    be.stridedCopyInto(b, 0, [20, 4, 1], cat, 12, [32, 4, 1], [2, 5, 4]);
+    // a slice's adjoint: zeros of (4, 6) with c written at rows 1..2, every other column (strided), twice over
+    const pad = be.fill(24, 0, "float32");
+    be.stridedCopyInto(c, 0, [3, 1], pad, 7, [6, 2], [2, 3]);
+    be.stridedCopyInto(be.affine(c, -1, 0), 0, [3, 1], pad, 8, [6, 2], [2, 3]);
+    // overlapping later write wins; a transposed (permuted-stride) destination
+    const t = be.fill(12, 0.5, "float32");
+    be.stridedCopyInto(c, 0, [1], t, 2, [1], [6]);
+    be.stridedCopyInto(a, 0, [1, 2], t, 0, [1, 3], [3, 2]);
+    const lazyDispatches = (count?.() ?? 0) - c0;
+    const sum = be.reduce("sum", cat, 1, 64, 1); // the consumer evaluates the pieces
+    return { outs: [cat, pad, t, sum], lazyDispatches, temps: [a, b, c] };
+  };
+  const ref = run(cpuBackend);
+  const r = run(g, () => g.runtime.dispatchCount);
+  assert.equal(r.lazyDispatches, 0, "no copy dispatches before a consumer needs the values");
+  const names = ["cat", "slice adjoint", "overlapping, transposed", "sum of cat"];
+  for (let i = 0; i < r.outs.length; i++) {
+    assertClose(await g.read(r.outs[i]), await cpuBackend.read(ref.outs[i]), names[i], 1e-6);
+  }
+  for (const x of [...r.temps, ...r.outs]) g.free(x);
+  for (const x of [...ref.temps, ...ref.outs]) cpuBackend.free(x);
+});
+
 test("an elementwise chain (with broadcast and a permuted view) is one kernel and matches the CPU", async (g) => {
   const n = 6 * 5;
   const xh = normals(n, 11), yh = normals(5, 12);
@@ -326,9 +358,10 @@ test("a lazy value copied into part of a buffer is evaluated inside the copy ker
     const x = b.upload(xh, "float32"), y = b.upload(yh, "float32"), z = b.upload(zh, "float32");
     const s = b.unary("tanh", b.binary("add", x, y, [4, 3], [3, 1], [0, 1])); // lazy (4, 3)
     const dst = b.alloc(2 * 4 * 3 + 5, "float32"); // written in three pieces: not a fresh whole-buffer copy
-    b.stridedCopyInto(b.fill(5, -2, "float32"), 0, [1], dst, 24, [1], [5]);
+    b.stridedCopyInto(b.affine(z, 2, 0), 0, [1], dst, 24, [1], [5]);
+    if ("runtime" in b) b.runtime.check(dst); // computed: the next copy cannot stay lazy
     const c0 = count?.() ?? 0;
-    // transposed into dst[12, 24) (strides [1, 4] would skip 15, 19, 23 and overwrite 24..26)
+    // transposed into dst[12, 24)
     b.stridedCopyInto(s, 0, [1, 3], dst, 12, [4, 1], [3, 4]);
     const c1 = count?.() ?? 0;
     // an expression that reads the destination itself falls back to computing it first

@@ -51,7 +51,17 @@ export type FusedNode =
   | { k: "clamp"; dtype: DType; x: FusedNode; lo: number; hi: number }
   | { k: "affine"; dtype: DType; x: FusedNode; scale: number; shift: number }
   | { k: "cast"; dtype: DType; x: FusedNode }
-  | { k: "view"; dtype: DType; x: FusedNode; shape: number[]; strides: number[]; offset: number };
+  | { k: "view"; dtype: DType; x: FusedNode; shape: number[]; strides: number[]; offset: number }
+  | {
+    k: "region";
+    dtype: DType;
+    x: FusedNode;
+    base: FusedNode;
+    shape: number[];
+    strides: number[];
+    cstrides: number[];
+    offset: number;
+  };
 
 /** Storage buffers one fused kernel may read (plus its output) where the adapter allows 16 per stage. */
 export const MAX_LEAVES = 15;
@@ -100,6 +110,11 @@ export function measure(...roots: FusedNode[]): { leaves: Set<GPUBuf>; nodes: nu
       case "view":
         views++;
         walk(n.x);
+        return;
+      case "region":
+        views++;
+        walk(n.x);
+        walk(n.base);
         return;
       default:
         walk(n.x);
@@ -288,6 +303,32 @@ export class Codegen {
         const i = `i${v}`;
         this.lines.push(`  let ${i} = view${v}_(${idx});`);
         return emit(node.x, i);
+      }
+      case "region": {
+        // flat index → the copied element it holds (decoding dst offsets, strides nested largest first), or -1
+        const v = this.#views++;
+        this.scalars.push([`r${v}r`, "u32", node.shape.length], [`r${v}o`, "i32", node.offset]);
+        this.arrays.push([`r${v}s`, node.shape], [`r${v}t`, node.strides], [`r${v}c`, node.cstrides]);
+        helpers.add(`fn region${v}_(flat: u32) -> i32 {
+  var r = i32(flat) - P.r${v}o;
+  if (r < 0) { return -1; }
+  var j = 0;
+  for (var d = 0; d < i32(P.r${v}r); d++) {
+    let s = ${at(`r${v}t`, "d")};
+    let i = r / s;
+    if (i >= ${at(`r${v}s`, "d")}) { return -1; }
+    r -= i * s;
+    j += i * ${at(`r${v}c`, "d")};
+  }
+  return select(-1, j, r == 0);
+}
+`);
+        const j = `j${v}`;
+        this.lines.push(`  let ${j} = region${v}_(${idx});`);
+        // outside the region x is read at 0 (in bounds) and discarded
+        const xv = emit(node.x, `u32(max(${j}, 0))`);
+        const bv = emit(node.base, idx);
+        return `select(${bv}, ${xv}, ${j} >= 0)`;
       }
     }
   }
