@@ -418,6 +418,8 @@ test("lazy matmul operands (views, transposes, broadcast batch) are evaluated in
   const cases = [
     { batch: 2, m: 5, n: 7, k: 6 },
     { batch: 1, m: 40, n: 36, k: 33 },
+    // a long k loop around the view's index decoding (lavapipe cut loops after 65,535 iterations in all)
+    { batch: 1, m: 1, n: 9, k: 8192 },
   ];
   for (const { batch, m, n, k } of cases) {
     for (const [transA, transB] of [[false, false], [true, false], [false, true], [true, true]]) {

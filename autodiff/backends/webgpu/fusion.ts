@@ -20,7 +20,6 @@ import type { BinaryOp, DType, UnaryOp } from "../../backend.ts";
 import { BINARY, UNARY, WGSL_HELPERS } from "../../op_table.ts";
 import type { GPUBuf, Runtime } from "./runtime.ts";
 import {
-  at,
   type BindingList,
   bindings,
   collapse,
@@ -40,6 +39,8 @@ import {
 
 /** A written binding of a generated kernel: name, buffer and, optionally, its WGSL element type. */
 export type Output = readonly [name: string, buf: GPUBuf, type?: string];
+
+const range = (n: number): number[] => Array.from({ length: n }, (_, i) => i);
 
 /** One node of a lazy elementwise expression; `dtype` is the stored type of its value. */
 export type FusedNode =
@@ -286,17 +287,20 @@ export class Codegen {
         if (c.shape.length > MAX_RANK) {
           throw new Error(`WebGPU: rank ${c.shape.length} exceeds ${MAX_RANK} after collapsing`);
         }
-        this.scalars.push([`v${v}r`, "u32", c.shape.length], [`v${v}o`, "i32", node.offset]);
+        this.scalars.push([`v${v}o`, "i32", node.offset]);
         this.arrays.push([`v${v}s`, c.shape], [`v${v}t`, c.strides[0]]);
+        // Unrolled over the rank (part of the source): lavapipe stops a thread's loops after 65,535 iterations
+        // in all, nested ones included, so a loop here, inside a long matmul or scan loop, cut those short.
+        const steps = range(c.shape.length).reverse().map((d) =>
+          `  c = i32(rem % u32(P.v${v}s[${d >> 2}][${d & 3}]));
+  rem = rem / u32(P.v${v}s[${d >> 2}][${d & 3}]);
+  o += c * P.v${v}t[${d >> 2}][${d & 3}];`
+        );
         helpers.add(`fn view${v}_(flat: u32) -> u32 {
   var rem = flat;
   var o = P.v${v}o;
-  for (var d = i32(P.v${v}r) - 1; d >= 0; d--) {
-    let sz = u32(${at(`v${v}s`, "d")});
-    let c = i32(rem % sz);
-    rem = rem / sz;
-    o += c * ${at(`v${v}t`, "d")};
-  }
+  var c = 0;
+${steps.join("\n")}
   return u32(o);
 }
 `);
@@ -307,19 +311,22 @@ export class Codegen {
       case "region": {
         // flat index → the copied element it holds (decoding dst offsets, strides nested largest first), or -1
         const v = this.#views++;
-        this.scalars.push([`r${v}r`, "u32", node.shape.length], [`r${v}o`, "i32", node.offset]);
+        this.scalars.push([`r${v}o`, "i32", node.offset]);
         this.arrays.push([`r${v}s`, node.shape], [`r${v}t`, node.strides], [`r${v}c`, node.cstrides]);
+        // unrolled over the rank, as views are
+        const steps = range(node.shape.length).map((d) => {
+          const el = (a: string) => `P.r${v}${a}[${d >> 2}][${d & 3}]`;
+          return `  i = r / ${el("t")};
+  if (i >= ${el("s")}) { return -1; }
+  r -= i * ${el("t")};
+  j += i * ${el("c")};`;
+        });
         helpers.add(`fn region${v}_(flat: u32) -> i32 {
   var r = i32(flat) - P.r${v}o;
   if (r < 0) { return -1; }
+  var i = 0;
   var j = 0;
-  for (var d = 0; d < i32(P.r${v}r); d++) {
-    let s = ${at(`r${v}t`, "d")};
-    let i = r / s;
-    if (i >= ${at(`r${v}s`, "d")}) { return -1; }
-    r -= i * s;
-    j += i * ${at(`r${v}c`, "d")};
-  }
+${steps.join("\n")}
   return select(-1, j, r == 0);
 }
 `);
