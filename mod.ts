@@ -12,6 +12,9 @@
  * @module
  */
 
+// Deno's OpenBLAS (FFI) and worker threads for the CPU backend; the browser build leaves this module out.
+import "./autodiff/backends/cpu/deno_host.ts";
+
 export type {
   Backend,
   BackendBuffer,

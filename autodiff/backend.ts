@@ -313,6 +313,44 @@ export interface Backend {
   /** Gradient of {@linkcode Backend.conv2d} with respect to w: → (outChannels, channels, kernelH, kernelW), summed over the batch. */
   conv2dBackwardWeight?(x: BackendBuffer, gy: BackendBuffer, p: Im2colParams, outChannels: number): BackendBuffer;
   /**
+   * Optional fused cross gate of Wave-MambaAD's DSE, float32: x viewed as (outer, 2, span) = [a, b] →
+   * (outer, span) `gelu(a)·b + gelu(b)·a` (exact erf GELU). Backends without it get the op layer's composite.
+   */
+  geluCrossGate?(x: BackendBuffer, outer: number, span: number): BackendBuffer;
+  /** Gradient of {@linkcode Backend.geluCrossGate}: gy (outer, span) → dx (outer, 2, span). */
+  geluCrossGateBackward?(gy: BackendBuffer, x: BackendBuffer, outer: number, span: number): BackendBuffer;
+  /**
+   * Optional fused layer normalisation, float32: x viewed as (outer, size, inner) is normalised over the middle
+   * axis, `y = (x − mean) · rstd · weight[s] + bias[s]` with the biased variance and `rstd = 1/√(var + eps)`
+   * (weight/bias of length `size`, each optional). Also returns `mean` and `rstd`, (outer, inner), for the
+   * backward. Backends without it get the op layer's composite of reductions and elementwise ops.
+   */
+  layerNorm?(
+    x: BackendBuffer,
+    weight: BackendBuffer | null,
+    bias: BackendBuffer | null,
+    outer: number,
+    size: number,
+    inner: number,
+    eps: number,
+  ): { y: BackendBuffer; mean: BackendBuffer; rstd: BackendBuffer };
+  /**
+   * Gradients of {@linkcode Backend.layerNorm} given `gy` and the forward's `mean`/`rstd`:
+   * `dx = rstd · (g − mean(g) − x̂ · mean(g · x̂))` with `g = gy · weight` and `x̂ = (x − mean) · rstd`;
+   * `dWeight = Σ gy · x̂` and `dBias = Σ gy` over (outer, inner), each only when asked for.
+   */
+  layerNormBackward?(
+    gy: BackendBuffer,
+    x: BackendBuffer,
+    weight: BackendBuffer | null,
+    mean: BackendBuffer,
+    rstd: BackendBuffer,
+    outer: number,
+    size: number,
+    inner: number,
+    want: { dx: boolean; dWeight: boolean; dBias: boolean },
+  ): { dx: BackendBuffer | null; dWeight: BackendBuffer | null; dBias: BackendBuffer | null };
+  /**
    * Depthwise 2-D cross-correlation (groups = channels, one filter per channel), float32:
    * x (batch, channels, height, width) and w (channels, 1, kernelH, kernelW) → (batch, channels, outH, outW),
    * `out[n,c,oh,ow] = Σ_{ki,kj} w[c,ki,kj] · x[n, c, oh·strideH − padH + ki·dilationH, ow·strideW − padW + kj·dilationW]`

@@ -166,7 +166,8 @@ fn pow_(a: f32, b: f32) -> f32 {
   if (b == 0.0) { return 1.0; }
   let m = pow(abs(a), b);
   if (a >= 0.0) { return m; }
-  if (b != round(b)) { return bitcast<f32>(0x7fc00000u); }
+  // NaN through a var: a constant bitcast<f32>(NaN bits) is a const-expression, which Chrome's Tint rejects
+  if (b != round(b)) { var nan_bits = 0x7fc00000u; return bitcast<f32>(nan_bits); }
   let odd = abs(b - 2.0 * floor(b * 0.5)) == 1.0;
   return select(m, -m, odd);
 }

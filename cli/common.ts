@@ -5,6 +5,7 @@
  * @module
  */
 
+import "../autodiff/backends/cpu/deno_host.ts"; // OpenBLAS and worker threads for the CPU backend
 import { parseArgs, type ParseArgsConfig } from "node:util";
 import type { Device } from "../autodiff/backend.ts";
 import { initDefaultDevice, initWebGPU } from "../autodiff/device.ts";

@@ -180,6 +180,31 @@ for (const op of ["exp", "sigmoid", "silu", "gelu", "softplus", "siluGrad", "gel
   });
 }
 
+// x (outer, 2, span) with spans that end in a partial SIMD vector and cross the 65,536-element block
+for (const [outer, span] of [[3, 1029], [2, 70001]]) {
+  Deno.test(
+    `geluCrossGate (outer ${outer}, span ${span}): WebAssembly = scalar, forward and gradient`,
+    opts,
+    async () => {
+      const x = randn([outer, 2, span]).mul(3), g = randn([outer, span]);
+      const fwd = both(() => cpuBackend.geluCrossGate!(x.buffer, outer, span));
+      const bwd = both(() => cpuBackend.geluCrossGateBackward!(g.buffer, x.buffer, outer, span));
+      for (const [what, { ref, wasm }] of [["forward", fwd], ["gradient", bwd]] as const) {
+        const r = await cpuBackend.read(ref), w = await cpuBackend.read(wasm);
+        assert.equal(w.length, r.length);
+        for (let i = 0; i < r.length; i++) {
+          // sums of two products of a few-ulp GELU: torch.testing's float32 rtol, atol 1e-5
+          assert.ok(Math.abs(w[i] - r[i]) <= 1.3e-6 * Math.abs(r[i]) + 1e-5, `${what}[${i}]: ${w[i]} vs ${r[i]}`);
+        }
+        cpuBackend.free(ref);
+        cpuBackend.free(wasm);
+      }
+      x.dispose();
+      g.dispose();
+    },
+  );
+}
+
 Deno.test("kernel worker threads start and change no bit of any result", opts, async () => {
   const cores = navigator.hardwareConcurrency ?? 1;
   if (cores < 2) throw new Error(`this test needs 2 or more cores, the machine reports ${cores}`);

@@ -1,4 +1,5 @@
 /** sgemm: the OpenBLAS path and the pure TypeScript path against a float64 reference. */
+import "../autodiff/backends/cpu/deno_host.ts"; // OpenBLAS, as mod.ts registers it
 import assert from "node:assert/strict";
 import { blasAvailable, blasEnabled, setBlasEnabled, sgemm } from "../autodiff/backends/cpu/gemm.ts";
 import { blasSgemmCalls } from "../autodiff/backends/cpu/blas.ts";

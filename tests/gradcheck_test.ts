@@ -309,6 +309,27 @@ const GROUPS: Record<string, GradCase[]> = {
   ],
   nn: [
     {
+      name: "layerNorm_rows",
+      inputs: [{ shape: [3, 2, 6] }, { shape: [6] }, { shape: [6] }],
+      fn: same((x, w, b) => ops.layerNorm(x, 6, { weight: w, bias: b })),
+    },
+    {
+      name: "layerNorm_two_dims_no_bias",
+      inputs: [{ shape: [2, 3, 4] }, { shape: [3, 4] }],
+      fn: same((x, w) => ops.layerNorm(x, [3, 4], { weight: w, eps: 1e-3 })),
+    },
+    {
+      name: "layerNorm_channels_first",
+      inputs: [{ shape: [2, 5, 3, 2] }, { shape: [5] }, { shape: [5] }],
+      fn: same((x, w, b) => ops.layerNorm(x, 5, { weight: w, bias: b, axis: 1 })),
+    },
+    {
+      name: "geluCrossGate",
+      inputs: [{ shape: [2, 6, 3], scale: 2 }],
+      fn: same((x) => ops.geluCrossGate(x, 1)),
+    },
+    { name: "layerNorm_plain", inputs: [{ shape: [4, 7] }], fn: same((x) => ops.layerNorm(x, 7)) },
+    {
       name: "conv2d",
       inputs: [{ shape: [2, 2, 5, 6] }, { shape: [3, 2, 3, 3] }, { shape: [3] }],
       fn: same((x, w, b) => ops.conv2d(x, w, b, { stride: [2, 1], padding: 1 })),

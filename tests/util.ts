@@ -1,4 +1,5 @@
 /** Shared test helpers: the devices every op test runs on. */
+import "../autodiff/backends/cpu/deno_host.ts"; // OpenBLAS and worker threads, as mod.ts registers them
 import type { Device } from "../autodiff/backend.ts";
 import { blasLoaded } from "../autodiff/backends/cpu/blas.ts";
 import { initWebGPU } from "../autodiff/device.ts";

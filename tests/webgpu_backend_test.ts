@@ -4,6 +4,7 @@
  * broadcast, im2col/col2im geometry, gather/scatter-add). Skipped with a warning when no adapter
  * exists, except under CI.
  */
+import "../autodiff/backends/cpu/deno_host.ts"; // OpenBLAS and worker threads, as mod.ts registers them
 import assert from "node:assert/strict";
 import type { Backend, BackendBuffer, DType, HostArray, Im2colParams, MatmulParams } from "../autodiff/backend.ts";
 import { BINARY, UNARY } from "../autodiff/op_table.ts";

@@ -8,14 +8,15 @@
  */
 
 import { join } from "node:path";
-import { tensor } from "../../autodiff/ops/creation.ts";
-import { noGrad, tidy } from "../../autodiff/tensor.ts";
 import type { AnomalyModel } from "../../models/common/anomaly_model.ts";
 import type { AnomalyDataset, Sample } from "../data/datasets.ts";
 import { DataLoader } from "../data/loader.ts";
 import { type ClassMetrics, classMetrics, meanMetrics, type MetricPath } from "../metrics/evaluate.ts";
 import { encodeNpy } from "./npy.ts";
+import { predictBatch } from "./predict.ts";
 import { ProgressBar } from "./progress.ts";
+
+export { predictBatch };
 
 /** Options of {@linkcode evaluate}. */
 export interface EvaluateOptions {
@@ -83,30 +84,6 @@ function stemOf(path: string): string {
   const base = path.split(/[\\/]/).pop() ?? path;
   const dot = base.lastIndexOf(".");
   return dot > 0 ? base.slice(0, dot) : base;
-}
-
-/** Anomaly maps and scores of a batch of normalised images (B·3·S·S on the host), read back to the host. */
-export async function predictBatch(
-  model: AnomalyModel,
-  images: Float32Array,
-  count: number,
-  opts: { poolingKs?: number | null; sigma?: number } = {},
-): Promise<{ maps: Float32Array; scores: Float32Array }> {
-  const s = model.imageSize;
-  const device = model.parameters()[0].device;
-  const x = tensor(images.subarray(0, count * 3 * s * s), { shape: [count, 3, s, s], device });
-  try {
-    const r = noGrad(() => tidy(() => model.anomalyMap(model.forward(x), opts)));
-    try {
-      const [maps, scores] = await Promise.all([r.map.data(), r.score.data()]);
-      return { maps: maps as Float32Array, scores: scores as Float32Array };
-    } finally {
-      r.map.dispose();
-      r.score.dispose();
-    }
-  } finally {
-    x.dispose();
-  }
 }
 
 /** Evaluates `model` (put in eval mode) on the test split of `dataset`. */

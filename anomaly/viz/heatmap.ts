@@ -7,8 +7,8 @@
  * @module
  */
 
-import type { RgbImage } from "../data/image.ts";
-import { IMAGENET_MEAN, IMAGENET_STD } from "../data/image.ts";
+import type { RgbImage } from "../data/pixels.ts";
+import { IMAGENET_MEAN, IMAGENET_STD } from "../data/pixels.ts";
 
 /** matplotlib's `_jet_data` segment anchors: (x, y) per channel (jet is continuous, so y0 = y1). */
 const JET_SEGMENTS: readonly (readonly [number, number][])[] = [

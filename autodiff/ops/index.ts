@@ -11,4 +11,6 @@ export * from "./reduce.ts";
 export * from "./linalg.ts";
 export * from "./indexing.ts";
 export * from "./conv.ts";
+export * from "./norm.ts";
+export * from "./gate.ts";
 export * from "./resize.ts";

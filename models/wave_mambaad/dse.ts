@@ -6,7 +6,7 @@
  */
 
 import type { Device } from "../../autodiff/backend.ts";
-import { add, gelu, mul, permute, reshape, split } from "../../autodiff/ops/index.ts";
+import { geluCrossGate, permute, reshape } from "../../autodiff/ops/index.ts";
 import { type Tensor, tidy } from "../../autodiff/tensor.ts";
 import { Conv2d } from "../../nn/layers/conv.ts";
 import { Module } from "../../nn/module.ts";
@@ -65,8 +65,7 @@ export class FeedForward extends Module {
   forward(x: Tensor): Tensor {
     return tidy(() => {
       const t = this.dwconv3.forward(channelShuffle2(this.project_in.forward(x)));
-      const [x1, x2] = split(t, this.hidden, 1);
-      return this.project_out.forward(add(mul(gelu(x1), x2), mul(gelu(x2), x1)));
+      return this.project_out.forward(geluCrossGate(t, 1)); // x1, x2 = the two channel halves
     });
   }
 }

@@ -39,10 +39,10 @@ import {
   RAW_ITEM_SIZE,
   RAW_TARGET,
   type RawKind,
-  readWholeFile,
   sniffWeightsFormat,
   WeightsFileError,
 } from "./common.ts";
+import { readWholeFile } from "./read_file.ts";
 import { numel } from "../../autodiff/shape.ts";
 import { type AllowedGlobal, PickleGlobal, unpickle } from "./pickle.ts";
 import { isZip, ZipArchive } from "./zip.ts";

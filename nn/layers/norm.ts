@@ -2,14 +2,15 @@
  * Normalisation layers: BatchNorm2d, InstanceNorm2d, LayerNorm, LayerNorm2d (channels-first LayerNorm) and
  * GroupNorm, with PyTorch's parameter and buffer names, defaults and running-statistics rules.
  *
- * Every layer normalises with the biased variance, (x - mean) / √(var + eps), and builds it from
- * differentiable ops, so the backward pass is autodiff's.
+ * Every layer normalises with the biased variance, (x - mean) / √(var + eps). The batch, instance and group
+ * norms build it from differentiable ops (the backward pass is autodiff's); LayerNorm and LayerNorm2d call the
+ * `layerNorm` op, one fused kernel each way where the backend has one.
  *
  * @module
  */
 
 import type { Device } from "../../autodiff/backend.ts";
-import { add, affine, full, mean, mul, ones, reshape, rsqrt, sub, zeros } from "../../autodiff/ops/index.ts";
+import { add, affine, full, layerNorm, mean, mul, ones, reshape, rsqrt, sub, zeros } from "../../autodiff/ops/index.ts";
 import { keep, noGrad, type Tensor, tidy } from "../../autodiff/tensor.ts";
 import { Module, Parameter } from "../module.ts";
 
@@ -230,11 +231,7 @@ export class LayerNorm extends Module {
         `LayerNorm([${this.normalizedShape}]): input's trailing dims [${tail}] do not match, input shape [${x.shape}]`,
       );
     }
-    const axes = Array.from({ length: k }, (_, i) => x.ndim - k + i);
-    let y = normalize(x, axes, this.eps).y;
-    if (this.weight) y = mul(y, this.weight);
-    if (this.bias) y = add(y, this.bias);
-    return y;
+    return layerNorm(x, this.normalizedShape, { weight: this.weight, bias: this.bias, eps: this.eps });
   }
 }
 
@@ -266,10 +263,7 @@ export class LayerNorm2d extends Module {
   /** Normalises x (N, C, H, W) over C at each pixel. */
   forward(x: Tensor): Tensor {
     check4d(`LayerNorm2d(${this.numChannels})`, x, this.numChannels);
-    let y = normalize(x, [1], this.eps).y;
-    if (this.weight) y = mul(y, perChannel(this.weight, 4));
-    if (this.bias) y = add(y, perChannel(this.bias, 4));
-    return y;
+    return layerNorm(x, this.numChannels, { weight: this.weight, bias: this.bias, eps: this.eps, axis: 1 });
   }
 }
 

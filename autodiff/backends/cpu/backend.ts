@@ -36,10 +36,11 @@ import {
 import { isPlain2x2, maxPool2dBackward, maxPool2dForward, maxPool2dForward2x2 } from "./pool.ts";
 import { selectiveScanBackwardCpu, selectiveScanForwardCpu } from "./selective_scan.ts";
 import { selectiveScanBackwardWasm, selectiveScanForwardWasm } from "./selective_scan_wasm.ts";
-import { unaryWasm } from "./elementwise_wasm.ts";
+import { geluCrossGradWasm, geluCrossWasm, unaryWasm } from "./elementwise_wasm.ts";
 import { depthwiseBackwardInputWasm, depthwiseBackwardWeightWasm, depthwiseForwardWasm } from "./depthwise_wasm.ts";
 import { cpuWasm } from "./wasm/module.ts";
 import { haarDwtForward, haarIwtForward } from "./wavelet.ts";
+import { layerNormBackward, layerNormForward } from "./layer_norm.ts";
 
 /** A CPU buffer: a typed array of the dtype's host type. */
 export class CpuBuffer implements BackendBuffer {
@@ -123,10 +124,12 @@ function forEachRow(
   const inner = cst.map((st) => st[nd - 1]);
   const rows = cs.slice(0, nd - 1).reduce((a, b) => a * b, 1);
   const idx = new Array(nd - 1).fill(0);
-  const offs = offsets.slice();
+  const offs = offsets.slice(), cur = offsets.slice();
   const k = cst.length;
   for (let r = 0; r < rows; r++) {
-    row(offs.slice(), r * len, len, inner);
+    // one array reused for every row (callbacks read it at once): no allocation per row
+    for (let s = 0; s < k; s++) cur[s] = offs[s];
+    row(cur, r * len, len, inner);
     for (let d = nd - 2; d >= 0; d--) {
       idx[d]++;
       for (let s = 0; s < k; s++) offs[s] += cst[s][d];
@@ -275,11 +278,7 @@ export const cpuBackend: Backend = {
   ): void {
     const s = arr(src), d = arr(dst);
     if (transposeCopy(s, srcOffset, srcStrides, d, dstOffset, dstStrides, shape)) return;
-    forEachRow(shape, [srcStrides, dstStrides], [srcOffset, dstOffset], (offs, _, len, [is, id]) => {
-      const si = offs[0], di = offs[1];
-      if (is === 1 && id === 1) d.set(s.subarray(si, si + len), di);
-      else for (let j = 0, a = si, b = di; j < len; j++, a += is, b += id) d[b] = s[a];
-    });
+    stridedCopy(s, srcOffset, srcStrides, d, dstOffset, dstStrides, shape);
   },
   reduce(op: ReduceOp, x: BackendBuffer, outer: number, size: number, inner: number): BackendBuffer {
     const s = arr(x);
@@ -394,6 +393,87 @@ export const cpuBackend: Backend = {
     conv2dBackwardWeight(f32(x), f32(gy), out.data as Float32Array, p, outChannels);
     return out;
   },
+  geluCrossGate(x: BackendBuffer, outer: number, span: number): BackendBuffer {
+    const out = make(outer * span, "float32"), o = f32(out), src = f32(x);
+    if (!geluCrossWasm(o, src, outer, span)) {
+      const gelu = UNARY.gelu.js;
+      for (let r = 0; r < outer; r++) {
+        for (let i = 0, a = 2 * r * span; i < span; i++, a++) {
+          const p = src[a], q = src[a + span];
+          o[r * span + i] = Math.fround(Math.fround(gelu(p)) * q) + Math.fround(Math.fround(gelu(q)) * p);
+        }
+      }
+    }
+    return out;
+  },
+  geluCrossGateBackward(gy: BackendBuffer, x: BackendBuffer, outer: number, span: number): BackendBuffer {
+    const out = make(2 * outer * span, "float32"), d = f32(out), src = f32(x), g = f32(gy);
+    if (!geluCrossGradWasm(d, src, g, outer, span)) {
+      const gelu = UNARY.gelu.js, grad = UNARY.geluGrad.js;
+      for (let r = 0; r < outer; r++) {
+        for (let i = 0, a = 2 * r * span; i < span; i++, a++) {
+          const p = src[a], q = src[a + span], gv = g[r * span + i];
+          d[a] = gv * (grad(p) * q + gelu(q));
+          d[a + span] = gv * (grad(q) * p + gelu(p));
+        }
+      }
+    }
+    return out;
+  },
+  layerNorm(
+    x: BackendBuffer,
+    weight: BackendBuffer | null,
+    bias: BackendBuffer | null,
+    outer: number,
+    size: number,
+    inner: number,
+    eps: number,
+  ): { y: BackendBuffer; mean: BackendBuffer; rstd: BackendBuffer } {
+    const y = make(outer * size * inner, "float32"), mean = make(outer * inner, "float32");
+    const rstd = make(outer * inner, "float32");
+    layerNormForward(
+      f32(x),
+      weight ? f32(weight) : null,
+      bias ? f32(bias) : null,
+      f32(y),
+      f32(mean),
+      f32(rstd),
+      outer,
+      size,
+      inner,
+      eps,
+    );
+    return { y, mean, rstd };
+  },
+  layerNormBackward(
+    gy: BackendBuffer,
+    x: BackendBuffer,
+    weight: BackendBuffer | null,
+    mean: BackendBuffer,
+    rstd: BackendBuffer,
+    outer: number,
+    size: number,
+    inner: number,
+    want: { dx: boolean; dWeight: boolean; dBias: boolean },
+  ): { dx: BackendBuffer | null; dWeight: BackendBuffer | null; dBias: BackendBuffer | null } {
+    const dx = want.dx ? make(outer * size * inner, "float32") : null;
+    const dWeight = want.dWeight ? make(size, "float32") : null;
+    const dBias = want.dBias ? make(size, "float32") : null;
+    layerNormBackward(
+      f32(gy),
+      f32(x),
+      weight ? f32(weight) : null,
+      f32(mean),
+      f32(rstd),
+      dx ? f32(dx) : null,
+      dWeight ? f32(dWeight) : null,
+      dBias ? f32(dBias) : null,
+      outer,
+      size,
+      inner,
+    );
+    return { dx, dWeight, dBias };
+  },
   depthwiseConv2d(x: BackendBuffer, w: BackendBuffer, p: Im2colParams): BackendBuffer {
     const out = make(p.batch * p.channels * p.outH * p.outW, "float32");
     depthwiseForward(out.data as Float32Array, arr(x) as Float32Array, arr(w) as Float32Array, p);
@@ -496,6 +576,40 @@ export const cpuBackend: Backend = {
 
 /** Side of the square tiles of {@linkcode transposeCopy}: 2 · 32² floats stay in L1. */
 const TILE = 32;
+
+/**
+ * The general strided copy: coalesced dims walked as an odometer, each innermost row a tight loop (short
+ * contiguous rows too: a subarray per row costs more than the copy below about a thousand elements).
+ */
+function stridedCopy(
+  s: HostArray,
+  srcOffset: number,
+  srcStrides: readonly number[],
+  d: HostArray,
+  dstOffset: number,
+  dstStrides: readonly number[],
+  shape: readonly number[],
+): void {
+  if (shape.some((n) => n === 0)) return;
+  const [cs, [ss, ds]] = coalesce(shape, [srcStrides, dstStrides]);
+  const last = cs.length - 1, len = cs[last], is = ss[last], id = ds[last];
+  let rows = 1;
+  for (let k = 0; k < last; k++) rows *= cs[k];
+  const idx = new Int32Array(Math.max(1, last));
+  let a = srcOffset, b = dstOffset;
+  for (let r = 0; r < rows; r++) {
+    if (is === 1 && id === 1 && len >= 1024) d.set(s.subarray(a, a + len), b);
+    else for (let j = 0, p = a, q = b; j < len; j++, p += is, q += id) d[q] = s[p];
+    for (let k = last - 1; k >= 0; k--) {
+      a += ss[k];
+      b += ds[k];
+      if (++idx[k] < cs[k]) break;
+      a -= ss[k] * cs[k];
+      b -= ds[k] * cs[k];
+      idx[k] = 0;
+    }
+  }
+}
 
 /**
  * A copy whose innermost destination dim walks the source with a stride while another dim walks it

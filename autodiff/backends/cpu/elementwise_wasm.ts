@@ -54,3 +54,69 @@ export function unaryWasm(op: UnaryOp, o: Float32Array, x: Float32Array): boolea
   );
   return true;
 }
+
+/**
+ * Runs a two-input block kernel over x viewed as (outer, 2, span): for every row, the halves a = x[·, 0] and
+ * b = x[·, 1] go through the module's memory a block at a time with the extra operands `more` (each (outer,
+ * span)); `outs` ((outer, 2·span) or (outer, span) arrays, `outSpan` apart) get what the kernel writes.
+ */
+function pairBlocks(
+  kernel: "geluCross" | "geluCrossGrad",
+  x: Float32Array,
+  more: Float32Array[],
+  outs: { data: Float32Array; rowStride: number; shift: number }[],
+  outer: number,
+  span: number,
+): boolean {
+  const m = cpuWasm();
+  if (!m || outer * span < MIN_LENGTH) return false;
+  const per = Math.ceil(span / BLOCK), items = outer * per;
+  const lay = new WasmLayout();
+  const regions = Array.from({ length: Math.min(items, cpuThreads()) }, () => ({
+    ins: Array.from({ length: 2 + more.length }, () => lay.take(BLOCK)),
+    outs: outs.map(() => lay.take(BLOCK)),
+  }));
+  const mem = m.reserve(lay.bytes);
+  const at = (i: number) => {
+    const row = Math.floor(i / per), start = (i % per) * BLOCK;
+    return { row, start, len: Math.min(BLOCK, span - start) };
+  };
+  parallelCalls(
+    items,
+    regions.length,
+    (slot, i) => {
+      const { row, start, len } = at(i), r = regions[slot];
+      const a = row * 2 * span + start;
+      mem.set(x.subarray(a, a + len), r.ins[0] >> 2);
+      mem.set(x.subarray(a + span, a + span + len), r.ins[1] >> 2);
+      more.forEach((t, k) => mem.set(t.subarray(row * span + start, row * span + start + len), r.ins[2 + k] >> 2));
+      return { kernel, args: [...r.ins, ...r.outs, (len + 3) & ~3] };
+    },
+    (slot, i) => {
+      const { row, start, len } = at(i), r = regions[slot];
+      outs.forEach((o, k) => {
+        const src = r.outs[k] >> 2;
+        o.data.set(mem.subarray(src, src + len), row * o.rowStride + o.shift + start);
+      });
+    },
+    (call) => m.run(call),
+  );
+  return true;
+}
+
+/** o (outer, span) = gelu(a)·b + gelu(b)·a for x (outer, 2, span) = [a, b]; false when unavailable. */
+export function geluCrossWasm(o: Float32Array, x: Float32Array, outer: number, span: number): boolean {
+  return pairBlocks("geluCross", x, [], [{ data: o, rowStride: span, shift: 0 }], outer, span);
+}
+
+/** dx (outer, 2, span) of {@linkcode geluCrossWasm} given g (outer, span); false when unavailable. */
+export function geluCrossGradWasm(
+  dx: Float32Array,
+  x: Float32Array,
+  g: Float32Array,
+  outer: number,
+  span: number,
+): boolean {
+  const halves = [0, span].map((shift) => ({ data: dx, rowStride: 2 * span, shift }));
+  return pairBlocks("geluCrossGrad", x, [g], halves, outer, span);
+}

@@ -1,7 +1,8 @@
 /**
  * Single-precision general matrix multiply for the CPU backend.
  *
- * Large products go to OpenBLAS through FFI when it is available (see `blas.ts`); everything else
+ * Large products go to OpenBLAS through FFI when a host registered it ({@linkcode registerSgemm}; Deno does in
+ * `deno_host.ts`, see `blas.ts`) and it is available; everything else
  * runs a cache-blocked pure TypeScript kernel: panels of `op(A)` and `op(B)` are packed into
  * contiguous scratch (reused across calls) and multiplied by a 4x4 register-blocked micro-kernel
  * that accumulates in float64 and rounds once when storing to `C`.
@@ -9,7 +10,39 @@
  * @module
  */
 
-import { blasLoaded, cblasSgemm } from "./blas.ts";
+/**
+ * A host's BLAS `sgemm` (row-major, same arguments as {@linkcode sgemm}); returns false, doing nothing, when it
+ * cannot take the call, so the TypeScript kernel runs instead.
+ */
+export type HostSgemm = (
+  transA: boolean,
+  transB: boolean,
+  m: number,
+  n: number,
+  k: number,
+  alpha: number,
+  a: Float32Array,
+  offA: number,
+  lda: number,
+  b: Float32Array,
+  offB: number,
+  ldb: number,
+  beta: number,
+  c: Float32Array,
+  offC: number,
+  ldc: number,
+) => boolean;
+
+/** The registered BLAS: whether it loaded, and its sgemm. */
+let host: { loaded: () => boolean; sgemm: HostSgemm } | null = null;
+
+/**
+ * Lends the CPU backend a native `sgemm` for large products (Deno's OpenBLAS through FFI, registered by
+ * `deno_host.ts`). Runtimes without one (browsers) register nothing and use the TypeScript kernel.
+ */
+export function registerSgemm(loaded: () => boolean, sgemm: HostSgemm): void {
+  host = { loaded, sgemm };
+}
 
 /** Rows of `C` produced by one micro-kernel call. */
 const MR = 4;
@@ -35,7 +68,7 @@ let useBlas = true;
 
 /** Whether OpenBLAS was loaded (FFI permitted, library present, `TENSOR_NO_BLAS` not set to `1`). */
 export function blasAvailable(): boolean {
-  return blasLoaded();
+  return host?.loaded() ?? false;
 }
 
 /** Enables or disables the OpenBLAS path; disabled forces the pure TypeScript kernel (tests, benchmarks). */
@@ -87,7 +120,7 @@ export function sgemm(
     inBounds(transA ? k : m, transA ? m : k, a, offA, lda) &&
     inBounds(transB ? n : k, transB ? k : n, b, offB, ldb) &&
     inBounds(m, n, c, offC, ldc) &&
-    cblasSgemm(transA, transB, m, n, k, alpha, a, offA, lda, b, offB, ldb, beta, c, offC, ldc)
+    host !== null && host.sgemm(transA, transB, m, n, k, alpha, a, offA, lda, b, offB, ldb, beta, c, offC, ldc)
   ) {
     return;
   }

@@ -27,20 +27,43 @@ interface InputRegion {
   C: number;
 }
 
-/** Copies batch element b's u, delta, z (when given), B and C into its region. */
+/**
+ * The row stride in the module's memory of the kernels' (rows, L) operands. A lane block reads 4 rows of
+ * u/delta/z/out and N rows of B and C at every step; with L a multiple of 256 those rows sit a multiple of
+ * 1 KiB apart and share a handful of L1 cache sets, so every step misses. One extra cache line per row
+ * (16 floats) spreads them over distinct sets.
+ */
+export function paddedStride(L: number): number {
+  return ((L + 3) & ~3) + 16;
+}
+
+/** Copies `rows` rows of L values from `src` (starting at row `row0`, packed) into memory at `at`, S apart. */
+function rowsIn(mem: Float32Array, src: Float32Array, row0: number, rows: number, L: number, at: number, S: number) {
+  const base = at >> 2;
+  for (let r = 0; r < rows; r++) mem.set(src.subarray((row0 + r) * L, (row0 + r + 1) * L), base + r * S);
+}
+
+/** Copies `rows` rows of L values from memory at `at` (S apart) into `dst` from row `row0`, packed. */
+function rowsOut(mem: Float32Array, at: number, rows: number, L: number, S: number, dst: Float32Array, row0: number) {
+  const base = at >> 2;
+  for (let r = 0; r < rows; r++) dst.set(mem.subarray(base + r * S, base + r * S + L), (row0 + r) * L);
+}
+
+/** Copies batch element b's u, delta, z (when given), B and C into its region, rows S apart. */
 function copyInputs(
   mem: Float32Array,
   x: SelectiveScanInputs,
   r: InputRegion,
   b: number,
-  DL: number,
-  GNL: number,
+  p: SelectiveScanParams,
+  S: number,
 ): void {
-  mem.set(f32(x.u).subarray(b * DL, (b + 1) * DL), r.u >> 2);
-  mem.set(f32(x.delta).subarray(b * DL, (b + 1) * DL), r.delta >> 2);
-  if (x.z) mem.set(f32(x.z).subarray(b * DL, (b + 1) * DL), r.z >> 2);
-  mem.set(f32(x.B).subarray(b * GNL, (b + 1) * GNL), r.B >> 2);
-  mem.set(f32(x.C).subarray(b * GNL, (b + 1) * GNL), r.C >> 2);
+  const { channels: D, length: L, dState: N, groups: G } = p;
+  rowsIn(mem, f32(x.u), b * D, D, L, r.u, S);
+  rowsIn(mem, f32(x.delta), b * D, D, L, r.delta, S);
+  if (x.z) rowsIn(mem, f32(x.z), b * D, D, L, r.z, S);
+  rowsIn(mem, f32(x.B), b * G * N, G * N, L, r.B, S);
+  rowsIn(mem, f32(x.C), b * G * N, G * N, L, r.C, S);
 }
 
 /** Byte offsets of one batch element's forward operands. */
@@ -60,18 +83,19 @@ export function selectiveScanForwardWasm(
 ): { out: BackendBuffer; lastState?: BackendBuffer; chunkStates: BackendBuffer } {
   const m = cpuWasm()!;
   const { batch, channels: D, length: L, dState: N, groups: G, chunk: T } = p;
-  const nC = Math.ceil(L / T), DL = D * L, GNL = G * N * L, CS = D * nC * N;
+  const nC = Math.ceil(L / T), DL = D * L, CS = D * nC * N;
+  const S = paddedStride(L), DS = D * S, GNS = G * N * S;
   const outB = alloc(batch * DL), csB = alloc(batch * CS);
   const lastB = returnLastState ? alloc(batch * D * N) : undefined;
   const lay = new WasmLayout();
   const pA = lay.take(D * N), pD = lay.take(x.D ? D : 0), pbias = lay.take(x.deltaBias ? D : 0);
   const regions: ForwardRegion[] = Array.from({ length: Math.min(batch, cpuThreads()) }, () => ({
-    u: lay.take(DL),
-    delta: lay.take(DL),
-    z: lay.take(x.z ? DL : 0),
-    B: lay.take(GNL),
-    C: lay.take(GNL),
-    out: lay.take(DL),
+    u: lay.take(DS),
+    delta: lay.take(DS),
+    z: lay.take(x.z ? DS : 0),
+    B: lay.take(GNS),
+    C: lay.take(GNS),
+    out: lay.take(DS),
     cs: lay.take(CS),
     last: lay.take(lastB ? D * N : 0),
     scratch: lay.take(2 * N * 4),
@@ -86,13 +110,13 @@ export function selectiveScanForwardWasm(
     regions.length,
     (slot, b) => {
       const r = regions[slot];
-      copyInputs(mem, x, r, b, DL, GNL);
+      copyInputs(mem, x, r, b, p, S);
       const args = [r.u, r.delta, pA, r.B, r.C, pD, r.z, pbias, r.out, r.cs, r.last, r.scratch];
-      return { kernel: "scanForward", args: [...args, D, L, N, G, T, p.deltaSoftplus ? 1 : 0] };
+      return { kernel: "scanForward", args: [...args, D, L, N, G, T, p.deltaSoftplus ? 1 : 0, S] };
     },
     (slot, b) => {
       const r = regions[slot];
-      out.set(mem.subarray(r.out >> 2, (r.out >> 2) + DL), b * DL);
+      rowsOut(mem, r.out, D, L, S, out, b * D);
       cs.set(mem.subarray(r.cs >> 2, (r.cs >> 2) + CS), b * CS);
       if (last) last.set(mem.subarray(r.last >> 2, (r.last >> 2) + D * N), b * D * N);
     },
@@ -127,21 +151,22 @@ export function selectiveScanBackwardWasm(
   const m = cpuWasm()!;
   const { batch, channels: D, length: L, dState: N, groups: G, chunk: T } = p;
   const nC = Math.ceil(L / T), DL = D * L, GNL = G * N * L, CS = D * nC * N;
+  const S = paddedStride(L), DS = D * S, GNS = G * N * S;
   const lay = new WasmLayout();
   const pA = lay.take(D * N), pD = lay.take(x.D ? D : 0), pbias = lay.take(x.deltaBias ? D : 0);
   const regions: BackwardRegion[] = Array.from({ length: Math.min(batch, cpuThreads()) }, () => ({
-    u: lay.take(DL),
-    delta: lay.take(DL),
-    z: lay.take(x.z ? DL : 0),
-    B: lay.take(GNL),
-    C: lay.take(GNL),
+    u: lay.take(DS),
+    delta: lay.take(DS),
+    z: lay.take(x.z ? DS : 0),
+    B: lay.take(GNS),
+    C: lay.take(GNS),
     cs: lay.take(CS),
-    g: lay.take(DL),
-    du: lay.take(DL),
-    dd: lay.take(DL),
-    dz: lay.take(x.z ? DL : 0),
-    dB: lay.take(GNL),
-    dC: lay.take(GNL),
+    g: lay.take(DS),
+    du: lay.take(DS),
+    dd: lay.take(DS),
+    dz: lay.take(x.z ? DS : 0),
+    dB: lay.take(GNS),
+    dC: lay.take(GNS),
     // float64 sums over this batch element: two float32 slots each
     dA: lay.take(2 * D * N),
     dD: lay.take(2 * D),
@@ -165,23 +190,23 @@ export function selectiveScanBackwardWasm(
     regions.length,
     (slot, b) => {
       const r = regions[slot];
-      copyInputs(mem, x, r, b, DL, GNL);
+      copyInputs(mem, x, r, b, p, S);
       mem.set(cs.subarray(b * CS, (b + 1) * CS), r.cs >> 2);
-      mem.set(g.subarray(b * DL, (b + 1) * DL), r.g >> 2);
+      rowsIn(mem, g, b * D, D, L, r.g, S);
       f64(r.dA, D * N).fill(0);
       f64(r.dD, D).fill(0);
       f64(r.dBias, D).fill(0);
       const ins = [r.u, r.delta, pA, r.B, r.C, pD, r.z, pbias, r.cs, r.g];
       const outs = [r.du, r.dd, r.dz, r.dA, r.dB, r.dC, r.dD, r.dBias, r.scratch];
-      return { kernel: "scanBackward", args: [...ins, ...outs, D, L, N, G, T, p.deltaSoftplus ? 1 : 0] };
+      return { kernel: "scanBackward", args: [...ins, ...outs, D, L, N, G, T, p.deltaSoftplus ? 1 : 0, S] };
     },
     (slot, b) => {
       const r = regions[slot];
-      du.set(mem.subarray(r.du >> 2, (r.du >> 2) + DL), b * DL);
-      dd.set(mem.subarray(r.dd >> 2, (r.dd >> 2) + DL), b * DL);
-      if (dz) dz.set(mem.subarray(r.dz >> 2, (r.dz >> 2) + DL), b * DL);
-      dB.set(mem.subarray(r.dB >> 2, (r.dB >> 2) + GNL), b * GNL);
-      dC.set(mem.subarray(r.dC >> 2, (r.dC >> 2) + GNL), b * GNL);
+      rowsOut(mem, r.du, D, L, S, du, b * D);
+      rowsOut(mem, r.dd, D, L, S, dd, b * D);
+      if (dz) rowsOut(mem, r.dz, D, L, S, dz, b * D);
+      rowsOut(mem, r.dB, G * N, L, S, dB, b * G * N);
+      rowsOut(mem, r.dC, G * N, L, S, dC, b * G * N);
       for (const [tot, at] of [[totA, r.dA], [totD, r.dD], [totBias, r.dBias]] as const) {
         const part = f64(at, tot.length);
         for (let i = 0; i < tot.length; i++) tot[i] += part[i];

@@ -50,13 +50,15 @@ function spec(op: ReduceOp, dtype: DType): ReduceSpec {
   const cmp = isMax ? ">" : "<";
   const nan = acc === "f32" ? `(isnan_(v) && !isnan_(bv)) || (!isnan_(bv) && ` : "(";
   // (v, i) wins over (bv, bi) if it is strictly better, or equal with a smaller index; a NaN wins and stays.
-  const better = `fn better_(v: ${acc}, i: u32, bv: ${acc}, bi: u32) -> bool {
+  const better = (acc === "f32" ? "fn f32_bits_(u: u32) -> f32 { return bitcast<f32>(u); }\n" : "") +
+    `fn better_(v: ${acc}, i: u32, bv: ${acc}, bi: u32) -> bool {
   if (${acc === "f32" ? "isnan_(v) && isnan_(bv)" : "false"}) { return i < bi; }
   return ${nan}(v ${cmp} bv || (v == bv && i < bi)));
 }
 `;
+  // ±inf from a function call: a constant bitcast<f32>(inf bits) is a const-expression, which Chrome's Tint rejects
   const empty = acc === "f32"
-    ? `bitcast<f32>(${isMax ? "0xff800000u" : "0x7f800000u"})`
+    ? `f32_bits_(${isMax ? "0xff800000u" : "0x7f800000u"})`
     : isMax
     ? "(-2147483647 - 1)"
     : "2147483647";

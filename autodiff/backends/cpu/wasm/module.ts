@@ -24,6 +24,10 @@ export interface CpuWasmExports {
   dwBackwardInput(...args: number[]): void;
   /** Depthwise conv weight gradient of one image at stride 1, added into dw. */
   dwBackwardWeight(...args: number[]): void;
+  /** DSE gate dst = gelu(a)·b + gelu(b)·a over n float32 values, n a multiple of 4 (src/elementwise.ts). */
+  geluCross(a: number, b: number, dst: number, n: number): void;
+  /** Its gradient: da, db from a, b and the output gradient g. */
+  geluCrossGrad(a: number, b: number, g: number, da: number, db: number, n: number): void;
 }
 
 /** The instance and its memory. */

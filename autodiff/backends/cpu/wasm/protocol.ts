@@ -25,6 +25,8 @@ export const KERNELS = [
   "dwForward",
   "dwBackwardInput",
   "dwBackwardWeight",
+  "geluCross",
+  "geluCrossGrad",
 ] as const;
 /** A kernel's name. */
 export type KernelName = (typeof KERNELS)[number];

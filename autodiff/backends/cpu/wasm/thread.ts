@@ -1,7 +1,7 @@
 /**
- * A worker thread of the CPU backend's WebAssembly kernels (started by threads.ts through node:worker_threads):
- * it instantiates the shared-memory build on the main thread's memory, says it is ready, then runs one kernel
- * call at a time as the control words in `ctrl` ask (see threads.ts for the protocol).
+ * A worker thread of the CPU backend's WebAssembly kernels (started through node:worker_threads by ../deno_host.ts,
+ * which threads.ts asks for workers): it instantiates the shared-memory build on the main thread's memory, says it
+ * is ready, then runs one kernel call at a time as the control words in `ctrl` ask (see threads.ts for the protocol).
  *
  * @module
  */

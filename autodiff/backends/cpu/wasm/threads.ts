@@ -1,11 +1,12 @@
 /**
- * Worker threads for the CPU backend's WebAssembly kernels. On Deno (and Node), `startThreads` starts
- * `hardwareConcurrency − 1` workers (node:worker_threads, unref'd so they never keep a process alive) that
+ * Worker threads for the CPU backend's WebAssembly kernels. Where the host registered a way to start them
+ * ({@linkcode registerKernelWorkers}: Deno's node:worker_threads in `../deno_host.ts`, unref'd so they never keep a
+ * process alive), `startThreads` starts `hardwareConcurrency − 1` workers that
  * instantiate the shared-memory build on the main thread's memory; {@linkcode parallelCalls} then spreads
  * independent kernel calls (batch elements, images, blocks) over the main thread and the ready workers, each
  * with its own region of the memory. The main thread blocks in `Atomics.wait` until its workers are done, so
- * the kernels stay synchronous. Until a worker has started, and where workers are unavailable (browsers,
- * no SharedArrayBuffer), everything runs on the calling thread.
+ * the kernels stay synchronous. Until a worker has started, and where workers are unavailable (nothing registered,
+ * as in the browser build, or no SharedArrayBuffer), everything runs on the calling thread.
  *
  * @module
  */
@@ -45,26 +46,41 @@ function readyWorkers(): WorkerSlot[] {
   return ready;
 }
 
+/** What a kernel worker is started with: the shared memory, the shared-memory build, its control words. */
+export interface KernelWorkerData {
+  /** The main thread's shared memory. */
+  memory: WebAssembly.Memory;
+  /** The shared-memory build of the kernels. */
+  bytes: Uint8Array;
+  /** The worker's control words (see protocol.ts). */
+  ctrl: Int32Array;
+}
+
+/** Starts one kernel worker (thread.ts) with `data`; calls `onGone` if it fails or exits. */
+export type KernelWorkerSpawner = (data: KernelWorkerData, onGone: () => void) => void;
+
+let spawner: KernelWorkerSpawner | null = null;
+
+/**
+ * Lends the kernels a way to start worker threads (Deno's node:worker_threads, registered by `../deno_host.ts`).
+ * Without one (browsers) every kernel call runs on the calling thread.
+ */
+export function registerKernelWorkers(spawn: KernelWorkerSpawner): void {
+  spawner = spawn;
+}
+
 /** Starts the workers in the background (once); `bytes` is the shared-memory build, `memory` its memory. */
 export function startThreads(memory: WebAssembly.Memory, bytes: Uint8Array): void {
   if (started || wanted <= 1) return;
   started = true;
-  const deno = (globalThis as { Deno?: { version?: unknown } }).Deno;
-  if (!deno || typeof SharedArrayBuffer === "undefined") return;
-  import("node:worker_threads").then(({ Worker }) => {
-    for (let k = 0; k < wanted - 1; k++) {
-      const ctrl = new Int32Array(new SharedArrayBuffer(4 * CTRL_WORDS));
-      ctrl[0] = BOOTING;
-      const slot: WorkerSlot = { ctrl, dead: false };
-      const w = new Worker(new URL("./thread.ts", import.meta.url), { workerData: { memory, bytes, ctrl } });
-      w.unref();
-      w.on("error", () => (slot.dead = true));
-      w.on("exit", () => (slot.dead = true));
-      slots.push(slot);
-    }
-  }).catch(() => {
-    // no worker threads here: the calling thread does the work
-  });
+  if (!spawner || typeof SharedArrayBuffer === "undefined") return;
+  for (let k = 0; k < wanted - 1; k++) {
+    const ctrl = new Int32Array(new SharedArrayBuffer(4 * CTRL_WORDS));
+    ctrl[0] = BOOTING;
+    const slot: WorkerSlot = { ctrl, dead: false };
+    spawner({ memory, bytes, ctrl }, () => (slot.dead = true));
+    slots.push(slot);
+  }
 }
 
 /** One kernel call: its name and arguments (byte addresses, sizes). */

@@ -61,3 +61,22 @@ export function unary(op: i32, src: usize, dst: usize, n: i32): void {
   else if (op === SILU_GRAD) run(SILU_GRAD, src, dst, end);
   else run(GELU_GRAD, src, dst, end);
 }
+
+/** Wave-MambaAD's DSE gate (Eq. 8): dst = gelu(a)·b + gelu(b)·a for i < n (n a multiple of 4). */
+export function geluCross(a: usize, b: usize, dst: usize, n: i32): void {
+  const end = a + (<usize>n << 2);
+  for (; a < end; a += 16, b += 16, dst += 16) {
+    const x = v128.load(a), y = v128.load(b);
+    v128.store(dst, f32x4.add(f32x4.mul(apply(GELU, x), y), f32x4.mul(apply(GELU, y), x)));
+  }
+}
+
+/** Gradient of {@link geluCross} given g: da = g·(gelu'(a)·b + gelu(b)), db = g·(gelu'(b)·a + gelu(a)). */
+export function geluCrossGrad(a: usize, b: usize, g: usize, da: usize, db: usize, n: i32): void {
+  const end = a + (<usize>n << 2);
+  for (; a < end; a += 16, b += 16, g += 16, da += 16, db += 16) {
+    const x = v128.load(a), y = v128.load(b), gv = v128.load(g);
+    v128.store(da, f32x4.mul(gv, f32x4.add(f32x4.mul(apply(GELU_GRAD, x), y), apply(GELU, y))));
+    v128.store(db, f32x4.mul(gv, f32x4.add(f32x4.mul(apply(GELU_GRAD, y), x), apply(GELU, x))));
+  }
+}

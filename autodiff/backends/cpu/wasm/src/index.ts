@@ -1,4 +1,4 @@
 // AssemblyScript entry: every WebAssembly kernel of the CPU backend, compiled into one module.
 export { scanBackward, scanForward } from "./selective_scan";
-export { unary } from "./elementwise";
+export { geluCross, geluCrossGrad, unary } from "./elementwise";
 export { dwBackwardInput, dwBackwardWeight, dwForward } from "./depthwise";

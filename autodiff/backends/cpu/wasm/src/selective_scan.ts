@@ -75,7 +75,8 @@ import { vexp, vsigmoid, vsoftplus } from "./vmath";
 }
 
 /**
- * Forward of one batch element. u, delta, z, out: (D, L); B, C: (G, N, L); A: (D, N); Dv, bias: (D);
+ * Forward of one batch element. u, delta, z, out: (D, L); B, C: (G, N, L), every row of L values S apart
+ * (S ≥ L: padded rows keep the 4 lanes' rows and the N rows of B, C out of one cache set); A: (D, N); Dv, bias: (D);
  * cs: (D, nChunks, N) states at chunk ends; last: (D, N) or 0. Scratch: `scratch` holds 2·N vectors.
  * Lane blocks never straddle a group: `perGroup` channels per group are taken 4 at a time.
  */
@@ -98,14 +99,15 @@ export function scanForward(
   G: i32,
   T: i32,
   softplus: i32,
+  S: i32,
 ): void {
-  const rowBytes = <usize> L << 2;
+  const rowBytes = <usize> S << 2;
   const perGroup = D / G;
   const nC = (L + T - 1) / T;
   const h = scratch, a = scratch + (<usize> N << 4);
   for (let g = 0; g < G; g++) {
-    const bBase = B + ((<usize> g * <usize> N * <usize> L) << 2),
-      cBase = C + ((<usize> g * <usize> N * <usize> L) << 2);
+    const bBase = B + ((<usize> g * <usize> N * <usize> S) << 2),
+      cBase = C + ((<usize> g * <usize> N * <usize> S) << 2);
     for (let j = 0; j < perGroup; j += 4) {
       const d0 = g * perGroup + j;
       const lanes = min(4, perGroup - j);
@@ -119,7 +121,7 @@ export function scanForward(
       }
       const bd = bias ? gather4(bias + (<usize> d0 << 2), 4, lanes) : f32x4.splat(0);
       const dd = Dv ? gather4(Dv + (<usize> d0 << 2), 4, lanes) : f32x4.splat(0);
-      const row0 = (<usize> d0 * <usize> L) << 2;
+      const row0 = (<usize> d0 * <usize> S) << 2;
       for (let l = 0; l < L; l++) {
         const off = row0 + (<usize> l << 2);
         const dl = stepDelta(delta + off, r1, r2, r3, bd, softplus);
@@ -190,8 +192,9 @@ export function scanBackward(
   G: i32,
   T: i32,
   softplus: i32,
+  S: i32,
 ): void {
-  const rowBytes = <usize> L << 2;
+  const rowBytes = <usize> S << 2;
   const perGroup = D / G;
   const nC = (L + T - 1) / T;
   const nv = <usize> N << 4;
@@ -200,7 +203,7 @@ export function scanBackward(
   // per-lane dB, dC sums of the group's lane blocks, (L, N) vectors each: one horizontal sum per (n, l) and
   // group at the end instead of one per lane block
   const dB4 = dAc + nv, dC4 = dB4 + <usize> L * nv;
-  const gBytes = (<usize> N * <usize> L) << 2;
+  const gBytes = (<usize> N * <usize> S) << 2;
   for (let g = 0; g < G; g++) {
     const bBase = B + <usize> g * gBytes, cBase = C + <usize> g * gBytes;
     memory.fill(dB4, 0, <usize> L * nv);
@@ -219,7 +222,7 @@ export function scanBackward(
       }
       const bd = bias ? gather4(bias + (<usize> d0 << 2), 4, lanes) : f32x4.splat(0);
       const Dd = Dv ? gather4(Dv + (<usize> d0 << 2), 4, lanes) : f32x4.splat(0);
-      const row0 = (<usize> d0 * <usize> L) << 2;
+      const row0 = (<usize> d0 * <usize> S) << 2;
       for (let c = nC - 1; c >= 0; c--) {
         let accD = f32x4.splat(0), accBias = f32x4.splat(0);
         const l0 = c * T, len = min(L, l0 + T) - l0;
@@ -306,7 +309,7 @@ export function scanBackward(
     const dbBase = dB + <usize> g * gBytes, dcBase = dC + <usize> g * gBytes;
     for (let l = 0; l < L; l++) {
       for (let n = 0; n < N; n++) {
-        const at = (<usize> (n * L + l)) << 2, v = <usize> l * nv + (<usize> n << 4);
+        const at = (<usize> (n * S + l)) << 2, v = <usize> l * nv + (<usize> n << 4);
         store<f32>(dbBase + at, hsum(v128.load(dB4 + v)));
         store<f32>(dcBase + at, hsum(v128.load(dC4 + v)));
       }
