@@ -308,6 +308,53 @@ test("copies into a buffer not computed yet (slice adjoints, cat/stack pieces) s
   for (const x of [...ref.temps, ...ref.outs]) cpuBackend.free(x);
 });
 
+test("layerNorm: one kernel forward (y lazy), at most two backward, lazy inputs fused; matches the CPU", async (g) => {
+  const cases = [
+    { outer: 6, size: 40, inner: 1, weight: true, bias: true },
+    { outer: 2, size: 5, inner: 7, weight: true, bias: false }, // channels-first (LayerNorm2d)
+    { outer: 3, size: 9, inner: 2, weight: false, bias: false },
+  ];
+  for (const { outer, size, inner, weight, bias } of cases) {
+    const n = outer * size * inner;
+    const xh = normals(n, 91).map((v) => 3 + 2 * v),
+      gh = normals(n, 92),
+      wh = normals(size, 93),
+      bh = normals(size, 94);
+    const want = { dx: true, dWeight: weight, dBias: bias };
+    const run = (be: typeof cpuBackend | WebGPUBackend, count?: () => number) => {
+      const x0 = be.upload(xh, "float32"), g0 = be.upload(gh, "float32");
+      const w = weight ? be.upload(wh, "float32") : null, b = bias ? be.upload(bh, "float32") : null;
+      const x = be.affine(x0, 1.5, 0.25), gy = be.unary("tanh", g0); // lazy on the GPU
+      const c0 = count?.() ?? 0;
+      const f = be.layerNorm!(x, w, b, outer, size, inner, 1e-5);
+      const c1 = count?.() ?? 0;
+      const r = be.layerNormBackward!(gy, x, w, f.mean, f.rstd, outer, size, inner, want);
+      const c2 = count?.() ?? 0;
+      const outs = [f.y, f.mean, f.rstd, r.dx!, ...(r.dWeight ? [r.dWeight] : []), ...(r.dBias ? [r.dBias] : [])];
+      return {
+        outs,
+        forward: c1 - c0,
+        backward: c2 - c1,
+        temps: [x0, g0, x, gy, ...(w ? [w] : []), ...(b ? [b] : [])],
+      };
+    };
+    const ref = run(cpuBackend);
+    const live = g.memory().buffers;
+    const r = run(g, () => g.runtime.dispatchCount);
+    const what = `layerNorm (${outer}, ${size}, ${inner})`;
+    assert.equal(r.forward, 1, `${what}: forward dispatches`);
+    assert.ok(r.backward <= 2, `${what}: ${r.backward} backward dispatches`);
+    const names = ["y", "mean", "rstd", "dx", "dWeight", "dBias"].filter((k) => k !== "dWeight" || weight)
+      .filter((k) => k !== "dBias" || bias);
+    for (let i = 0; i < r.outs.length; i++) {
+      assertClose(await g.read(r.outs[i]), await cpuBackend.read(ref.outs[i]), `${what}: ${names[i]}`, 1e-5);
+    }
+    for (const b of [...r.temps, ...r.outs]) g.free(b);
+    for (const b of [...ref.temps, ...ref.outs]) cpuBackend.free(b);
+    assert.equal(g.memory().buffers, live, `${what}: temporaries freed`);
+  }
+});
+
 test("an elementwise chain (with broadcast and a permuted view) is one kernel and matches the CPU", async (g) => {
   const n = 6 * 5;
   const xh = normals(n, 11), yh = normals(5, 12);

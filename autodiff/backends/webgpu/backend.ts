@@ -32,6 +32,7 @@ import { gather, scatterAddInto } from "./gather.ts";
 import { maxPool2d, maxPool2dBackward } from "./pool.ts";
 import { selectiveScanBackward, selectiveScanForward } from "./selective_scan.ts";
 import { haarDwt, haarIwt } from "./wavelet.ts";
+import { layerNorm, layerNormBackward } from "./layer_norm.ts";
 
 export type { WebGPUOptions } from "./device.ts";
 
@@ -128,6 +129,28 @@ export async function createWebGPUBackend(options: WebGPUOptions = {}): Promise<
       maxPool2d(rt, c(x), p),
     maxPool2dBackward: (gy: BackendBuffer, indices: BackendBuffer, p: Im2colParams): BackendBuffer =>
       maxPool2dBackward(rt, c(gy), c(indices), p),
+    layerNorm: (
+      x: BackendBuffer,
+      weight: BackendBuffer | null,
+      bias: BackendBuffer | null,
+      outer: number,
+      size: number,
+      inner: number,
+      eps: number,
+    ): { y: BackendBuffer; mean: BackendBuffer; rstd: BackendBuffer } =>
+      layerNorm(rt, e(x), weight && e(weight), bias && e(bias), outer, size, inner, eps),
+    layerNormBackward: (
+      gy: BackendBuffer,
+      x: BackendBuffer,
+      weight: BackendBuffer | null,
+      mean: BackendBuffer,
+      rstd: BackendBuffer,
+      outer: number,
+      size: number,
+      inner: number,
+      want: { dx: boolean; dWeight: boolean; dBias: boolean },
+    ): { dx: BackendBuffer | null; dWeight: BackendBuffer | null; dBias: BackendBuffer | null } =>
+      layerNormBackward(rt, e(gy), e(x), weight && e(weight), e(mean), e(rstd), outer, size, inner, want),
     haarDwt: (x: BackendBuffer, batch: number, channels: number, height: number, width: number): BackendBuffer =>
       haarDwt(rt, e(x), batch, channels, height, width),
     haarIwt: (y: BackendBuffer, batch: number, channels: number, height: number, width: number): BackendBuffer =>
