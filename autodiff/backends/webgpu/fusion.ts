@@ -78,7 +78,7 @@ export function maxLeaves(rt: Runtime): number {
 /** Nodes of one fused expression. */
 export const MAX_NODES = 48;
 /** View (index remap) nodes of one fused expression (each takes two uniform arrays). */
-export const MAX_VIEWS = 8;
+export const MAX_VIEWS = 12;
 
 /** The expression node of a buffer: its lazy expression, or a leaf reading it. */
 export function operand(b: GPUBuf): FusedNode {
