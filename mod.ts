@@ -16,6 +16,7 @@
 import "./autodiff/backends/cpu/deno_host.ts";
 
 export type {
+  AdamStepScalars,
   Backend,
   BackendBuffer,
   BinaryOp,

@@ -213,6 +213,26 @@ export interface SelectiveScanGrads {
   ddeltaBias: BackendBuffer | null;
 }
 
+/** The scalars of {@linkcode Backend.adamStep}, as the composite uses them (each rounded to float32 there). */
+export interface AdamStepScalars {
+  /** AdamW's decoupled decay factor 1 − lr·wd; absent: no decay step. */
+  decay?: number;
+  /** β1. */
+  beta1: number;
+  /** 1 − β1. */
+  oneMinusBeta1: number;
+  /** β2. */
+  beta2: number;
+  /** 1 − β2. */
+  oneMinusBeta2: number;
+  /** √(1 − β2^step). */
+  biasCorrection2Sqrt: number;
+  /** lr / (1 − β1^step). */
+  stepSize: number;
+  /** Added to the denominator. */
+  eps: number;
+}
+
 /**
  * A compute backend. All shapes are row-major; strides are in elements and may be 0 (broadcast) or
  * negative (flip). Kernels are synchronous to enqueue; only {@linkcode Backend.read} waits.
@@ -312,6 +332,19 @@ export interface Backend {
   conv2dBackwardInput?(gy: BackendBuffer, w: BackendBuffer, p: Im2colParams, outChannels: number): BackendBuffer;
   /** Gradient of {@linkcode Backend.conv2d} with respect to w: → (outChannels, channels, kernelH, kernelW), summed over the batch. */
   conv2dBackwardWeight?(x: BackendBuffer, gy: BackendBuffer, p: Im2colParams, outChannels: number): BackendBuffer;
+  /**
+   * Optional fused Adam/AdamW step, float32: from parameter p, gradient g and moments m, v → new p, m, v
+   * (new buffers), with `p ← p·decay` first where given (AdamW), `m ← β1·m + (1−β1)·g`, `v ← β2·v + (1−β2)·g·g` and
+   * `p ← p − stepSize·m / (√v / biasCorrection2Sqrt + eps)`, each operation rounded to float32 in that order
+   * (bit-identical to the composite of elementwise ops that backends without it get).
+   */
+  adamStep?(
+    p: BackendBuffer,
+    g: BackendBuffer,
+    m: BackendBuffer,
+    v: BackendBuffer,
+    h: AdamStepScalars,
+  ): { p: BackendBuffer; m: BackendBuffer; v: BackendBuffer };
   /**
    * Optional fused cross gate of Wave-MambaAD's DSE, float32: x viewed as (outer, 2, span) = [a, b] →
    * (outer, span) `gelu(a)·b + gelu(b)·a` (exact erf GELU). Backends without it get the op layer's composite.

@@ -647,3 +647,49 @@ Deno.test({
     ps.forEach((p) => p.dispose());
   },
 });
+
+Deno.test({
+  name: "Adam/AdamW: the CPU's fused step is bit-identical to the composite of elementwise ops",
+  sanitizeResources: false,
+  sanitizeOps: false,
+  fn: async () => {
+    const cpu = T.getBackend("cpu");
+    const fused = cpu.adamStep;
+    assert.ok(fused, "the CPU backend has a fused Adam step");
+    // −0 and +0 parameters, a zero gradient and tiny values: the composite's x·s + 0 turns −0 into +0
+    const p0 = Float32Array.from([-0, 0, 1e-30, -2.5, 3, 0.125, -7e-8, 1]);
+    const g0 = Float32Array.from([0, -0, 1e-20, 0.5, -3, 0, 2e-9, -1e-3]);
+    const run = async (Opt: typeof T.Adam | typeof T.AdamW, opts: Record<string, unknown>) => {
+      const p = T.tensor(p0.slice(), { requiresGrad: true });
+      const opt = new Opt([p], opts);
+      const out: Float32Array[] = [];
+      for (let k = 0; k < 4; k++) {
+        p.grad = T.tensor(g0.map((v) => v * (k + 1)));
+        opt.step();
+        out.push(await p.data() as Float32Array);
+      }
+      const st = opt.stateDict().state[0];
+      out.push(await (st.exp_avg as T.Tensor).data() as Float32Array);
+      out.push(await (st.exp_avg_sq as T.Tensor).data() as Float32Array);
+      return out;
+    };
+    for (
+      const [Opt, opts] of [
+        [T.AdamW, { lr: 5e-3, weightDecay: 1e-4 }],
+        [T.AdamW, { lr: 1e-2, weightDecay: 0, maximize: true }],
+        [T.Adam, { lr: 1e-3, weightDecay: 0.1, betas: [0.8, 0.99], eps: 1e-6 }],
+      ] as const
+    ) {
+      const withFused = await run(Opt, opts);
+      delete (cpu as { adamStep?: unknown }).adamStep;
+      try {
+        const composite = await run(Opt, opts);
+        withFused.forEach((a, i) =>
+          assert.deepEqual(new Uint32Array(a.buffer), new Uint32Array(composite[i].buffer), `${Opt.name} result ${i}`)
+        );
+      } finally {
+        (cpu as { adamStep?: unknown }).adamStep = fused;
+      }
+    }
+  },
+});

@@ -6,7 +6,7 @@
  */
 
 import { add, div, full, maximum, mul, neg, sqrt, zerosLike } from "../../autodiff/ops/index.ts";
-import type { Tensor } from "../../autodiff/tensor.ts";
+import { Tensor } from "../../autodiff/tensor.ts";
 import {
   type BaseGroupOptions,
   Optimizer,
@@ -65,27 +65,50 @@ function validateAdam(group: ParamGroup<AdamOptions>): void {
  */
 function adamStep(
   set: (key: string, value: Tensor) => Tensor,
-  p: Tensor,
+  param: Tensor,
   g: Tensor,
   state: ParamState,
   group: AdamOptions,
+  decay?: number,
 ): Tensor {
   const { lr, eps, amsgrad } = group;
   const [beta1, beta2] = group.betas;
   if (state.step === undefined) {
     state.step = 0;
-    set("exp_avg", zerosLike(p));
-    set("exp_avg_sq", zerosLike(p));
-    if (amsgrad) set("max_exp_avg_sq", zerosLike(p));
+    set("exp_avg", zerosLike(param));
+    set("exp_avg_sq", zerosLike(param));
+    if (amsgrad) set("max_exp_avg_sq", zerosLike(param));
   }
   const step = (state.step as number) + 1;
   state.step = step;
-  const m = set("exp_avg", add(mul(state.exp_avg as Tensor, f32(beta1)), mul(g, f32(1 - beta1))));
-  let v = set("exp_avg_sq", add(mul(state.exp_avg_sq as Tensor, f32(beta2)), mul(mul(g, f32(1 - beta2)), g)));
   const biasCorrection1 = 1 - beta1 ** step;
   const biasCorrection2 = 1 - beta2 ** step;
   const stepSize = lr / biasCorrection1;
   const biasCorrection2Sqrt = Math.sqrt(biasCorrection2);
+  const backend = param.backend;
+  if (backend.adamStep && !amsgrad) {
+    // one fused loop where the backend has it (the CPU), bit-identical to the ops below
+    const h = {
+      decay,
+      beta1,
+      oneMinusBeta1: 1 - beta1,
+      beta2,
+      oneMinusBeta2: 1 - beta2,
+      biasCorrection2Sqrt,
+      stepSize,
+      eps,
+    };
+    const m0 = state.exp_avg as Tensor, v0 = state.exp_avg_sq as Tensor;
+    const r = backend.adamStep(param.buffer, g.buffer, m0.buffer, v0.buffer, h);
+    const wrap = (b: typeof r.p) => Tensor.fromBuffer(b, param.shape, "float32", param.device);
+    set("exp_avg", wrap(r.m));
+    set("exp_avg_sq", wrap(r.v));
+    return wrap(r.p);
+  }
+  // decoupled decay (torch multiplies even by 1)
+  const p = decay !== undefined ? mul(param, decay) : param;
+  const m = set("exp_avg", add(mul(state.exp_avg as Tensor, f32(beta1)), mul(g, f32(1 - beta1))));
+  let v = set("exp_avg_sq", add(mul(state.exp_avg_sq as Tensor, f32(beta2)), mul(mul(g, f32(1 - beta2)), g)));
   if (amsgrad) {
     const prev = state.max_exp_avg_sq;
     v = set("max_exp_avg_sq", typeof prev === "object" ? maximum(prev, v) : v);
@@ -114,8 +137,8 @@ export class Adam extends Optimizer<AdamOptions> {
   }
 
   /** The shared moment updates and parameter step; returns the new parameter value. */
-  protected adamStep(p: Tensor, g: Tensor, state: ParamState, group: AdamOptions): Tensor {
-    return adamStep((k, v) => this.setState(state, k, v), p, g, state, group);
+  protected adamStep(p: Tensor, g: Tensor, state: ParamState, group: AdamOptions, decay?: number): Tensor {
+    return adamStep((k, v) => this.setState(state, k, v), p, g, state, group, decay);
   }
 
   /** Checks eps and betas. */

@@ -5,7 +5,7 @@
  * @module
  */
 
-import { mul, neg } from "../../autodiff/ops/index.ts";
+import { neg } from "../../autodiff/ops/index.ts";
 import type { Tensor } from "../../autodiff/tensor.ts";
 import { Adam, type AdamOptions } from "./adam.ts";
 import type { ParamGroup, ParamGroupInput, ParamState } from "./optimizer.ts";
@@ -33,8 +33,8 @@ export class AdamW extends Adam {
   /** One parameter's AdamW update. */
   protected override updateParam(p: Tensor, grad: Tensor, state: ParamState, group: ParamGroup<AdamOptions>): void {
     const g = group.maximize ? neg(grad) : grad;
-    // decoupled decay (torch multiplies even by 1; a no-op skipped here)
-    const decayed = group.weightDecay !== 0 ? mul(p, Math.fround(1 - group.lr * group.weightDecay)) : p;
-    p.assign(this.adamStep(decayed, g, state, group));
+    // decoupled decay (torch multiplies even by 1; a no-op skipped here), applied first by adamStep
+    const decay = group.weightDecay !== 0 ? Math.fround(1 - group.lr * group.weightDecay) : undefined;
+    p.assign(this.adamStep(p, g, state, group, decay));
   }
 }

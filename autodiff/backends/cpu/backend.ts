@@ -8,6 +8,7 @@
  */
 
 import type {
+  AdamStepScalars,
   Backend,
   BackendBuffer,
   BinaryOp,
@@ -41,6 +42,7 @@ import { depthwiseBackwardInputWasm, depthwiseBackwardWeightWasm, depthwiseForwa
 import { cpuWasm } from "./wasm/module.ts";
 import { haarDwtForward, haarIwtForward } from "./wavelet.ts";
 import { layerNormBackward, layerNormForward } from "./layer_norm.ts";
+import { adamStepCpu } from "./adam.ts";
 
 /** A CPU buffer: a typed array of the dtype's host type. */
 export class CpuBuffer implements BackendBuffer {
@@ -391,6 +393,17 @@ export const cpuBackend: Backend = {
   conv2dBackwardWeight(x: BackendBuffer, gy: BackendBuffer, p: Im2colParams, outChannels: number): BackendBuffer {
     const out = make(outChannels * p.channels * p.kernelH * p.kernelW, "float32");
     conv2dBackwardWeight(f32(x), f32(gy), out.data as Float32Array, p, outChannels);
+    return out;
+  },
+  adamStep(
+    p: BackendBuffer,
+    g: BackendBuffer,
+    m: BackendBuffer,
+    v: BackendBuffer,
+    h: AdamStepScalars,
+  ): { p: BackendBuffer; m: BackendBuffer; v: BackendBuffer } {
+    const n = p.length, out = { p: make(n, "float32"), m: make(n, "float32"), v: make(n, "float32") };
+    adamStepCpu(f32(p), f32(g), f32(m), f32(v), f32(out.p), f32(out.m), f32(out.v), h);
     return out;
   },
   geluCrossGate(x: BackendBuffer, outer: number, span: number): BackendBuffer {
