@@ -1,5 +1,6 @@
 /**
- * Benchmarks of the core: `deno task bench [-- --json] [--repeats N] [--only key,key] [--models [--profile]]`.
+ * Benchmarks of the core: `deno task bench [-- --json] [--repeats N] [--only key,key] [--models [--profile]]
+ * [--histogram]]`. `--only` with the `*_dispatches_b1_256px` keys counts dispatches only (fast).
  * Every timing waits for the result (WebGPU: `sync()`); figures are medians. With `--json` the last
  * line is one JSON object with the keys listed in KEYS.
  */
@@ -28,6 +29,8 @@ const args = parseArgs({
     profile: { type: "boolean", default: false },
     // threads of the CPU backend's WebAssembly kernels (default: every core)
     threads: { type: "string" },
+    // with the dispatch counts: a histogram of the counted dispatches by backend call and kernel (stderr)
+    histogram: { type: "boolean", default: false },
   },
 });
 const REPEATS = Number(args.values.repeats);
@@ -392,6 +395,64 @@ async function webgpuHostUsPerDispatch(): Promise<number> {
 }
 
 /**
+ * Tallies the dispatches of `rt` by the backend call that made them and the kernel's label (a lazy input computed
+ * by a kernel shows up as `call/fused`): where the dispatches of a model go. Counts restart with `resetCounters`.
+ */
+function dispatchHistogram(rt: WebGPURuntime): { report(title: string): string; stop(): void } {
+  const backend = T.getBackend("webgpu") as unknown as Record<string, unknown>;
+  const counts = new Map<string, number>();
+  const callCounts = new Map<string, number>();
+  const calls: string[] = [];
+  const originals = new Map<string, unknown>();
+  for (const key of Object.keys(backend)) {
+    const f = backend[key];
+    if (typeof f !== "function") continue;
+    originals.set(key, f);
+    backend[key] = (...a: unknown[]) => {
+      // elementwise families are split by op, as in the profile
+      const name = key === "unary" || key === "binary" || key === "reduce" ? `${key}:${a[0]}` : key;
+      calls.push(name);
+      callCounts.set(name, (callCounts.get(name) ?? 0) + 1);
+      try {
+        return (f as (...a: unknown[]) => unknown)(...a);
+      } finally {
+        calls.pop();
+      }
+    };
+  }
+  const dispatch = rt.dispatch;
+  rt.dispatch = (d) => {
+    if (d.groups.every((g) => g > 0)) {
+      const key = `${calls.at(-1) ?? "(outside a kernel call)"}${d.label ? `/${d.label}` : ""}`;
+      counts.set(key, (counts.get(key) ?? 0) + 1);
+    }
+    dispatch.call(rt, d);
+  };
+  const resetCounters = rt.resetCounters;
+  rt.resetCounters = () => {
+    counts.clear();
+    callCounts.clear();
+    resetCounters.call(rt);
+  };
+  return {
+    report(title) {
+      const rows = [...counts].sort((a, b) => b[1] - a[1]);
+      const total = rows.reduce((s, [, n]) => s + n, 0);
+      const row = ([k, n]: [string, number]) => {
+        const c = callCounts.get(k.split("/")[0]);
+        return `  ${String(n).padStart(6)}  ${k}${c !== undefined && !k.includes("/") ? ` (${c} calls)` : ""}`;
+      };
+      return [`dispatches of ${title}: ${total}`, ...rows.map(row)].join("\n");
+    },
+    stop() {
+      for (const [key, f] of originals) backend[key] = f;
+      delete (rt as { dispatch?: unknown }).dispatch;
+      delete (rt as { resetCounters?: unknown }).resetCounters;
+    },
+  };
+}
+
+/**
  * Kernel dispatches of one inference pass (features + anomaly map) or one AdamW training step (clipping included;
  * the second step, so that work the first left lazy is counted) at batch 1, 256².
  */
@@ -403,6 +464,7 @@ async function webgpuDispatches(name: ModelName, train: boolean): Promise<number
   await rt.sync();
   // counting mode: dispatches are counted, not run (the dispatch list does not depend on the data)
   rt.countOnly = true;
+  const histogram = args.values.histogram ? dispatchHistogram(rt) : null;
   try {
     rt.resetCounters();
     if (train) {
@@ -427,8 +489,10 @@ async function webgpuDispatches(name: ModelName, train: boolean): Promise<number
       res.map.dispose();
       res.score.dispose();
     }
+    if (histogram) log(histogram.report(`${name} ${train ? "training step" : "inference"} b1 256²`));
     return rt.dispatchCount;
   } finally {
+    histogram?.stop();
     rt.countOnly = false;
     x.dispose();
   }

@@ -7,7 +7,7 @@
  */
 
 import type { Device } from "../../autodiff/backend.ts";
-import { add, concat, mean, mul, permute, split } from "../../autodiff/ops/index.ts";
+import { add, concat, mean, mul, permute, reshape, split } from "../../autodiff/ops/index.ts";
 import { type Tensor, tidy } from "../../autodiff/tensor.ts";
 import { Conv2d } from "../../nn/layers/conv.ts";
 import { Module } from "../../nn/module.ts";
@@ -122,8 +122,14 @@ export class ChannelFreqAdapt extends Module {
           `ChannelFreqAdapt(${this.dim}, ${this.h}, ${this.w}): expected [B, ${this.dim}, ${this.h}, ${this.w}], got [${ll.shape}]`,
         );
       }
-      const heads = split(this.dwconv3.forward(ll), this.dim / this.numHeads, 1);
-      return add(this.project_out.forward(concat(heads.map((x, i) => this.channelMamba(x, i)), 1)), ll);
+      const x = this.dwconv3.forward(ll);
+      const [b] = ll.shape, c1 = this.dim / this.numHeads;
+      // Shared weights, and every op of channelMamba is per sample: the heads ride along the batch,
+      // (B, C, h, w) = (B·heads, C′, h, w), so all heads take one pass (one scan each way) instead of one per head.
+      const y = this.heads
+        ? concat(split(x, c1, 1).map((xi, i) => this.channelMamba(xi, i)), 1)
+        : reshape(this.channelMamba(reshape(x, [b * this.numHeads, c1, h, w])), [b, c, h, w]);
+      return add(this.project_out.forward(y), ll);
     });
   }
 }

@@ -32,6 +32,7 @@ import { gather, scatterAddInto } from "./gather.ts";
 import { maxPool2d, maxPool2dBackward } from "./pool.ts";
 import { selectiveScanBackward, selectiveScanForward } from "./selective_scan.ts";
 import { haarDwt, haarIwt } from "./wavelet.ts";
+import { layerNorm, layerNormBackward } from "./layer_norm.ts";
 
 export type { WebGPUOptions } from "./device.ts";
 
@@ -112,26 +113,48 @@ export async function createWebGPUBackend(options: WebGPUOptions = {}): Promise<
       shape: readonly number[],
     ): void => ew.stridedCopyInto(rt, e(src), srcOffset, srcStrides, e(dst), dstOffset, dstStrides, shape),
     reduce: (op: ReduceOp, x: BackendBuffer, outer: number, size: number, inner: number): BackendBuffer =>
-      reduce(rt, op, c(x), outer, size, inner),
+      reduce(rt, op, e(x), outer, size, inner),
     cumsum: (x: BackendBuffer, outer: number, size: number, inner: number): BackendBuffer =>
       cumsum(rt, c(x), outer, size, inner),
-    matmul: (a: BackendBuffer, b: BackendBuffer, p: MatmulParams): BackendBuffer => matmul(rt, c(a), c(b), p),
-    im2col: (x: BackendBuffer, p: Im2colParams, padValue: number): BackendBuffer => im2col(rt, c(x), p, padValue),
-    col2im: (cols: BackendBuffer, p: Im2colParams): BackendBuffer => col2im(rt, c(cols), p),
+    matmul: (a: BackendBuffer, b: BackendBuffer, p: MatmulParams): BackendBuffer => matmul(rt, e(a), e(b), p),
+    im2col: (x: BackendBuffer, p: Im2colParams, padValue: number): BackendBuffer => im2col(rt, e(x), p, padValue),
+    col2im: (cols: BackendBuffer, p: Im2colParams): BackendBuffer => col2im(rt, e(cols), p),
     depthwiseConv2d: (x: BackendBuffer, w: BackendBuffer, p: Im2colParams): BackendBuffer =>
-      depthwiseConv2d(rt, c(x), c(w), p),
+      depthwiseConv2d(rt, e(x), e(w), p),
     depthwiseConv2dBackwardInput: (gy: BackendBuffer, w: BackendBuffer, p: Im2colParams): BackendBuffer =>
-      depthwiseConv2dBackwardInput(rt, c(gy), c(w), p),
+      depthwiseConv2dBackwardInput(rt, e(gy), e(w), p),
     depthwiseConv2dBackwardWeight: (x: BackendBuffer, gy: BackendBuffer, p: Im2colParams): BackendBuffer =>
-      depthwiseConv2dBackwardWeight(rt, c(x), c(gy), p),
+      depthwiseConv2dBackwardWeight(rt, e(x), e(gy), p),
     maxPool2d: (x: BackendBuffer, p: Im2colParams): { out: BackendBuffer; indices: BackendBuffer } =>
       maxPool2d(rt, c(x), p),
     maxPool2dBackward: (gy: BackendBuffer, indices: BackendBuffer, p: Im2colParams): BackendBuffer =>
       maxPool2dBackward(rt, c(gy), c(indices), p),
+    layerNorm: (
+      x: BackendBuffer,
+      weight: BackendBuffer | null,
+      bias: BackendBuffer | null,
+      outer: number,
+      size: number,
+      inner: number,
+      eps: number,
+    ): { y: BackendBuffer; mean: BackendBuffer; rstd: BackendBuffer } =>
+      layerNorm(rt, e(x), weight && e(weight), bias && e(bias), outer, size, inner, eps),
+    layerNormBackward: (
+      gy: BackendBuffer,
+      x: BackendBuffer,
+      weight: BackendBuffer | null,
+      mean: BackendBuffer,
+      rstd: BackendBuffer,
+      outer: number,
+      size: number,
+      inner: number,
+      want: { dx: boolean; dWeight: boolean; dBias: boolean },
+    ): { dx: BackendBuffer | null; dWeight: BackendBuffer | null; dBias: BackendBuffer | null } =>
+      layerNormBackward(rt, e(gy), e(x), weight && e(weight), e(mean), e(rstd), outer, size, inner, want),
     haarDwt: (x: BackendBuffer, batch: number, channels: number, height: number, width: number): BackendBuffer =>
-      haarDwt(rt, c(x), batch, channels, height, width),
+      haarDwt(rt, e(x), batch, channels, height, width),
     haarIwt: (y: BackendBuffer, batch: number, channels: number, height: number, width: number): BackendBuffer =>
-      haarIwt(rt, c(y), batch, channels, height, width),
+      haarIwt(rt, e(y), batch, channels, height, width),
     selectiveScanForward: (
       x: SelectiveScanInputs,
       p: SelectiveScanParams,
@@ -143,14 +166,14 @@ export async function createWebGPUBackend(options: WebGPUOptions = {}): Promise<
       chunkStates: BackendBuffer,
       dout: BackendBuffer,
       p: SelectiveScanParams,
-    ): SelectiveScanGrads => selectiveScanBackward(rt, x, c(chunkStates), c(dout), p),
+    ): SelectiveScanGrads => selectiveScanBackward(rt, x, c(chunkStates), e(dout), p),
     gather: (
       x: BackendBuffer,
       xShape: readonly number[],
       axis: number,
       index: BackendBuffer,
       indexShape: readonly number[],
-    ): BackendBuffer => gather(rt, c(x), xShape, axis, c(index), indexShape),
+    ): BackendBuffer => gather(rt, e(x), xShape, axis, e(index), indexShape),
     scatterAddInto: (
       dst: BackendBuffer,
       dstShape: readonly number[],
@@ -158,6 +181,6 @@ export async function createWebGPUBackend(options: WebGPUOptions = {}): Promise<
       index: BackendBuffer,
       src: BackendBuffer,
       indexShape: readonly number[],
-    ): void => scatterAddInto(rt, c(dst), dstShape, axis, c(index), c(src), indexShape),
+    ): void => scatterAddInto(rt, c(dst), dstShape, axis, e(index), e(src), indexShape),
   };
 }

@@ -14,7 +14,17 @@
 import type { Im2colParams } from "../../backend.ts";
 import type { GPUBuf, Runtime } from "./runtime.ts";
 import { reduce } from "./reduce.ts";
-import { bindings, dispatch1d, entry1d, grid, pixelAdjoint, uniforms, windowUniforms } from "./templates.ts";
+import { fusedReads } from "./fusion.ts";
+import {
+  bindings,
+  dispatch1d,
+  entry1d,
+  grid,
+  pixelAdjoint,
+  uniforms,
+  type UniformScalar,
+  windowUniforms,
+} from "./templates.ts";
 
 /** Threads per workgroup of the weight-gradient reduction (a power of two). */
 const RWG = 256;
@@ -28,10 +38,8 @@ export function depthwiseConv2d(rt: Runtime, x: GPUBuf, w: GPUBuf, p: Im2colPara
   const n = p.batch * p.channels * p.outH * p.outW;
   const out = rt.alloc(n, "float32");
   if (n === 0) return out;
-  const u = uniforms([["n", "u32", n], ...windowUniforms(p)]);
-  const b = bindings([["x", x, "read"], ["w", w, "read"], ["out", out, "rw"]]);
-  const code = u.decl + b.decl +
-    entry1d(`  if (gidx >= P.n) { return; }
+  const scalars: UniformScalar[] = [["n", "u32", n], ...windowUniforms(p)];
+  const body = `  if (gidx >= P.n) { return; }
   let L = P.oh * P.ow;
   let l = gidx % L;
   let bc = gidx / L;
@@ -51,8 +59,15 @@ export function depthwiseConv2d(rt: Runtime, x: GPUBuf, w: GPUBuf, p: Im2colPara
       acc += w[wBase + ki * P.kw + kj] * x[row + u32(iw)];
     }
   }
-  out[gidx] = acc;`);
-  dispatch1d(rt, code, u, b, n);
+  out[gidx] = acc;`;
+  const f = fusedReads(rt, scalars, [["x", x], ["w", w]], [["out", out]], body);
+  if (f) {
+    dispatch1d(rt, f.decl + entry1d(f.body), f.u, f.b, n);
+    return out;
+  }
+  const u = uniforms(scalars);
+  const b = bindings([["x", x, "read"], ["w", w, "read"], ["out", out, "rw"]]);
+  dispatch1d(rt, u.decl + b.decl + entry1d(body), u, b, n);
   return out;
 }
 
@@ -61,14 +76,19 @@ export function depthwiseConv2dBackwardInput(rt: Runtime, gy: GPUBuf, w: GPUBuf,
   const n = p.batch * p.channels * p.height * p.width;
   const out = rt.alloc(n, "float32");
   if (n === 0) return out;
-  const u = uniforms([["n", "u32", n], ...windowUniforms(p)]);
+  const scalars: UniformScalar[] = [["n", "u32", n], ...windowUniforms(p)];
+  const body = pixelAdjoint(
+    "  let gBase = bc * P.oh;\n  let wBase = (bc % P.C) * P.kh * P.kw;",
+    "      acc += gy[(gBase + oh) * P.ow + ow] * w[wBase + ki * P.kw + kj];",
+  );
+  const f = fusedReads(rt, scalars, [["gy", gy], ["w", w]], [["out", out]], body);
+  if (f) {
+    dispatch1d(rt, f.decl + entry1d(f.body), f.u, f.b, n);
+    return out;
+  }
+  const u = uniforms(scalars);
   const b = bindings([["gy", gy, "read"], ["w", w, "read"], ["out", out, "rw"]]);
-  const code = u.decl + b.decl +
-    entry1d(pixelAdjoint(
-      "  let gBase = bc * P.oh;\n  let wBase = (bc % P.C) * P.kh * P.kw;",
-      "      acc += gy[(gBase + oh) * P.ow + ow] * w[wBase + ki * P.kw + kj];",
-    ));
-  dispatch1d(rt, code, u, b, n);
+  dispatch1d(rt, u.decl + b.decl + entry1d(body), u, b, n);
   return out;
 }
 
@@ -82,15 +102,14 @@ export function depthwiseConv2dBackwardWeight(rt: Runtime, x: GPUBuf, gy: GPUBuf
   const partial = rt.alloc(taps * slices, "float32");
   if (taps === 0) return partial;
   // (m = 0 needs no special case: every lane sums nothing and the result is 0)
-  const u = uniforms([
+  const scalars: UniformScalar[] = [
     ["groups", "u32", taps * slices],
     ["m", "u32", m],
     ["slices", "u32", slices],
     ["chunk", "u32", chunk],
     ...windowUniforms(p),
-  ]);
-  const b = bindings([["x", x, "read"], ["gy", gy, "read"], ["out", partial, "rw"]]);
-  const code = u.decl + b.decl + `var<workgroup> sv: array<f32, ${RWG}>;
+  ];
+  const kernel = `var<workgroup> sv: array<f32, ${RWG}>;
 @compute @workgroup_size(${RWG})
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
         @builtin(local_invocation_index) lid: u32) {
@@ -124,12 +143,11 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
   if (lid == 0u && valid) { out[g] = sv[0]; }
 }
 `;
-  rt.dispatch({
-    code,
-    uniforms: u,
-    buffers: b.buffers,
-    groups: grid(taps * slices),
-  });
+  const f = fusedReads(rt, scalars, [["x", x], ["gy", gy]], [["out", partial]], kernel);
+  const u = f?.u ?? uniforms(scalars);
+  const b = f?.b ?? bindings([["x", x, "read"], ["gy", gy, "read"], ["out", partial, "rw"]]);
+  const code = f ? f.decl + f.body : u.decl + b.decl + kernel;
+  rt.dispatch({ code, uniforms: u, buffers: b.buffers, groups: grid(taps * slices) });
   if (slices === 1) return partial;
   const out = reduce(rt, "sum", partial, taps, slices, 1);
   rt.free(partial);

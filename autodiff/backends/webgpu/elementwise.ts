@@ -13,9 +13,9 @@ import {
   Codegen,
   type FusedNode,
   lazy,
-  MAX_LEAVES,
   MAX_NODES,
   MAX_VIEWS,
+  maxLeaves,
   measure,
   operand,
   unaryOutDtype,
@@ -24,6 +24,7 @@ import {
   at,
   bindings,
   collapse,
+  contiguousStrides,
   entry1d,
   grid,
   MAX_RANK,
@@ -145,6 +146,12 @@ export function stridedCopyInto(
       return;
     }
   }
+  if (
+    src !== dst && src.dtype === dst.dtype &&
+    lazyRegion(rt, src, srcOffset, srcStrides, dst, dstOffset, dstStrides, shape)
+  ) {
+    return;
+  }
   rt.check(dst);
   if (
     src.expr && src !== dst && src.dtype === dst.dtype &&
@@ -154,6 +161,53 @@ export function stridedCopyInto(
   }
   rt.check(src);
   copyNow(rt, src, srcOffset, srcStrides, dst, dstOffset, dstStrides, shape);
+}
+
+/**
+ * A copy into part of a buffer not computed yet (a fill such as the zeros around a slice's gradient, a fresh
+ * buffer that `cat`/`stack` assemble piece by piece, or one such copy already pending): `dst` stays lazy, its
+ * expression becomes "inside the region, the copied value; elsewhere, the previous expression" (a fresh buffer's
+ * unwritten elements read 0). False, with nothing done, when `dst` holds data already, when the region's strides
+ * are not nested (every offset of `dst` has at most one multi-index), or when the expression would not fit one
+ * kernel.
+ */
+function lazyRegion(
+  rt: Runtime,
+  src: GPUBuf,
+  srcOffset: number,
+  srcStrides: readonly number[],
+  dst: GPUBuf,
+  dstOffset: number,
+  dstStrides: readonly number[],
+  shape: readonly number[],
+): boolean {
+  if (!dst.expr && !(dst.fresh && dst.consumers.size === 0)) return false;
+  const contiguous = contiguousStrides(shape);
+  const dims = shape.map((n, d) => ({ n, s: dstStrides[d], c: contiguous[d] })).filter((x) => x.n > 1);
+  if (dims.length > MAX_RANK || dims.some((x) => x.s <= 0)) return false;
+  dims.sort((a, b) => b.s - a.s);
+  for (let d = 0; d + 1 < dims.length; d++) if (dims[d].s < dims[d + 1].s * dims[d + 1].n) return false;
+  const node: FusedNode = {
+    k: "region",
+    dtype: dst.dtype,
+    x: strided(src, shape, srcStrides, srcOffset),
+    base: dst.expr ?? { k: "const", dtype: dst.dtype, v: 0 },
+    shape: dims.map((x) => x.n),
+    strides: dims.map((x) => x.s),
+    cstrides: dims.map((x) => x.c),
+    offset: dstOffset,
+  };
+  const m = measure(node);
+  if (m.leaves.has(dst) || m.leaves.size > maxLeaves(rt) || m.nodes > MAX_NODES || m.views > MAX_VIEWS) return false;
+  // the previous expression's leaves are leaves of the new one: link the new ones, nothing to unlink
+  dst.expr = node;
+  for (const leaf of m.leaves) {
+    if (!leaf.consumers.has(dst)) {
+      leaf.consumers.add(dst);
+      dst.leaves.push(leaf);
+    }
+  }
+  return true;
 }
 
 /**
@@ -185,7 +239,7 @@ function fusedCopy(
     offset: srcOffset,
   };
   const m = measure(node);
-  if (m.leaves.has(dst) || m.leaves.size > MAX_LEAVES || m.nodes > MAX_NODES || m.views > MAX_VIEWS) return false;
+  if (m.leaves.has(dst) || m.leaves.size > maxLeaves(rt) || m.nodes > MAX_NODES || m.views > MAX_VIEWS) return false;
   const n = shape.reduce((a, b) => a * b, 1);
   const g = new Codegen();
   g.scalars.push(["n", "u32", n], ["dr", "u32", c.shape.length], ["dso", "i32", dstOffset]);

@@ -20,7 +20,6 @@ import type { BinaryOp, DType, UnaryOp } from "../../backend.ts";
 import { BINARY, UNARY, WGSL_HELPERS } from "../../op_table.ts";
 import type { GPUBuf, Runtime } from "./runtime.ts";
 import {
-  at,
   type BindingList,
   bindings,
   collapse,
@@ -38,6 +37,11 @@ import {
   wgslType,
 } from "./templates.ts";
 
+/** A written binding of a generated kernel: name, buffer and, optionally, its WGSL element type. */
+export type Output = readonly [name: string, buf: GPUBuf, type?: string];
+
+const range = (n: number): number[] => Array.from({ length: n }, (_, i) => i);
+
 /** One node of a lazy elementwise expression; `dtype` is the stored type of its value. */
 export type FusedNode =
   | { k: "leaf"; dtype: DType; buf: GPUBuf }
@@ -48,14 +52,33 @@ export type FusedNode =
   | { k: "clamp"; dtype: DType; x: FusedNode; lo: number; hi: number }
   | { k: "affine"; dtype: DType; x: FusedNode; scale: number; shift: number }
   | { k: "cast"; dtype: DType; x: FusedNode }
-  | { k: "view"; dtype: DType; x: FusedNode; shape: number[]; strides: number[]; offset: number };
+  | { k: "view"; dtype: DType; x: FusedNode; shape: number[]; strides: number[]; offset: number }
+  | {
+    k: "region";
+    dtype: DType;
+    x: FusedNode;
+    base: FusedNode;
+    shape: number[];
+    strides: number[];
+    cstrides: number[];
+    offset: number;
+  };
 
-/** Storage buffers one fused kernel reads (plus its output: WebGPU guarantees 8 per stage). */
-export const MAX_LEAVES = 7;
+/** Storage buffers one fused kernel may read (plus its output) where the adapter allows 16 per stage. */
+export const MAX_LEAVES = 15;
+
+/**
+ * Storage buffers one fused kernel of `rt` may read: {@linkcode MAX_LEAVES}, or fewer where the device's
+ * `maxStorageBuffersPerShaderStage` is smaller (WebGPU guarantees 8: 7 leaves and the output).
+ */
+export function maxLeaves(rt: Runtime): number {
+  const limit = rt.device.limits?.maxStorageBuffersPerShaderStage ?? 8;
+  return Math.max(7, Math.min(MAX_LEAVES, limit - 1));
+}
 /** Nodes of one fused expression. */
 export const MAX_NODES = 48;
 /** View (index remap) nodes of one fused expression (each takes two uniform arrays). */
-export const MAX_VIEWS = 8;
+export const MAX_VIEWS = 12;
 
 /** The expression node of a buffer: its lazy expression, or a leaf reading it. */
 export function operand(b: GPUBuf): FusedNode {
@@ -89,6 +112,11 @@ export function measure(...roots: FusedNode[]): { leaves: Set<GPUBuf>; nodes: nu
         views++;
         walk(n.x);
         return;
+      case "region":
+        views++;
+        walk(n.x);
+        walk(n.base);
+        return;
       default:
         walk(n.x);
     }
@@ -112,7 +140,7 @@ export function lazy(
 ): GPUBuf {
   let expr = build();
   let m = measure(expr);
-  if (m.leaves.size > MAX_LEAVES || m.nodes > MAX_NODES || m.views > MAX_VIEWS) {
+  if (m.leaves.size > maxLeaves(rt) || m.nodes > MAX_NODES || m.views > MAX_VIEWS) {
     for (const b of inputs) if (b.expr) realize(rt, b);
     expr = build();
     m = measure(expr);
@@ -259,17 +287,20 @@ export class Codegen {
         if (c.shape.length > MAX_RANK) {
           throw new Error(`WebGPU: rank ${c.shape.length} exceeds ${MAX_RANK} after collapsing`);
         }
-        this.scalars.push([`v${v}r`, "u32", c.shape.length], [`v${v}o`, "i32", node.offset]);
+        this.scalars.push([`v${v}o`, "i32", node.offset]);
         this.arrays.push([`v${v}s`, c.shape], [`v${v}t`, c.strides[0]]);
+        // Unrolled over the rank (part of the source): lavapipe stops a thread's loops after 65,535 iterations
+        // in all, nested ones included, so a loop here, inside a long matmul or scan loop, cut those short.
+        const steps = range(c.shape.length).reverse().map((d) =>
+          `  c = i32(rem % u32(P.v${v}s[${d >> 2}][${d & 3}]));
+  rem = rem / u32(P.v${v}s[${d >> 2}][${d & 3}]);
+  o += c * P.v${v}t[${d >> 2}][${d & 3}];`
+        );
         helpers.add(`fn view${v}_(flat: u32) -> u32 {
   var rem = flat;
   var o = P.v${v}o;
-  for (var d = i32(P.v${v}r) - 1; d >= 0; d--) {
-    let sz = u32(${at(`v${v}s`, "d")});
-    let c = i32(rem % sz);
-    rem = rem / sz;
-    o += c * ${at(`v${v}t`, "d")};
-  }
+  var c = 0;
+${steps.join("\n")}
   return u32(o);
 }
 `);
@@ -277,14 +308,46 @@ export class Codegen {
         this.lines.push(`  let ${i} = view${v}_(${idx});`);
         return emit(node.x, i);
       }
+      case "region": {
+        // flat index → the copied element it holds (decoding dst offsets, strides nested largest first), or -1
+        const v = this.#views++;
+        this.scalars.push([`r${v}o`, "i32", node.offset]);
+        this.arrays.push([`r${v}s`, node.shape], [`r${v}t`, node.strides], [`r${v}c`, node.cstrides]);
+        // unrolled over the rank, as views are
+        const steps = range(node.shape.length).map((d) => {
+          const el = (a: string) => `P.r${v}${a}[${d >> 2}][${d & 3}]`;
+          return `  i = r / ${el("t")};
+  if (i >= ${el("s")}) { return -1; }
+  r -= i * ${el("t")};
+  j += i * ${el("c")};`;
+        });
+        helpers.add(`fn region${v}_(flat: u32) -> i32 {
+  var r = i32(flat) - P.r${v}o;
+  if (r < 0) { return -1; }
+  var i = 0;
+  var j = 0;
+${steps.join("\n")}
+  return select(-1, j, r == 0);
+}
+`);
+        const j = `j${v}`;
+        this.lines.push(`  let ${j} = region${v}_(${idx});`);
+        // outside the region x is read at 0 (in bounds) and discarded
+        const xv = emit(node.x, `u32(max(${j}, 0))`);
+        const bv = emit(node.base, idx);
+        return `select(${bv}, ${xv}, ${j} >= 0)`;
+      }
     }
   }
 
-  /** The uniform block and the bindings: leaves (read) then `outputs` (rw, named by the caller). */
-  finish(outputs: readonly (readonly [string, GPUBuf])[]): { u: Uniforms; b: ReturnType<typeof bindings> } {
+  /**
+   * The uniform block and the bindings: leaves (read) then `outputs` (rw, named by the caller; element type that
+   * of the dtype unless given, e.g. `atomic<u32>`).
+   */
+  finish(outputs: readonly Output[]): { u: Uniforms; b: ReturnType<typeof bindings> } {
     const u = uniforms(this.scalars, this.arrays);
     const list: BindingList = [...this.leafIdx.keys()].map((b, j) => [`x${j}`, b, "read", wgslType(b.dtype)]);
-    for (const [name, buf] of outputs) list.push([name, buf, "rw", wgslType(buf.dtype)]);
+    for (const [name, buf, type] of outputs) list.push([name, buf, "rw", type ?? wgslType(buf.dtype)]);
     return { u, b: bindings(list) };
   }
 }
@@ -305,4 +368,71 @@ export function realize(rt: Runtime, out: GPUBuf): void {
   out.expr = null;
   if (n > 0) rt.dispatch({ code, uniforms: u, buffers: b.buffers, groups: grid(Math.ceil(n / WG)), label: "fused" });
   rt.unlink(out);
+}
+
+/**
+ * Fuses lazy inputs into a hand-written kernel: every read binding `name` of `reads` becomes a generated function
+ * `ld_name(j)` (a lazy buffer's expression at flat index j, or a plain load of a computed one) and each `name[…]`
+ * in `body` becomes `ld_name(…)`. Returns the uniforms (`scalars` and `arrays` first), the bindings (leaves, then `outputs`),
+ * the declarations to put before the entry point, and the rewritten body; null when no input is lazy. When the
+ * leaves would not fit one kernel, the widest lazy inputs are computed first (null if none stays lazy).
+ */
+export function fusedReads(
+  rt: Runtime,
+  scalars: readonly UniformScalar[],
+  reads: readonly (readonly [string, GPUBuf])[],
+  outputs: readonly Output[],
+  body: string,
+  arrays: readonly UniformArray[] = [],
+): { u: Uniforms; b: ReturnType<typeof bindings>; decl: string; body: string } | null {
+  if (!reads.some(([, x]) => x.expr)) return null;
+  // maxLeaves keeps one binding for an output: kernels with more outputs read fewer leaves
+  const limit = maxLeaves(rt) + 1 - Math.max(1, outputs.length);
+  const leaves = new Set<GPUBuf>();
+  for (const [, x] of reads) for (const l of measure(operand(x)).leaves) leaves.add(l);
+  // over the limit: compute the lazy input with the most leaves first, until the rest fit
+  while (leaves.size > limit) {
+    let widest: GPUBuf | null = null, most = 0;
+    for (const [, x] of reads) {
+      const n = x.expr ? measure(x.expr).leaves.size : 0;
+      if (n > most) [widest, most] = [x, n];
+    }
+    if (!widest) return null;
+    realize(rt, widest);
+    leaves.clear();
+    for (const [, x] of reads) for (const l of measure(operand(x)).leaves) leaves.add(l);
+  }
+  if (!reads.some(([, x]) => x.expr)) return null;
+  const g = new Codegen();
+  g.scalars.push(...scalars);
+  g.arrays.push(...arrays);
+  const fns: string[] = [];
+  for (const [name, x] of reads) {
+    const v = g.value(operand(x), "j");
+    const lines = g.block();
+    fns.push(`fn ld_${name}(j: u32) -> ${wgslType(x.dtype)} {\n${lines.join("\n")}\n  return ${v};\n}\n`);
+    body = rewriteLoads(body, name);
+  }
+  const { u, b } = g.finish(outputs);
+  return { u, b, decl: u.decl + b.decl + [...g.helpers].join("") + fns.join(""), body };
+}
+
+/** Replaces every `name[index]` in `code` by `ld_name(index)` (brackets matched). */
+function rewriteLoads(code: string, name: string): string {
+  const re = new RegExp(`(?<![\\w.])${name}\\[`, "g");
+  let out = "";
+  let pos = 0;
+  for (let m = re.exec(code); m; m = re.exec(code)) {
+    let depth = 1;
+    let i = m.index + m[0].length;
+    for (; i < code.length && depth > 0; i++) {
+      if (code[i] === "[") depth++;
+      else if (code[i] === "]") depth--;
+    }
+    if (depth !== 0) throw new Error(`unbalanced ${name}[ in kernel`);
+    out += code.slice(pos, m.index) + `ld_${name}(` + code.slice(m.index + m[0].length, i - 1) + ")";
+    pos = i;
+    re.lastIndex = i;
+  }
+  return out + code.slice(pos);
 }

@@ -120,6 +120,8 @@ const SQ_CHUNK = WG * 8;
  * (each workgroup a chunk of one buffer, in a tree), then one `reduce` over all partials.
  */
 export function sumOfSquares(rt: Runtime, bufs: readonly GPUBuf[]): GPUBuf {
+  // gradients still lazy (views of a reduction, sums of branches) are computed together, not one kernel each
+  realizeTogether(rt, bufs.filter((b) => b.expr && b.length > 0).map((b) => [b]));
   const inputs = bufs.filter((b) => b.length > 0).map((b) => rt.check(b));
   const chunks = inputs.map((b) => Math.ceil(b.length / SQ_CHUNK));
   const totalChunks = chunks.reduce((a, c) => a + c, 0);

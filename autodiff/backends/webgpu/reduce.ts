@@ -9,7 +9,18 @@
 
 import type { DType, ReduceOp } from "../../backend.ts";
 import type { GPUBuf, Runtime } from "./runtime.ts";
-import { bindings, dispatch1d, entry1d, grid, ISNAN_WGSL, uniforms, wgslType } from "./templates.ts";
+import { Codegen } from "./fusion.ts";
+import {
+  bindings,
+  convert,
+  dispatch1d,
+  entry1d,
+  grid,
+  ISNAN_WGSL,
+  uniforms,
+  type UniformScalar,
+  wgslType,
+} from "./templates.ts";
 
 /** Threads per workgroup of the workgroup-per-output reduction. */
 const RWG = 64;
@@ -59,7 +70,31 @@ function inOut(x: GPUBuf, out: GPUBuf): ReturnType<typeof bindings> {
   return bindings([["x", x, "read", wgslType(x.dtype)], ["out", out, "rw", wgslType(out.dtype)]]);
 }
 
-/** `reduce(op, x, outer, size, inner)` → (outer, inner). */
+/**
+ * Uniforms, bindings, helpers and the loop-body lines that evaluate lazy `x`'s expression at flat index `j`
+ * (as an f32 or i32 value, like a plain load), so the expression is computed inside the consuming kernel.
+ */
+function fusedLoad(
+  x: GPUBuf,
+  scalars: UniformScalar[],
+  out: GPUBuf,
+): {
+  u: ReturnType<typeof uniforms>;
+  b: ReturnType<typeof bindings>;
+  helpers: string;
+  loadLines: string;
+  loaded: string;
+} {
+  const g = new Codegen();
+  g.scalars.push(...scalars);
+  const v = g.value(x.expr!, "j");
+  const lines = g.block();
+  const { u, b } = g.finish([["out", out]]);
+  const loaded = x.dtype === "float32" || x.dtype === "int32" ? v : convert(v, x.dtype, "int32");
+  return { u, b, helpers: [...g.helpers].join(""), loadLines: lines.map((l) => `  ${l}\n`).join(""), loaded };
+}
+
+/** `reduce(op, x, outer, size, inner)` → (outer, inner); a lazy `x` fuses into the reduction. */
 export function reduce(rt: Runtime, op: ReduceOp, x: GPUBuf, outer: number, size: number, inner: number): GPUBuf {
   const outDtype = reduceOutDtype(op, x.dtype);
   const nOut = outer * inner;
@@ -70,12 +105,21 @@ export function reduce(rt: Runtime, op: ReduceOp, x: GPUBuf, outer: number, size
   const isArg = op === "argmax" || op === "argmin";
   const result = isArg ? "i32(bi)" : op === "sum" ? "acc" : "bv";
   const outExpr = outDtype === "bool" ? `select(0u, 1u, ${result} != 0)` : result;
-  const u = uniforms([["nOut", "u32", nOut], ["size", "u32", size], ["inner", "u32", inner]]);
-  const b = inOut(x, out);
-  let code = u.decl + b.decl + ISNAN_WGSL + (s.better ?? "");
+  // A lazy input is evaluated inside the loop (its elementwise expression fuses into this kernel).
+  const { u, b, helpers, loadLines, loaded } = x.expr
+    ? fusedLoad(x, [["nOut", "u32", nOut], ["size", "u32", size], ["inner", "u32", inner]], out)
+    : {
+      u: uniforms([["nOut", "u32", nOut], ["size", "u32", size], ["inner", "u32", inner]]),
+      b: inOut(x, out),
+      helpers: "",
+      loadLines: "",
+      loaded: load("j"),
+    };
+  let code = u.decl + b.decl + helpers + (helpers.includes(ISNAN_WGSL) ? "" : ISNAN_WGSL) + (s.better ?? "");
+  const pre = `let j = base + s * P.inner;\n${loadLines}`;
   const step = s.indexed
-    ? `let v = ${load("base + s * P.inner")};\n    if (better_(v, s, bv, bi)) { bv = v; bi = s; }`
-    : `acc += ${load("base + s * P.inner")};`;
+    ? `${pre}    let v = ${loaded};\n    if (better_(v, s, bv, bi)) { bv = v; bi = s; }`
+    : `${pre}    acc += ${loaded};`;
   const init = s.indexed
     ? `var bv: ${s.acc} = ${s.empty};\n  var bi: u32 = 0xffffffffu;`
     : `var acc: ${s.acc} = ${s.empty};`;

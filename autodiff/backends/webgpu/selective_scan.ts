@@ -12,8 +12,10 @@
  *   the scalar recurrence of state n for its channels and owns dB/dC[b, g, n, :] of its slice, so no atomics
  *   are needed; slices (chosen so the partials stay about the size of u) are summed by `reduce`.
  *
- * Nothing of size (batch, channels, length, dState) is allocated. A, D and deltaBias are packed into one
- * small buffer first so a kernel binds at most 12 storage buffers.
+ * Nothing of size (batch, channels, length, dState) is allocated. Lazy inputs (views and elementwise
+ * expressions such as A = −exp(A_log), or B and C sliced out of one projection) are evaluated inside the scan
+ * kernels (`fusedReads`), so a scan costs one dispatch per pass instead of one more per input. Unfused, a kernel
+ * binds up to 14 storage buffers.
  *
  * @module
  */
@@ -22,20 +24,55 @@ import type { SelectiveScanGrads, SelectiveScanInputs, SelectiveScanParams } fro
 import type { GPUBuf, Runtime } from "./runtime.ts";
 import { reduce } from "./reduce.ts";
 import { fill, stridedCopyInto } from "./elementwise.ts";
-import { bindings, grid, uniforms } from "./templates.ts";
+import { fusedReads } from "./fusion.ts";
+import { bindings, grid, uniforms, type UniformScalar } from "./templates.ts";
 
 /** Invocations per workgroup of the scan kernels. */
 const SWG = 64;
 
-/** Packs A (channels, dState), D (channels) and deltaBias (channels) into one buffer: A | D | bias. */
-function packParams(rt: Runtime, x: SelectiveScanInputs, p: SelectiveScanParams): GPUBuf {
-  const { channels: Dn, dState: N } = p;
-  const prm = rt.alloc(Dn * N + 2 * Dn, "float32");
-  const copy = (src: GPUBuf, n: number, off: number) => stridedCopyInto(rt, src, 0, [1], prm, off, [1], [n]);
-  copy(rt.check(x.A), Dn * N, 0);
-  if (x.D) copy(rt.check(x.D), Dn, Dn * N);
-  if (x.deltaBias) copy(rt.check(x.deltaBias), Dn, Dn * N + Dn);
-  return prm;
+/** A named input of a scan kernel (absent inputs are skipped). */
+type Read = readonly [string, GPUBuf | null];
+
+/**
+ * Dispatches one scan kernel: `src` (helpers, entry point and body) reads `reads` by name and writes `outputs`;
+ * lazy inputs are evaluated inside it (see {@linkcode fusedReads}), computed ones are bound as they are.
+ */
+function scanDispatch(
+  rt: Runtime,
+  scalars: readonly UniformScalar[],
+  reads: readonly Read[],
+  outputs: readonly Read[],
+  src: string,
+  count: number,
+): void {
+  const present = (l: readonly Read[]) => l.filter((r): r is readonly [string, GPUBuf] => r[1] !== null);
+  const groups = grid(Math.ceil(count / SWG));
+  const f = fusedReads(rt, scalars, present(reads), present(outputs), src);
+  if (f) {
+    rt.dispatch({ code: f.decl + f.body, uniforms: f.u, buffers: f.b.buffers, groups, label: "selective scan" });
+    return;
+  }
+  const u = uniforms(scalars);
+  const b = bindings([
+    ...present(reads).map(([name, x]) => [name, x, "read"] as const),
+    ...present(outputs).map(([name, x]) => [name, x, "rw"] as const),
+  ]);
+  rt.dispatch({ code: u.decl + b.decl + src, uniforms: u, buffers: b.buffers, groups, label: "selective scan" });
+}
+
+/** The inputs every scan kernel reads, by their WGSL names (lazy ones stay lazy). */
+function scanReads(rt: Runtime, x: SelectiveScanInputs): Read[] {
+  const own = (b: SelectiveScanInputs[keyof SelectiveScanInputs]) => (b ? rt.own(b) : null);
+  return [
+    ["u", own(x.u)],
+    ["delta", own(x.delta)],
+    ["Bm", own(x.B)],
+    ["Cm", own(x.C)],
+    ["Am", own(x.A)],
+    ["Dv", own(x.D)],
+    ["bias", own(x.deltaBias)],
+    ["z", own(x.z)],
+  ];
 }
 
 /** Shared WGSL helpers: indices of B/C, δ, silu. */
@@ -47,7 +84,7 @@ fn bc_(b: u32, d: u32, n: u32, l: u32) -> u32 {
   ${grouped ? "return ((b * P.G + d / P.pg) * NS + n) * P.L + l;" : "return d * NS + n;"}
 }
 fn delta_(i: u32, d: u32) -> f32 {
-  let raw = delta[i]${p.hasDeltaBias ? " + prm[P.Dn * NS + P.Dn + d]" : ""};
+  let raw = delta[i]${p.hasDeltaBias ? " + bias[d]" : ""};
   ${
     p.deltaSoftplus
       ? `if (raw > 20.0) { return raw; }
@@ -60,7 +97,7 @@ fn delta_(i: u32, d: u32) -> f32 {
 fn ddelta_(i: u32, d: u32, g: f32) -> f32 {
   ${
     p.deltaSoftplus
-      ? `let raw = delta[i]${p.hasDeltaBias ? " + prm[P.Dn * NS + P.Dn + d]" : ""};
+      ? `let raw = delta[i]${p.hasDeltaBias ? " + bias[d]" : ""};
   return select(g / (1.0 + exp(-raw)), g, raw > 20.0);`
       : "return g;"
   }
@@ -68,8 +105,8 @@ fn ddelta_(i: u32, d: u32, g: f32) -> f32 {
 `;
 }
 
-function scanUniforms(p: SelectiveScanParams, count: number, slices = 1) {
-  return uniforms([
+function scanUniforms(p: SelectiveScanParams, count: number, slices = 1): UniformScalar[] {
+  return [
     ["count", "u32", count],
     ["Dn", "u32", p.channels],
     ["L", "u32", p.length],
@@ -78,7 +115,7 @@ function scanUniforms(p: SelectiveScanParams, count: number, slices = 1) {
     ["nC", "u32", Math.ceil(p.length / p.chunk)],
     ["slices", "u32", slices],
     ["per", "u32", p.groups > 0 ? Math.ceil(p.channels / p.groups / slices) : 0],
-  ]);
+  ];
 }
 
 const ENTRY = `@compute @workgroup_size(${SWG})
@@ -145,8 +182,7 @@ export function selectiveScanForward(
     const segLen = scanSegmentLength(p, rt.software);
     const segs = Math.ceil(L / segLen);
     const count = seqs * segs;
-    const prm = packParams(rt, x, p);
-    const u = uniforms([
+    const scalars: UniformScalar[] = [
       ["count", "u32", count],
       ["Dn", "u32", Dn],
       ["L", "u32", L],
@@ -155,14 +191,8 @@ export function selectiveScanForward(
       ["nC", "u32", nC],
       ["S", "u32", segs],
       ["seg", "u32", segLen],
-    ]);
-    const inputs = [
-      ["u", rt.check(x.u), "read"],
-      ["delta", rt.check(x.delta), "read"],
-      ["Bm", rt.check(x.B), "read"],
-      ["Cm", rt.check(x.C), "read"],
-      ["prm", prm, "read"],
-    ] as const;
+    ];
+    const inputs = scanReads(rt, x);
     // the segment of this invocation: sequence `seq` = (b, d), steps [l0, l1)
     const head = `  let seq = gidx / P.S;
   let s = gidx % P.S;
@@ -172,13 +202,12 @@ export function selectiveScanForward(
   let l0 = s * P.seg;
   let l1 = min(P.L, l0 + P.seg);
   var a: array<f32, NS>;
-  for (var n = 0u; n < NS; n++) { a[n] = prm[d * NS + n]; }
+  for (var n = 0u; n < NS; n++) { a[n] = Am[d * NS + n]; }
 `;
     const seg = segs > 1 ? rt.alloc(2 * count * N, "float32") : null;
     if (seg) {
       // (1) local scans: seg[gidx, n] = end state from zero, seg[count + gidx, n] = product of the decays
-      const b1 = bindings([...inputs, ["seg", seg, "rw"]]);
-      const code1 = u.decl + b1.decl + helpers(p) + ENTRY + head + `  var h: array<f32, NS>;
+      const code1 = helpers(p) + ENTRY + head + `  var h: array<f32, NS>;
   var pd: array<f32, NS>;
   for (var n = 0u; n < NS; n++) { h[n] = 0.0; pd[n] = 1.0; }
   for (var l = l0; l < l1; l++) {
@@ -194,8 +223,9 @@ export function selectiveScanForward(
   for (var n = 0u; n < NS; n++) { seg[gidx * NS + n] = h[n]; seg[(P.count + gidx) * NS + n] = pd[n]; }
 }
 `;
-      rt.dispatch({ code: code1, uniforms: u, buffers: b1.buffers, groups: grid(Math.ceil(count / SWG)) });
+      scanDispatch(rt, scalars, inputs.filter(([name]) => name !== "z"), [["seg", seg]], code1, count);
       // (2) carry: per (sequence, n), the true start state of every segment replaces its local end state
+      const u = uniforms(scalars);
       const b2 = bindings([["seg", seg, "rw"]]);
       const code2 = u.decl + b2.decl + `const NS: u32 = ${N}u;
 ` + ENTRY.replace("P.count", "P.count / P.S * NS") +
@@ -213,16 +243,9 @@ export function selectiveScanForward(
       rt.dispatch({ code: code2, uniforms: u, buffers: b2.buffers, groups: grid(Math.ceil(seqs * N / SWG)) });
     }
     // (3) the scan proper, each segment from its start state
-    const b3 = bindings([
-      ...inputs,
-      ["z", x.z ? rt.check(x.z) : null, "read"],
-      ["seg", seg, "read"],
-      ["out", out, "rw"],
-      ["cs", cs, "rw"],
-    ]);
-    const code = u.decl + b3.decl + helpers(p) + ENTRY + head + `  var h: array<f32, NS>;
+    const code = helpers(p) + ENTRY + head + `  var h: array<f32, NS>;
   for (var n = 0u; n < NS; n++) { h[n] = ${seg ? "seg[gidx * NS + n]" : "0.0"}; }
-  let Dd = ${p.hasD ? "prm[P.Dn * NS + d]" : "0.0"};
+  let Dd = ${p.hasD ? "Dv[d]" : "0.0"};
   for (var l = l0; l < l1; l++) {
     let i = base + l;
     let dl = delta_(i, d);
@@ -245,9 +268,8 @@ export function selectiveScanForward(
   }
 }
 `;
-    rt.dispatch({ code, uniforms: u, buffers: b3.buffers, groups: grid(Math.ceil(count / SWG)) });
+    scanDispatch(rt, scalars, [...inputs, ["seg", seg]], [["out", out], ["cs", cs]], code, count);
     if (seg) rt.free(seg);
-    rt.free(prm);
   }
   if (!returnLastState) return { out, chunkStates: cs };
   // the last state is the stored state of the last chunk
@@ -273,28 +295,13 @@ export function selectiveScanBackward(
   const count = batch * Dn;
   // zero-filled when no kernel writes it (an empty length)
   const part = L > 0 ? rt.alloc(batch * Dn * W, "float32") : fill(rt, batch * Dn * W, 0, "float32");
-  const prm = packParams(rt, x, p);
+  const inputs: Read[] = [...scanReads(rt, x), ["cs", cs], ["dout", dout]];
   if (count > 0 && L > 0) {
-    const u = scanUniforms(p, count);
-    const b = bindings([
-      ["u", rt.check(x.u), "read"],
-      ["delta", rt.check(x.delta), "read"],
-      ["Bm", rt.check(x.B), "read"],
-      ["Cm", rt.check(x.C), "read"],
-      ["prm", prm, "read"],
-      ["z", x.z ? rt.check(x.z) : null, "read"],
-      ["cs", cs, "read"],
-      ["dout", dout, "read"],
-      ["du", du, "rw"],
-      ["dd", dd, "rw"],
-      ["dz", dz, "rw"],
-      ["part", part, "rw"],
-    ]);
     const fixed = G === 0;
-    const code = u.decl + b.decl + helpers(p) + ENTRY + `  let bb = gidx / P.Dn;
+    const code = helpers(p) + ENTRY + `  let bb = gidx / P.Dn;
   let d = gidx % P.Dn;
   let base = gidx * P.L;
-  let Dd = ${p.hasD ? "prm[P.Dn * NS + d]" : "0.0"};
+  let Dd = ${p.hasD ? "Dv[d]" : "0.0"};
   var sc: array<f32, NS>;
   var accA: array<f32, NS>;
   ${fixed ? "var accB: array<f32, NS>;\n  var accC: array<f32, NS>;" : ""}
@@ -323,7 +330,7 @@ export function selectiveScanBackward(
       dus[t] = gy * Dd;
     }
     for (var n = 0u; n < NS; n++) {
-      let an = prm[d * NS + n];
+      let an = Am[d * NS + n];
       hs[0] = select(0.0, cs[(gidx * P.nC + c - 1u) * NS + n], c > 0u);
       for (var t = 0u; t < len; t++) {
         let l = l0 + t;
@@ -377,7 +384,8 @@ export function selectiveScanBackward(
   part[po + 3u * NS + 1u] = accBias;
 }
 `;
-    rt.dispatch({ code, uniforms: u, buffers: b.buffers, groups: grid(Math.ceil(count / SWG)) });
+    const outputs: Read[] = [["du", du], ["dd", dd], ["dz", dz], ["part", part]];
+    scanDispatch(rt, scanUniforms(p, count), inputs, outputs, code, count);
   }
   // sum the per-channel partials over the batch → (channels, W)
   const sums = reduce(rt, "sum", part, 1, batch, Dn * W);
@@ -393,24 +401,16 @@ export function selectiveScanBackward(
     dB = column(N, N);
     dC = column(2 * N, N);
   } else {
-    [dB, dC] = groupedBC(rt, x, cs, dout, prm, p);
+    [dB, dC] = groupedBC(rt, inputs, p);
   }
   const dD = x.D ? column(3 * N, 1) : null;
   const dBias = x.deltaBias ? column(3 * N + 1, 1) : null;
   rt.free(sums);
-  rt.free(prm);
   return { du, ddelta: dd, dA, dB, dC, dD, dz, ddeltaBias: dBias };
 }
 
 /** Pass 2: dB and dC of grouped B/C, (batch, groups, dState, length). */
-function groupedBC(
-  rt: Runtime,
-  x: SelectiveScanInputs,
-  cs: GPUBuf,
-  dout: GPUBuf,
-  prm: GPUBuf,
-  p: SelectiveScanParams,
-): [GPUBuf, GPUBuf] {
+function groupedBC(rt: Runtime, inputs: readonly Read[], p: SelectiveScanParams): [GPUBuf, GPUBuf] {
   const { batch, channels: Dn, length: L, dState: N, groups: G } = p;
   const pg = Dn / G;
   // slices of each group's channels: enough invocations, partials about the size of u
@@ -419,20 +419,7 @@ function groupedBC(
   const partB = rt.alloc(slices * size, "float32"), partC = rt.alloc(slices * size, "float32");
   const count = slices * batch * G * N;
   if (count > 0 && L > 0) {
-    const u = scanUniforms(p, count, slices);
-    const b = bindings([
-      ["u", rt.check(x.u), "read"],
-      ["delta", rt.check(x.delta), "read"],
-      ["Bm", rt.check(x.B), "read"],
-      ["Cm", rt.check(x.C), "read"],
-      ["prm", prm, "read"],
-      ["z", x.z ? rt.check(x.z) : null, "read"],
-      ["cs", cs, "read"],
-      ["dout", dout, "read"],
-      ["pB", partB, "rw"],
-      ["pC", partC, "rw"],
-    ]);
-    const code = u.decl + b.decl + helpers(p) + ENTRY + `  // gidx = ((slice · batch + b) · G + g) · NS + n
+    const code = helpers(p) + ENTRY + `  // gidx = ((slice · batch + b) · G + g) · NS + n
   let n = gidx % NS;
   let bg = (gidx / NS) % (P.G * (P.count / (P.slices * P.G * NS)));
   let slice = gidx / (NS * P.G * (P.count / (P.slices * P.G * NS)));
@@ -445,7 +432,7 @@ function groupedBC(
   var hs: array<f32, ${p.chunk + 1}>;
   var dls: array<f32, TS>;
   for (var d = d0; d < d1; d++) {
-    let an = prm[d * NS + n];
+    let an = Am[d * NS + n];
     let ch = bb * P.Dn + d;
     let base = ch * P.L;
     var s = 0.0;
@@ -476,7 +463,8 @@ function groupedBC(
   }
 }
 `;
-    rt.dispatch({ code, uniforms: u, buffers: b.buffers, groups: grid(Math.ceil(count / SWG)) });
+    const inputsBC = inputs.filter(([name]) => name !== "Dv");
+    scanDispatch(rt, scanUniforms(p, count, slices), inputsBC, [["pB", partB], ["pC", partC]], code, count);
   }
   if (slices === 1) return [partB, partC];
   const dB = reduce(rt, "sum", partB, 1, slices, size), dC = reduce(rt, "sum", partC, 1, slices, size);

@@ -12,14 +12,16 @@
  */
 
 import type { GPUBuf, Runtime } from "./runtime.ts";
-import { bindings, dispatch1d, entry1d, uniforms } from "./templates.ts";
+import { fusedReads } from "./fusion.ts";
+import { bindings, dispatch1d, entry1d, uniforms, type UniformScalar } from "./templates.ts";
 
-/** The quad geometry shared by both kernels: quads `n`, sub-band width `w`, quads per plane `hw`. */
+/**
+ * The quad geometry shared by both kernels: quads `n`, sub-band width `w`, quads per plane `hw`. A lazy `src`
+ * (e.g. the sum of two branches before an IWT) is evaluated inside the kernel.
+ */
 function quadDispatch(rt: Runtime, src: GPUBuf, out: GPUBuf, n: number, h: number, w: number, body: string): void {
-  const u = uniforms([["n", "u32", n], ["w", "u32", w], ["hw", "u32", h * w]]);
-  const b = bindings([["src", src, "read"], ["out", out, "rw"]]);
-  const code = u.decl + b.decl +
-    entry1d(`  if (gidx >= P.n) { return; }
+  const scalars: UniformScalar[] = [["n", "u32", n], ["w", "u32", w], ["hw", "u32", h * w]];
+  const main = entry1d(`  if (gidx >= P.n) { return; }
   let plane = gidx / P.hw;
   let r = gidx % P.hw;
   let i = r / P.w;
@@ -28,7 +30,11 @@ function quadDispatch(rt: Runtime, src: GPUBuf, out: GPUBuf, n: number, h: numbe
   let p0 = plane * 4u * P.hw + 2u * i * (2u * P.w) + 2u * j;
   let p1 = p0 + 2u * P.w;
 ${body}`);
-  dispatch1d(rt, code, u, b, n);
+  const f = fusedReads(rt, scalars, [["src", src]], [["out", out]], main);
+  if (f) return dispatch1d(rt, f.decl + f.body, f.u, f.b, n);
+  const u = uniforms(scalars);
+  const b = bindings([["src", src, "read"], ["out", out, "rw"]]);
+  dispatch1d(rt, u.decl + b.decl + main, u, b, n);
 }
 
 /** `haarDwt`: x (batch, C, H, W), H and W even → (4·batch, C, H/2, W/2) as [LL; HL; LH; HH]. */
