@@ -444,6 +444,28 @@ export interface Backend {
     indexShape: readonly number[],
   ): BackendBuffer;
   /**
+   * Optional torch.index_select: x viewed as (outer, size, inner) and an int32 `index` of `count` entries in
+   * [0, size) → (outer, count, inner), `out[o, j, i] = x[o, index[j], i]`. Backends without it get `gather` with
+   * the index broadcast to the output's shape. Out-of-range indices throw (CPU).
+   */
+  indexSelect?(
+    x: BackendBuffer,
+    index: BackendBuffer,
+    outer: number,
+    size: number,
+    inner: number,
+    count: number,
+  ): BackendBuffer;
+  /** Gradient of {@linkcode Backend.indexSelect}: g (outer, count, inner) summed into zeros (outer, size, inner). */
+  indexSelectBackward?(
+    g: BackendBuffer,
+    index: BackendBuffer,
+    outer: number,
+    size: number,
+    inner: number,
+    count: number,
+  ): BackendBuffer;
+  /**
    * torch.Tensor.scatter_add_ in place on `dst` (shape `dstShape`): for i over `indexShape`,
    * `dst[i with axis coordinate replaced by index[i]] += src[i]` (src contiguous with `indexShape`).
    */

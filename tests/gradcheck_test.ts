@@ -190,6 +190,15 @@ const GROUPS: Record<string, GradCase[]> = {
       eps: L,
     },
     {
+      name: "indexSelect_last_dim",
+      inputs: [{ shape: [2, 3, 5] }],
+      fn: (d, aux) => {
+        const i = idx([4, 0, 4, 1, 2, 4], [6])(d, aux);
+        return (x) => ops.indexSelect(x, 2, i);
+      },
+      eps: L,
+    },
+    {
       name: "scatterAdd",
       inputs: [{ shape: [3, 4] }, { shape: [2, 4] }],
       fn: (d, aux) => {

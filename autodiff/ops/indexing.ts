@@ -60,10 +60,25 @@ export function indexSelect(x: Tensor, dim: number, index: Tensor): Tensor {
   checkIndex("indexSelect", x, axis, index, index.ndim === 1);
   // index_select is gather with the index broadcast over the other dims
   const shape = x.shape.map((d, i) => (i === axis ? index.shape[0] : d));
+  const b = x.backend;
+  if (b.indexSelect && b.indexSelectBackward) {
+    // x as (outer, size, inner): one pass over the rows, the index read once per row
+    const outer = numel(x.shape.slice(0, axis)), size = x.shape[axis], inner = numel(x.shape.slice(axis + 1));
+    const count = index.shape[0];
+    const buf = b.indexSelect(x.buffer, index.buffer, outer, size, inner, count);
+    const out = Tensor.fromBuffer(buf, shape, x.dtype, x.device);
+    return record("indexSelect", out, [x], [index], (g, [idx]) => [
+      Tensor.fromBuffer(
+        g.backend.indexSelectBackward!(g.buffer, idx.buffer, outer, size, inner, count),
+        x.shape,
+        g.dtype,
+        g.device,
+      ),
+    ]);
+  }
   const viewShape = x.shape.map((_, i) => (i === axis ? index.shape[0] : 1));
   const idx1 = reshape(index, viewShape);
   const strides = viewShape.map((_, i) => (i === axis ? 1 : 0));
-  const b = x.backend;
   const full = b.alloc(numel(shape), "int32");
   b.stridedCopyInto(idx1.buffer, 0, strides, full, 0, contiguousStrides(shape), shape);
   idx1.dispose();

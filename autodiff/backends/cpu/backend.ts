@@ -564,6 +564,49 @@ export const cpuBackend: Backend = {
     });
     return out;
   },
+  indexSelect(
+    x: BackendBuffer,
+    index: BackendBuffer,
+    outer: number,
+    size: number,
+    inner: number,
+    count: number,
+  ): BackendBuffer {
+    const idx = arr(index) as Int32Array, s = arr(x), out = make(outer * count * inner, x.dtype), o = out.data;
+    for (let j = 0; j < count; j++) checkGatherIndex(idx[j], size, "indexSelect");
+    if (inner === 1) {
+      for (let r = 0; r < outer; r++) {
+        const src = r * size, dst = r * count;
+        for (let j = 0; j < count; j++) o[dst + j] = s[src + idx[j]];
+      }
+    } else {
+      for (let r = 0; r < outer; r++) {
+        for (let j = 0; j < count; j++) {
+          const src = (r * size + idx[j]) * inner, dst = (r * count + j) * inner;
+          for (let i = 0; i < inner; i++) o[dst + i] = s[src + i];
+        }
+      }
+    }
+    return out;
+  },
+  indexSelectBackward(
+    g: BackendBuffer,
+    index: BackendBuffer,
+    outer: number,
+    size: number,
+    inner: number,
+    count: number,
+  ): BackendBuffer {
+    const idx = arr(index) as Int32Array, src = arr(g), out = make(outer * size * inner, g.dtype), o = out.data;
+    o.fill(0);
+    for (let r = 0; r < outer; r++) {
+      for (let j = 0; j < count; j++) {
+        const d = (r * size + idx[j]) * inner, e = (r * count + j) * inner;
+        for (let i = 0; i < inner; i++) o[d + i] += src[e + i];
+      }
+    }
+    return out;
+  },
   scatterAddInto(
     dst: BackendBuffer,
     dstShape: readonly number[],
