@@ -13,7 +13,7 @@ import { createModel, type ModelName } from "../models/registry.ts";
 import { loadPthStateDict } from "../nn/io/pth.ts";
 import { selectiveScan, selectiveScanReference } from "../nn/ssm/selective_scan.ts";
 import { dwt, iwt } from "../nn/wavelet/haar.ts";
-import { formatProfile, profileKernels } from "./profile.ts";
+import { formatProfile, profileGpu, profileKernels } from "./profile.ts";
 import type { Runtime as WebGPURuntime } from "../autodiff/backends/webgpu/runtime.ts";
 
 const args = parseArgs({
@@ -245,15 +245,25 @@ async function modelInferPass(name: ModelName, device: Device, useTidy = true): 
   };
 }
 
+/** With --profile: one more pass of `pass` profiled per kernel (on WebGPU also its GPU execution time). */
+async function profilePass(label: string, device: Device, pass: () => Promise<void>): Promise<void> {
+  if (!args.values.profile) return;
+  const t0 = performance.now();
+  const prof = await profileKernels(T.getBackend(device), pass);
+  log(`profile of ${label} (${device}${device === "webgpu" ? ": host recording time" : ""}):`);
+  log(formatProfile(prof, performance.now() - t0));
+  if (device === "webgpu") {
+    const g0 = performance.now();
+    const gpuProf = await profileGpu(T.getBackend(device), pass);
+    log(`profile of ${label} (webgpu: GPU execution time per backend call/kernel, one pass per dispatch):`);
+    log(formatProfile(gpuProf, performance.now() - g0));
+  }
+}
+
 /** Images/s of `pass` over a batch of 8: median of `repeats` passes after a warm-up; with --profile, one more pass profiled. */
 async function imagesPerS(label: string, device: Device, pass: () => Promise<void>, repeats = 2): Promise<number> {
   const ms = await median(device, pass, repeats);
-  if (args.values.profile) {
-    const t0 = performance.now();
-    const prof = await profileKernels(T.getBackend(device), pass);
-    log(`profile of ${label} (${device}${device === "webgpu" ? ": host recording time" : ""}):`);
-    log(formatProfile(prof, performance.now() - t0));
-  }
+  await profilePass(label, device, pass);
   return 8000 / ms;
 }
 
@@ -343,7 +353,12 @@ if (args.values.models) {
         // a lavapipe training step at 256² takes many minutes: the software adapter keeps the 128² figure
         await run(
           `${key}_train_step_b8_128px_ms_webgpu`,
-          async () => median(device, await modelTrainStep(name, device, 128), 1),
+          async () => {
+            const pass = await modelTrainStep(name, device, 128);
+            const ms = await median(device, pass, 1);
+            await profilePass(`${key} training step b8 128²`, device, pass);
+            return ms;
+          },
         );
       } else {
         await run(

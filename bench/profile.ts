@@ -1,11 +1,13 @@
 /**
  * A per-kernel profile of a backend: every kernel method of the backend object is wrapped with a timer
  * for the duration of a region. Kernel families that take an op name (`unary`, `binary`, `reduce`) are
- * split by op. On WebGPU the times are host recording times (kernels run asynchronously).
+ * split by op. On WebGPU the times are host recording times (kernels run asynchronously);
+ * {@linkcode profileGpu} measures the kernels' execution on the GPU itself, with timestamp queries.
  *
  * @module
  */
 import type { Backend } from "../autodiff/backend.ts";
+import type { Runtime } from "../autodiff/backends/webgpu/runtime.ts";
 
 /** Calls and total milliseconds per kernel. */
 export type KernelProfile = Record<string, { calls: number; ms: number }>;
@@ -57,4 +59,40 @@ export function formatProfile(prof: KernelProfile, wallMs: number): string {
     );
   }
   return lines.join("\n");
+}
+
+/**
+ * GPU execution time of every dispatch `fn` makes on a WebGPU backend (timestamp queries, one pass per dispatch),
+ * summed by the backend call that made it and the kernel's label (`call/label`). `calls` counts dispatches, not
+ * backend calls. Throws where the adapter lacks `timestamp-query`.
+ */
+export async function profileGpu(backend: Backend, fn: () => Promise<void>): Promise<KernelProfile> {
+  const rt = (backend as unknown as { runtime?: Runtime }).runtime;
+  if (!rt?.startGpuTimer) throw new Error("GPU timing needs the WebGPU backend");
+  const target = backend as unknown as Record<string, unknown>;
+  const stack: string[] = [];
+  const originals = new Map<string, (...a: unknown[]) => unknown>();
+  for (const key of Object.keys(target)) {
+    const f = target[key];
+    if (typeof f !== "function" || SKIP.has(key)) continue;
+    originals.set(key, f as (...a: unknown[]) => unknown);
+    target[key] = function (this: unknown, ...args: unknown[]) {
+      stack.push(BY_OP.has(key) ? `${key}:${args[0]}` : key);
+      try {
+        return (f as (...a: unknown[]) => unknown).apply(this, args);
+      } finally {
+        stack.pop();
+      }
+    };
+  }
+  // lazy elementwise kernels run when a later call (or a read) needs them: they count under that call
+  rt.startGpuTimer((d) => `${stack.at(-1) ?? "read"}${d.label ? `/${d.label}` : ""}`);
+  try {
+    await fn();
+  } finally {
+    for (const [key, f] of originals) target[key] = f;
+  }
+  const totals = await rt.stopGpuTimer();
+  const sorted = [...totals].sort((a, b) => b[1].ms - a[1].ms);
+  return Object.fromEntries(sorted.map(([k, v]) => [k, { calls: v.dispatches, ms: Number(v.ms.toFixed(1)) }]));
 }

@@ -558,3 +558,29 @@ test("many dispatches between reads (batch limit, uniform ring)", async (g) => {
   assert.deepStrictEqual(await g.read(x), Float32Array.of(700, 701, 702));
   g.free(x);
 });
+
+test("GPU timer: every dispatch is stamped once under its key, with a plausible duration; results unchanged", async (g) => {
+  const rt = g.runtime;
+  if (!rt.device.features.has("timestamp-query")) {
+    // every adapter the suite runs on (lavapipe, llvmpipe) has timestamps; a missing feature is reported, not hidden
+    assert.fail(`adapter without timestamp-query: ${[...rt.device.features].join(", ")}`);
+  }
+  const host = randf(300 * 200);
+  const a = g.upload(host, "float32");
+  const before = rt.dispatchCount;
+  // more dispatches than one submit holds, so the stamps of several submits are collected
+  const p: MatmulParams = { batch: 1, m: 300, n: 300, k: 200, transA: false, transB: true, strideA: 0, strideB: 0 };
+  rt.startGpuTimer((d) => d.label ?? "unlabelled");
+  const outs: BackendBuffer[] = [];
+  for (let i = 0; i < 150; i++) outs.push(g.matmul(a, a, p));
+  const times = await rt.stopGpuTimer();
+  const dispatched = rt.dispatchCount - before;
+  const counted = [...times.values()].reduce((s, t) => s + t.dispatches, 0);
+  assert.equal(counted, dispatched, "one stamp pair per dispatch");
+  for (const [key, t] of times) assert.ok(t.ms > 0 && t.ms < 60_000, `${key}: ${t.ms} ms`);
+  // the result of a timed kernel is the untimed result
+  const ref = g.matmul(a, a, p);
+  assert.deepEqual(await g.read(outs[149]), await g.read(ref));
+  await assert.rejects(() => rt.stopGpuTimer(), /not started/);
+  for (const b of [...outs, ref, a]) g.free(b);
+});

@@ -4,9 +4,10 @@
  * - Forward: one thread per output element reads its kh·kw taps.
  * - Input gradient: one thread per input pixel gathers the (output position, tap) pairs that read it,
  *   checking stride divisibility as col2im does, so it needs no atomics.
- * - Weight gradient: one workgroup per (channel, tap, slice of the batch·outH·outW positions); lanes
- *   stride the slice and combine in workgroup memory (f32). With more than one slice per (channel, tap),
- *   the partial sums are added by a second pass (the middle-axis `reduce`).
+ * - Weight gradient: long sums take one workgroup per (channel, tap, slice of the batch·outH·outW
+ *   positions), whose lanes stride the slice and combine in workgroup memory (f32); short ones one thread per
+ *   (channel, tap, slice). With more than one slice per (channel, tap), the partial sums are added by a second
+ *   pass (the middle-axis `reduce`).
  *
  * @module
  */
@@ -23,6 +24,7 @@ import {
   pixelAdjoint,
   uniforms,
   type UniformScalar,
+  WG,
   windowUniforms,
 } from "./templates.ts";
 
@@ -32,6 +34,8 @@ const RWG = 256;
 const TARGET_GROUPS = 1024;
 /** Fewest positions a weight-gradient lane walks before the reduction is split further. */
 const MIN_PER_LANE = 16;
+/** Positions one thread sums when a (channel, tap) sum is too short to share among lanes. */
+const SERIAL_CHUNK = 256;
 
 /** `depthwiseConv2d`: x (batch, C, H, W), w (C, 1, kh, kw) → (batch, C, outH, outW). */
 export function depthwiseConv2d(rt: Runtime, x: GPUBuf, w: GPUBuf, p: Im2colParams): GPUBuf {
@@ -92,12 +96,23 @@ export function depthwiseConv2dBackwardInput(rt: Runtime, gy: GPUBuf, w: GPUBuf,
   return out;
 }
 
-/** `depthwiseConv2dBackwardWeight`: x (batch, C, H, W), gy (batch, C, outH, outW) → (C, 1, kh, kw). */
+/**
+ * `depthwiseConv2dBackwardWeight`: x (batch, C, H, W), gy (batch, C, outH, outW) → (C, 1, kh, kw).
+ *
+ * Long sums (at least {@linkcode RWG}·{@linkcode MIN_PER_LANE} positions per (channel, tap)) are split over the
+ * lanes of a workgroup; shorter ones are walked by one thread each in slices of {@linkcode SERIAL_CHUNK}. A
+ * workgroup of 256 lanes over a handful of positions is mostly idle lanes and barriers: in Wave-MambaAD's
+ * training step at 64² (2,722 channels over 2×2 positions) that made this kernel 80–140 ms a dispatch on lavapipe.
+ */
 export function depthwiseConv2dBackwardWeight(rt: Runtime, x: GPUBuf, gy: GPUBuf, p: Im2colParams): GPUBuf {
   const taps = p.channels * p.kernelH * p.kernelW;
   const m = p.batch * p.outH * p.outW; // positions summed per (channel, tap)
-  // Split each (channel, tap) sum into slices when channels·taps alone would leave the device idle.
-  const slices = Math.max(1, Math.min(Math.ceil(TARGET_GROUPS / taps), Math.ceil(m / (RWG * MIN_PER_LANE))));
+  const lanes = m >= RWG * MIN_PER_LANE ? RWG : 1;
+  // Split each (channel, tap) sum into slices when channels·taps alone would leave the device idle (lanes), or
+  // to bound one thread's walk (serial).
+  const slices = lanes > 1
+    ? Math.max(1, Math.min(Math.ceil(TARGET_GROUPS / taps), Math.ceil(m / (RWG * MIN_PER_LANE))))
+    : Math.max(1, Math.ceil(m / SERIAL_CHUNK));
   const chunk = Math.ceil(m / slices);
   const partial = rt.alloc(taps * slices, "float32");
   if (taps === 0) return partial;
@@ -109,13 +124,10 @@ export function depthwiseConv2dBackwardWeight(rt: Runtime, x: GPUBuf, gy: GPUBuf
     ["chunk", "u32", chunk],
     ...windowUniforms(p),
   ];
-  const kernel = `var<workgroup> sv: array<f32, ${RWG}>;
-@compute @workgroup_size(${RWG})
-fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
-        @builtin(local_invocation_index) lid: u32) {
-  let g = wid.y * nwg.x + wid.x;
-  let valid = g < P.groups;
-  let gg = min(g, P.groups - 1u);
+  // one (channel, tap, slice) per workgroup (lanes) or per thread (serial)
+  const sum = (id: string, first: string, step: string) =>
+    `  let valid = ${id} < P.groups;
+  let gg = min(${id}, P.groups - 1u);
   let s = gg % P.slices;
   let tap = (gg / P.slices) % (P.kh * P.kw);
   let c = gg / (P.slices * P.kh * P.kw);
@@ -124,7 +136,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
   let L = P.oh * P.ow;
   let iEnd = min(P.m, (s + 1u) * P.chunk);
   var acc = 0.0;
-  for (var i = s * P.chunk + lid; i < iEnd; i += ${RWG}u) {
+  for (var i = s * P.chunk${first}; i < iEnd; i += ${step}) {
     let b = i / L;
     let l = i % L;
     let ih = i32(l / P.ow) * P.sh + dy;
@@ -134,7 +146,15 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
       acc += gy[bc * L + l] * x[(bc * u32(P.H) + u32(ih)) * u32(P.W) + u32(iw)];
     }
   }
-  sv[lid] = acc;
+`;
+  const kernel = lanes === 1
+    ? entry1d(`${sum("gidx", "", "1u")}  if (valid) { out[gidx] = acc; }`)
+    : `var<workgroup> sv: array<f32, ${RWG}>;
+@compute @workgroup_size(${RWG})
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+        @builtin(local_invocation_index) lid: u32) {
+  let g = wid.y * nwg.x + wid.x;
+${sum("g", " + lid", `${RWG}u`)}  sv[lid] = acc;
   workgroupBarrier();
   for (var k = ${RWG / 2}u; k > 0u; k >>= 1u) {
     if (lid < k) { sv[lid] += sv[lid + k]; }
@@ -147,7 +167,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
   const u = f?.u ?? uniforms(scalars);
   const b = f?.b ?? bindings([["x", x, "read"], ["gy", gy, "read"], ["out", partial, "rw"]]);
   const code = f ? f.decl + f.body : u.decl + b.decl + kernel;
-  rt.dispatch({ code, uniforms: u, buffers: b.buffers, groups: grid(taps * slices) });
+  const groups = grid(lanes === 1 ? Math.ceil(taps * slices / WG) : taps * slices);
+  rt.dispatch({ code, uniforms: u, buffers: b.buffers, groups });
   if (slices === 1) return partial;
   const out = reduce(rt, "sum", partial, taps, slices, 1);
   rt.free(partial);

@@ -54,7 +54,9 @@ export async function requestDevice(options: WebGPUOptions = {}): Promise<Device
   for (const name of REQUESTED_LIMITS) {
     if (typeof limits[name] === "number") requiredLimits[name] = limits[name];
   }
-  const device = await adapter.requestDevice({ requiredLimits });
+  // timestamp queries serve the GPU timer (bench --profile); asked for only where the adapter has them
+  const requiredFeatures: GPUFeatureName[] = adapter.features.has("timestamp-query") ? ["timestamp-query"] : [];
+  const device = await adapter.requestDevice({ requiredLimits, requiredFeatures });
   const info = adapter.info as GPUAdapterInfo & { isFallbackAdapter?: boolean };
   const legacy = (adapter as GPUAdapter & { isFallbackAdapter?: boolean }).isFallbackAdapter;
   return {

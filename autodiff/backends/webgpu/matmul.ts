@@ -10,8 +10,8 @@
 import type { MatmulParams } from "../../backend.ts";
 import type { GPUBuf, Runtime } from "./runtime.ts";
 import { fill } from "./elementwise.ts";
-import { Codegen, maxLeaves, operand, realize } from "./fusion.ts";
-import { bindings, convert, MAX_GROUPS, uniforms, type UniformScalar } from "./templates.ts";
+import { realize } from "./fusion.ts";
+import { bindings, MAX_GROUPS, uniforms } from "./templates.ts";
 
 /** Register tile and workgroup shape of the matmul kernel. */
 export interface MatmulTile {
@@ -67,15 +67,14 @@ const COMP = ["x", "y", "z", "w"];
 const range = (n: number): number[] => Array.from({ length: n }, (_, i) => i);
 
 /** Generates the WGSL of one matmul variant; `decl` declares its storage buffers A, B, C ({@linkcode bindings}). */
-export function matmulCode(tile: MatmulTile, v: Variant, decl: string, fusedPrefix?: string): string {
+export function matmulCode(tile: MatmulTile, v: Variant, decl: string): string {
   const { tm, tn, wgx, wgy } = tile;
   const u = uniforms([["M", "u32", 0], ["N", "u32", 0], ["K", "u32", 0], ["sa", "u32", 0], ["sb", "u32", 0], [
     "boff",
     "u32",
     0,
   ]]);
-  // fused: A and B are scalar `loadA(i)` / `loadB(i)` functions evaluating lazy expressions (in `fusedPrefix`)
-  const ld = (name: string, idx: string) => (fusedPrefix ? `load${name}(${idx})` : `${name}[${idx}]`);
+  const ld = (name: string, idx: string) => `${name}[${idx}]`;
   const aKvec = !v.transA && v.vecA; // A vec4 along k
   const bKvec = v.transB && v.vecB; // B vec4 along k
   const L: string[] = [];
@@ -142,18 +141,12 @@ export function matmulCode(tile: MatmulTile, v: Variant, decl: string, fusedPref
     return S;
   };
 
-  if (fusedPrefix) {
-    // fused loads inline their expressions: unrolling k by 4 makes kernels that software compilers (LLVM in
-    // lavapipe) take tens of seconds to build, so fused kernels keep the plain k loop
-    L.push(`let K4 = 0u;`);
-  } else {
-    const main: string[] = [];
-    for (const i of range(tm)) if (aKvec) main.push(`let a${i} = A[ar${i} + kk / 4u];`);
-    for (const j of range(tn)) if (bKvec) main.push(`let b${j} = B[br${j} + kk / 4u];`);
-    for (const t of range(4)) main.push(...kStep(`kk + ${t}u`, t, true));
-    L.push(`let K4 = K & ~3u;`);
-    L.push(`for (var kk = 0u; kk < K4; kk += 4u) {\n      ${main.join("\n      ")}\n    }`);
-  }
+  const main: string[] = [];
+  for (const i of range(tm)) if (aKvec) main.push(`let a${i} = A[ar${i} + kk / 4u];`);
+  for (const j of range(tn)) if (bKvec) main.push(`let b${j} = B[br${j} + kk / 4u];`);
+  for (const t of range(4)) main.push(...kStep(`kk + ${t}u`, t, true));
+  L.push(`let K4 = K & ~3u;`);
+  L.push(`for (var kk = 0u; kk < K4; kk += 4u) {\n      ${main.join("\n      ")}\n    }`);
   if (!aKvec && !bKvec) L.push(`for (var k = K4; k < K; k++) {\n      ${kStep("k", 0, false).join("\n      ")}\n    }`);
   // Stores.
   for (const i of range(tm)) {
@@ -170,7 +163,7 @@ export function matmulCode(tile: MatmulTile, v: Variant, decl: string, fusedPref
       `if (row0 + ${i}u < M) {\n      let cRow = cBase + (row0 + ${i}u) * N;\n      ${st.join("\n      ")}\n    }`,
     );
   }
-  return (fusedPrefix ?? u.decl + decl) +
+  return u.decl + decl +
     `@compute @workgroup_size(${wgx}, ${wgy})
 fn main(@builtin(global_invocation_id) g: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>) {
     let M = P.M;
@@ -188,53 +181,6 @@ fn main(@builtin(global_invocation_id) g: vec3<u32>, @builtin(workgroup_id) wid:
 `;
 }
 
-/**
- * A matmul whose lazy operand(s) are evaluated inside the kernel: both operands load through generated scalar
- * functions `loadA(i)` / `loadB(i)` (a computed operand is a plain leaf). False (nothing dispatched) when the
- * leaves would not fit one kernel's storage bindings.
- */
-function fusedMatmul(rt: Runtime, a: GPUBuf, b: GPUBuf, out: GPUBuf, p: MatmulParams, tile: MatmulTile): boolean {
-  const { batch, m, n, k, transA, transB, strideA, strideB } = p;
-  const g = new Codegen();
-  const scalars = (b0: number): UniformScalar[] => [
-    ["M", "u32", m],
-    ["N", "u32", n],
-    ["K", "u32", k],
-    [
-      "sa",
-      "u32",
-      strideA,
-    ],
-    ["sb", "u32", strideB],
-    ["boff", "u32", b0],
-  ];
-  g.scalars.push(...scalars(0));
-  const fns: string[] = [];
-  for (const [name, x] of [["A", a], ["B", b]] as const) {
-    const v = convert(g.value(operand(x), "j"), x.dtype, "float32");
-    const lines = g.block();
-    fns.push(`fn load${name}(j: u32) -> f32 {\n${lines.join("\n")}\n  return ${v};\n}\n`);
-  }
-  if (g.leafIdx.size > maxLeaves(rt)) return false;
-  const { u, b: bd } = g.finish([["C", out]]);
-  const variant: Variant = { transA, transB, vecA: false, vecB: false, vecC: false };
-  const code = matmulCode(tile, variant, "", u.decl + bd.decl + [...g.helpers].join("") + fns.join(""));
-  const gx = Math.ceil(n / (tile.tn * tile.wgx));
-  const gy = Math.ceil(m / (tile.tm * tile.wgy));
-  if (gx > MAX_GROUPS || gy > MAX_GROUPS) throw new Error(`WebGPU matmul too large: ${m}x${n}`);
-  const rest = g.scalars.slice(6);
-  for (let b0 = 0; b0 < batch; b0 += MAX_GROUPS) {
-    rt.dispatch({
-      code,
-      uniforms: uniforms([...scalars(b0), ...rest], g.arrays),
-      buffers: bd.buffers,
-      groups: [gx, gy, Math.min(MAX_GROUPS, batch - b0)],
-      label: "matmul (fused operands)",
-    });
-  }
-  return true;
-}
-
 /** `matmul`: batched, with transposes and batch strides (0 = broadcast); output (batch, m, n). */
 export function matmul(rt: Runtime, a: GPUBuf, b: GPUBuf, p: MatmulParams): GPUBuf {
   const { batch, m, n, k, transA, transB, strideA, strideB } = p;
@@ -245,11 +191,10 @@ export function matmul(rt: Runtime, a: GPUBuf, b: GPUBuf, p: MatmulParams): GPUB
     return fill(rt, batch * m * n, 0, "float32");
   }
   const tile = chooseTile(m, n, rt.software);
-  if (a.expr || b.expr) {
-    // the big software tile inlines 32 fused loads per k step: lavapipe's compiler takes seconds per kernel
-    const fused = fusedMatmul(rt, a, b, out, p, rt.software && !override ? SMALL_TILE : tile);
-    if (fused) return out;
-  }
+  // Lazy operands are computed first, not inlined into the loads: a fused load re-evaluates its expression for
+  // every thread that reads it (n/tn or m/tm times) and loses the vec4 loads and the unrolled k loop. Measured on
+  // lavapipe (Wave-MambaAD training step, 64², batch 2): the matmuls took 5.2 s of GPU time fused and 1.6 s
+  // unfused including the extra elementwise kernels, and the fused kernels added about 60 s of compilation.
   if (a.expr) realize(rt, a);
   if (b.expr) realize(rt, b);
   const variant: Variant = {

@@ -13,6 +13,7 @@ import { BufferPool } from "./buffer_pool.ts";
 import { type BindingKind, PipelineCache } from "./pipeline_cache.ts";
 import type { Uniforms } from "./templates.ts";
 import { type FusedNode, realize } from "./fusion.ts";
+import { GpuTimer } from "./gpu_timer.ts";
 
 /** Dispatches recorded before the encoder is submitted regardless. */
 export const MAX_BATCH = 128;
@@ -133,6 +134,29 @@ export class Runtime {
    */
   hostTimes: number[] | null = null;
   #submitMs = 0;
+  #timer: GpuTimer | null = null;
+  #timerKey: (d: Dispatch) => string = (d) => d.label ?? "kernel";
+
+  /**
+   * Starts timing every dispatch on the GPU (timestamp queries; one pass per dispatch), keyed by `key` (default:
+   * the dispatch's label). {@linkcode Runtime.stopGpuTimer} ends it and returns the totals.
+   */
+  startGpuTimer(key?: (d: Dispatch) => string): void {
+    this.flush();
+    this.#timer = new GpuTimer(this.device, MAX_BATCH);
+    if (key) this.#timerKey = key;
+  }
+
+  /** Submits pending work, waits for its stamps and returns GPU milliseconds per key; timing stops. */
+  async stopGpuTimer(): Promise<Map<string, { dispatches: number; ms: number }>> {
+    const timer = this.#timer;
+    if (!timer) throw new Error("the GPU timer was not started");
+    this.flush();
+    this.#timer = null;
+    const totals = await timer.collect();
+    timer.destroy();
+    return totals;
+  }
 
   /** Zeroes {@linkcode Runtime.dispatchCount}. */
   resetCounters(): void {
@@ -303,11 +327,19 @@ export class Runtime {
       entries.push({ binding: entries.length, resource: { buffer: this.#phys(buf), offset: 0, size: buf.bindSize } });
     }
     const bindGroup = this.device.createBindGroup({ layout, entries });
+    if (this.#timer) {
+      this.#pass!.end();
+      this.#pass = this.#encoder!.beginComputePass({ timestampWrites: this.#timer.next(this.#timerKey(d)) });
+    }
     const pass = this.#pass!;
     pass.setPipeline(pipeline);
     pass.setBindGroup(0, bindGroup);
     pass.dispatchWorkgroups(d.groups[0], d.groups[1], d.groups[2]);
-    if (++this.#dispatches >= MAX_BATCH) this.flush();
+    if (this.#timer) {
+      pass.end();
+      this.#pass = null;
+    }
+    if (++this.#dispatches >= MAX_BATCH || this.#timer?.full) this.flush();
   }
 
   #open(): void {
@@ -327,9 +359,11 @@ export class Runtime {
     if (this.#uniformUsed > 0) {
       this.device.queue.writeBuffer(this.#uniformBuf!, 0, this.#uniformStage.buffer, 0, this.#uniformUsed);
     }
+    const stamped = this.#timer?.resolve(this.#encoder);
     const commands = this.#encoder.finish();
     const t0 = this.hostTimes ? performance.now() : 0;
     this.device.queue.submit([commands]);
+    stamped?.();
     if (this.hostTimes) this.#submitMs += performance.now() - t0;
     this.#encoder = null;
     this.#dispatches = 0;
