@@ -12,7 +12,7 @@ import type { BinaryOp, UnaryOp } from "../autodiff/backend.ts";
 import { cpuBackend } from "../autodiff/backends/cpu/backend.ts";
 import { createWebGPUBackend, type WebGPUBackend } from "../autodiff/backends/webgpu/backend.ts";
 import { collapse, grid } from "../autodiff/backends/webgpu/templates.ts";
-import { sizeClass } from "../autodiff/backends/webgpu/buffer_pool.ts";
+import { BufferPool, sizeClass } from "../autodiff/backends/webgpu/buffer_pool.ts";
 
 let gpu: WebGPUBackend | null = null;
 try {
@@ -583,4 +583,42 @@ test("GPU timer: every dispatch is stamped once under its key, with a plausible 
   assert.deepEqual(await g.read(outs[149]), await g.read(ref));
   await assert.rejects(() => rt.stopGpuTimer(), /not started/);
   for (const b of [...outs, ref, a]) g.free(b);
+});
+
+test("bind groups: a repeated program binds the same pooled buffers and reuses every bind group; results unchanged", async (g) => {
+  const rt = g.runtime;
+  const host = randf(64 * 48);
+  const program = async () => {
+    const a = g.upload(host, "float32");
+    const e = g.unary("exp", a);
+    const t = g.binary("mul", e, a, [64 * 48], [1], [1]);
+    const p: MatmulParams = { batch: 1, m: 64, n: 64, k: 48, transA: false, transB: true, strideA: 0, strideB: 0 };
+    const c = g.matmul(t, a, p);
+    const s = g.reduce("sum", c, 1, 64 * 64, 1);
+    const out = await g.read(s);
+    for (const b of [a, e, t, c, s]) g.free(b);
+    return out;
+  };
+  const first = await program();
+  // buffers come back to the pool in a different order than they left it; the pool hands out the oldest first
+  const h0 = rt.bindGroups.hits, m0 = rt.bindGroups.misses, d0 = rt.dispatchCount;
+  const second = await program();
+  assert.equal(rt.bindGroups.misses - m0, 0, "no new bind group on the second run");
+  assert.equal(rt.bindGroups.hits - h0, rt.dispatchCount - d0, "every dispatch reused one");
+  assert.deepEqual(second, first);
+});
+
+Deno.test("buffer pool: the oldest idle buffer of a class first, whatever order buffers were released in", async () => {
+  const adapter = await navigator.gpu?.requestAdapter();
+  if (!adapter) {
+    if (Deno.env.get("CI")) throw new Error("no WebGPU adapter under CI");
+    return;
+  }
+  const device = await adapter.requestDevice();
+  const pool = new BufferPool(device);
+  const usage = GPUBufferUsage.STORAGE;
+  const made = [0, 1, 2, 3].map(() => pool.acquire(1000, usage));
+  for (const i of [2, 0, 3, 1]) pool.release(made[i]);
+  assert.deepEqual([0, 1, 2, 3].map(() => made.indexOf(pool.acquire(1000, usage))), [0, 1, 2, 3]);
+  device.destroy();
 });

@@ -19,6 +19,8 @@ export function sizeClass(bytes: number): number {
 /** Reuses GPU buffers by (usage, size class). */
 export class BufferPool {
   #free = new Map<string, GPUBuffer[]>();
+  #ids = new WeakMap<GPUBuffer, number>();
+  #created = 0;
   #pooledBytes = 0;
   #device: GPUDevice;
   #maxPooledBytes: number;
@@ -43,7 +45,9 @@ export class BufferPool {
       this.#pooledBytes -= size;
       return hit;
     }
-    return this.#device.createBuffer({ size, usage });
+    const buf = this.#device.createBuffer({ size, usage });
+    this.#ids.set(buf, this.#created++);
+    return buf;
   }
 
   /** Returns a buffer for reuse. The caller guarantees no unsubmitted command references it. */
@@ -55,7 +59,16 @@ export class BufferPool {
     const key = `${buf.usage}:${buf.size}`;
     let list = this.#free.get(key);
     if (!list) this.#free.set(key, list = []);
-    list.push(buf);
+    // kept sorted by creation, oldest last: acquire hands out the oldest idle buffer of a class, whatever order
+    // buffers came back in, so a repeated program gets the same buffers each time (and the same bind groups)
+    const id = this.#ids.get(buf) ?? -1;
+    let lo = 0, hi = list.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      if ((this.#ids.get(list[mid]) ?? -1) > id) lo = mid + 1;
+      else hi = mid;
+    }
+    list.splice(lo, 0, buf);
     this.#pooledBytes += buf.size;
   }
 

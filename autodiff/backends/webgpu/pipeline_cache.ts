@@ -57,7 +57,10 @@ export class PipelineCache {
         entries: bindings.map((kind, binding) => ({
           binding,
           visibility: GPUShaderStage.COMPUTE,
-          buffer: { type: kind === "uniform" ? "uniform" : kind === "read" ? "read-only-storage" : "storage" },
+          // uniforms at a dynamic offset into the per-submit uniform buffer (see bind_group_cache.ts)
+          buffer: kind === "uniform"
+            ? { type: "uniform", hasDynamicOffset: true }
+            : { type: kind === "read" ? "read-only-storage" : "storage" },
         })),
       });
       this.#layouts.set(key, layout);

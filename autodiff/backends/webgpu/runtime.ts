@@ -14,6 +14,7 @@ import { type BindingKind, PipelineCache } from "./pipeline_cache.ts";
 import type { Uniforms } from "./templates.ts";
 import { type FusedNode, realize } from "./fusion.ts";
 import { GpuTimer } from "./gpu_timer.ts";
+import { BindGroupCache, type BoundBuffer } from "./bind_group_cache.ts";
 
 /** Dispatches recorded before the encoder is submitted regardless. */
 export const MAX_BATCH = 128;
@@ -102,6 +103,8 @@ export class Runtime {
   readonly pool: BufferPool;
   /** Compiled kernels. */
   readonly pipelines: PipelineCache;
+  /** Bind groups reused across dispatches. */
+  readonly bindGroups: BindGroupCache;
   /** The adapter is a CPU implementation (lavapipe/llvmpipe): kernels pick shapes tuned for it. */
   software = false;
   #encoder: GPUCommandEncoder | null = null;
@@ -168,6 +171,7 @@ export class Runtime {
     this.device = device;
     this.pool = new BufferPool(device);
     this.pipelines = new PipelineCache(device);
+    this.bindGroups = new BindGroupCache(device);
     this.#uniformAlign = device.limits.minUniformBufferOffsetAlignment ?? 256;
     device.addEventListener("uncapturederror", (ev) => {
       const err = (ev as GPUUncapturedErrorEvent).error;
@@ -309,7 +313,8 @@ export class Runtime {
     const kinds: BindingKind[] = d.uniforms ? ["uniform"] : [];
     for (const [, kind] of d.buffers) kinds.push(kind);
     const { pipeline, layout } = this.pipelines.get(d.code, kinds);
-    const entries: GPUBindGroupEntry[] = [];
+    const bound: BoundBuffer[] = [];
+    let offsets: number[] | null = null;
     if (d.uniforms) {
       const bytes = d.uniforms.data.byteLength;
       if (this.#uniformUsed + bytes > UNIFORM_CAPACITY) this.flush();
@@ -317,23 +322,26 @@ export class Runtime {
       const offset = this.#uniformUsed;
       this.#uniformStage.set(new Uint8Array(d.uniforms.data), offset);
       this.#uniformUsed = Math.ceil((offset + bytes) / this.#uniformAlign) * this.#uniformAlign;
-      entries.push({ binding: 0, resource: { buffer: this.#uniformBuf!, offset, size: bytes } });
+      // bound at a dynamic offset: the bind group does not depend on where this dispatch's block sits
+      bound.push([this.#uniformBuf!, bytes]);
+      offsets = [offset];
     } else {
       this.#open();
     }
     for (const [buf, kind] of d.buffers) {
       buf.epoch = this.#epoch;
       if (kind === "rw") buf.fresh = false;
-      entries.push({ binding: entries.length, resource: { buffer: this.#phys(buf), offset: 0, size: buf.bindSize } });
+      bound.push([this.#phys(buf), buf.bindSize]);
     }
-    const bindGroup = this.device.createBindGroup({ layout, entries });
+    const bindGroup = this.bindGroups.get(layout, bound);
     if (this.#timer) {
       this.#pass!.end();
       this.#pass = this.#encoder!.beginComputePass({ timestampWrites: this.#timer.next(this.#timerKey(d)) });
     }
     const pass = this.#pass!;
     pass.setPipeline(pipeline);
-    pass.setBindGroup(0, bindGroup);
+    if (offsets) pass.setBindGroup(0, bindGroup, offsets);
+    else pass.setBindGroup(0, bindGroup);
     pass.dispatchWorkgroups(d.groups[0], d.groups[1], d.groups[2]);
     if (this.#timer) {
       pass.end();
