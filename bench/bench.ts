@@ -477,8 +477,11 @@ async function webgpuDispatches(name: ModelName, train: boolean): Promise<number
   const model = await createModel(name, { imageSize: 256 }, { device: "webgpu" });
   const x = T.keep(T.randn([1, 3, 256, 256], { device: "webgpu" }));
   await rt.sync();
-  // counting mode: dispatches are counted, not run (the dispatch list does not depend on the data)
+  // counting mode: dispatches are counted, not run (the dispatch list does not depend on the data); kernels are
+  // chosen as on a hardware adapter (split scans), which the targets are about, whatever adapter counts them
   rt.countOnly = true;
+  const software = rt.software;
+  rt.software = false;
   const histogram = args.values.histogram ? dispatchHistogram(rt) : null;
   try {
     rt.resetCounters();
@@ -509,6 +512,7 @@ async function webgpuDispatches(name: ModelName, train: boolean): Promise<number
   } finally {
     histogram?.stop();
     rt.countOnly = false;
+    rt.software = software;
     x.dispose();
   }
 }

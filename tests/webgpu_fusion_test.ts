@@ -207,7 +207,7 @@ test("lazy selective-scan inputs (views, slices of one projection, −exp(A)) ar
       }
     };
     const ref = await run(cpuBackend, 1);
-    for (const split of [1, 3]) {
+    for (const split of [1, 3, 100]) {
       const r = await run(g, split);
       const what = `${name}, ${split} segment(s)`;
       // the forward is its scan kernels alone: no kernel computes an input first
@@ -577,4 +577,55 @@ test("lazy im2col/col2im inputs (float and int, padded) are evaluated inside the
   }
   for (const b of [...r.temps, ...r.outs]) g.free(b);
   for (const b of [...ref.temps, ...ref.outs]) cpuBackend.free(b);
+});
+
+test("a long scan's backward (L = 4,096, dState 16) matches the CPU: split to stay under lavapipe's loop cap", async (g) => {
+  // unsplit, one invocation ran about 139k loop iterations; lavapipe stops a thread's loops after ~65k and every
+  // du came back wrong
+  const p: SelectiveScanParams = {
+    batch: 1,
+    channels: 4,
+    length: 4096,
+    dState: 16,
+    groups: 1,
+    chunk: 64,
+    hasD: true,
+    hasZ: false,
+    hasDeltaBias: true,
+    deltaSoftplus: true,
+  };
+  const { batch: B, channels: D, length: L, dState: N } = p;
+  const host = {
+    u: normals(B * D * L, 71),
+    delta: normals(B * D * L, 72).map((v) => 0.5 * v),
+    A: normals(D * N, 73).map((v) => -Math.exp(0.5 * v)),
+    B: normals(B * N * L, 74),
+    C: normals(B * N * L, 75),
+    D: normals(D, 76),
+    deltaBias: normals(D, 77).map((v) => 0.5 * v),
+    dout: normals(B * D * L, 78),
+  };
+  const run = async (be: typeof cpuBackend | WebGPUBackend) => {
+    const up = (a: Float32Array) => be.upload(a, "float32");
+    const xs = {
+      u: up(host.u),
+      delta: up(host.delta),
+      A: up(host.A),
+      B: up(host.B),
+      C: up(host.C),
+      D: up(host.D),
+      z: null,
+      deltaBias: up(host.deltaBias),
+    };
+    const dout = up(host.dout);
+    const f = be.selectiveScanForward(xs, p, false);
+    const gr = be.selectiveScanBackward(xs, f.chunkStates, dout, p);
+    const outs = [gr.du, gr.ddelta, gr.dA, gr.dB, gr.dC, gr.dD!, gr.ddeltaBias!];
+    const values = [];
+    for (const b of outs) values.push(await be.read(b));
+    for (const b of [...outs, f.out, f.chunkStates, dout, ...Object.values(xs)]) if (b) be.free(b);
+    return values;
+  };
+  const ref = await run(cpuBackend), got = await run(g);
+  ["du", "ddelta", "dA", "dB", "dC", "dD", "ddeltaBias"].forEach((name, i) => assertClose(got[i], ref[i], name));
 });

@@ -3,12 +3,13 @@
  *
  * - Forward: one invocation per (batch, channel) runs the recurrence over the length with the dState-wide
  *   state in registers (dState is compiled in), writing `out` and the state at the end of every chunk.
- * - Backward, pass 1: one invocation per (batch, channel) visits the chunks last to first; per chunk and
+ * - Backward, pass 1: one invocation per (batch, channel, segment of chunks; see `selectiveScanBackward` for the
+ *   split and its carry of the adjoint) visits the chunks last to first; per chunk and
  *   state index n it recomputes h_n over the chunk from the stored state before it (a chunk-long private
  *   array), then runs the adjoint `s_l = gy_l·C_l + exp(δ_{l+1}·A) ⊙ s_{l+1}` backwards, accumulating the
  *   per-step sums over n (du, dδ) in chunk-long private arrays. Per-channel partials (dA, fixed dB/dC, dD,
  *   d deltaBias) go to a (batch, channel, 3·dState + 2) buffer summed over the batch by `reduce`.
- * - Backward, pass 2 (grouped B/C): one invocation per (batch, group, n, slice of the group's channels) reruns
+ * - Backward, pass 2 (grouped B/C): one invocation per (batch, group, n, slice of the group's channels, segment) reruns
  *   the scalar recurrence of state n for its channels and owns dB/dC[b, g, n, :] of its slice, so no atomics
  *   are needed; slices (chosen so the partials stay about the size of u) are summed by `reduce`.
  *
@@ -105,7 +106,7 @@ fn ddelta_(i: u32, d: u32, g: f32) -> f32 {
 `;
 }
 
-function scanUniforms(p: SelectiveScanParams, count: number, slices = 1): UniformScalar[] {
+function scanUniforms(p: SelectiveScanParams, count: number, slices = 1, segs = 1, cps = 0): UniformScalar[] {
   return [
     ["count", "u32", count],
     ["Dn", "u32", p.channels],
@@ -114,7 +115,9 @@ function scanUniforms(p: SelectiveScanParams, count: number, slices = 1): Unifor
     ["pg", "u32", p.groups > 0 ? p.channels / p.groups : p.channels],
     ["nC", "u32", Math.ceil(p.length / p.chunk)],
     ["slices", "u32", slices],
-    ["per", "u32", p.groups > 0 ? Math.ceil(p.channels / p.groups / slices) : 0],
+    ["per", "u32", p.groups > 0 ? Math.ceil(p.channels / p.groups / slices) : 0], // = groupedSlice(p).per
+    ["S", "u32", segs],
+    ["cps", "u32", cps || Math.ceil(p.length / p.chunk)],
   ];
 }
 
@@ -153,6 +156,39 @@ export function scanSegmentLength(p: SelectiveScanParams, software: boolean): nu
     );
   }
   return Math.ceil(L / Math.max(1, Math.min(L, segments)));
+}
+
+/**
+ * Loop iterations one invocation of a backward kernel may run on a software adapter. Lavapipe stops a thread's
+ * loops after about 65,535 iterations in all, silently: an unsplit backward at L = 4,096, dState 16 (MambaAD at
+ * 256²) came back with every du wrong. Half of that, for margin.
+ */
+const SOFTWARE_LOOP_BUDGET = 32768;
+
+/**
+ * Chunks per segment of the backward scan. Its segments are runs of whole chunks, whose start states the forward
+ * stored; the split follows the forward's (same target, same override), in chunks instead of steps. On software
+ * adapters segments are also short enough for {@linkcode SOFTWARE_LOOP_BUDGET}.
+ */
+export function scanBackwardChunksPerSegment(p: SelectiveScanParams, software: boolean): number {
+  const nC = Math.max(1, Math.ceil(p.length / p.chunk));
+  const segments = Math.ceil(p.length / scanSegmentLength(p, software));
+  let cps = Math.ceil(nC / Math.max(1, Math.min(nC, segments)));
+  if (software) {
+    // per chunk: the main kernel's step loops (2·dState + 2 of them), the grouped dB/dC pass's 2 per channel
+    const N = p.dState;
+    const perChunk = Math.max((2 * N + 2) * p.chunk + N, p.groups > 0 ? 2 * p.chunk * groupedSlice(p).per : 0);
+    cps = Math.min(cps, Math.max(1, Math.floor(SOFTWARE_LOOP_BUDGET / perChunk)));
+  }
+  return cps;
+}
+
+/** How the grouped dB/dC pass splits a group's channels: slices, and channels per slice. */
+function groupedSlice(p: SelectiveScanParams): { slices: number; per: number } {
+  const pg = p.channels / p.groups;
+  // enough invocations, partials about the size of u
+  const slices = Math.max(1, Math.min(pg, Math.floor(p.channels / (p.groups * p.dState))));
+  return { slices, per: Math.ceil(pg / slices) };
 }
 
 /** Invocations of the forward scan's widest pass (for reports and tests). */
@@ -280,7 +316,16 @@ export function selectiveScanForward(
   return { out, lastState: last, chunkStates: cs };
 }
 
-/** Backward: the gradients of every input given dout and the forward's chunk states. */
+/**
+ * Backward: the gradients of every input given dout and the forward's chunk states.
+ *
+ * Split into S segments of whole chunks (hardware adapters), it is parallel over the length as the forward is. The
+ * adjoint runs right to left, `s ← (s + gy_l·C_l) · exp(δ_l·A)` per state, which is affine in s: over a segment
+ * `s_out = P·s_in + Q` with P the product of the decays and Q the segment's result from s_in = 0. (1) every
+ * (batch, channel, segment) computes its P and Q; (2) a carry pass per (batch, channel, state) composes them right
+ * to left into the adjoint entering each segment; (3) every segment runs the full backward from that adjoint and
+ * the stored chunk states. With S = 1 only (3) runs.
+ */
 export function selectiveScanBackward(
   rt: Runtime,
   x: SelectiveScanInputs,
@@ -292,20 +337,34 @@ export function selectiveScanBackward(
   const W = 3 * N + 2; // per-channel partials: dA | dB | dC (fixed) | dD | dbias
   const du = rt.alloc(batch * Dn * L, "float32"), dd = rt.alloc(batch * Dn * L, "float32");
   const dz = x.z ? rt.alloc(batch * Dn * L, "float32") : null;
-  const count = batch * Dn;
-  // zero-filled when no kernel writes it (an empty length)
-  const part = L > 0 ? rt.alloc(batch * Dn * W, "float32") : fill(rt, batch * Dn * W, 0, "float32");
+  const nC = Math.ceil(L / p.chunk);
+  const cps = L > 0 ? scanBackwardChunksPerSegment(p, rt.software) : 1;
+  const S = Math.max(1, Math.ceil(nC / cps));
+  const seqs = batch * Dn;
+  const count = seqs * S;
+  // zero-filled when no kernel writes it (an empty length); laid out (batch, segment, channel, W)
+  const part = L > 0 ? rt.alloc(count * W, "float32") : fill(rt, count * W, 0, "float32");
   const inputs: Read[] = [...scanReads(rt, x), ["cs", cs], ["dout", dout]];
+  const sin = count > 0 && L > 0 && S > 1 ? adjointCarry(rt, inputs, p, S, cps) : null;
+  const segmentRange = `  let seq = gidx / P.S;
+  let sg = gidx % P.S;
+  let cBeg = sg * P.cps;
+  let cEnd = min(P.nC, cBeg + P.cps);`;
   if (count > 0 && L > 0) {
     const fixed = G === 0;
-    const code = helpers(p) + ENTRY + `  let bb = gidx / P.Dn;
-  let d = gidx % P.Dn;
-  let base = gidx * P.L;
+    const code = helpers(p) + ENTRY + `${segmentRange}
+  let bb = seq / P.Dn;
+  let d = seq % P.Dn;
+  let base = seq * P.L;
   let Dd = ${p.hasD ? "Dv[d]" : "0.0"};
   var sc: array<f32, NS>;
   var accA: array<f32, NS>;
   ${fixed ? "var accB: array<f32, NS>;\n  var accC: array<f32, NS>;" : ""}
-  for (var n = 0u; n < NS; n++) { sc[n] = 0.0; accA[n] = 0.0; ${fixed ? "accB[n] = 0.0; accC[n] = 0.0;" : ""} }
+  for (var n = 0u; n < NS; n++) {
+    sc[n] = ${sin ? "sin[gidx * NS + n]" : "0.0"};
+    accA[n] = 0.0;
+    ${fixed ? "accB[n] = 0.0; accC[n] = 0.0;" : ""}
+  }
   var accD = 0.0;
   var accBias = 0.0;
   var dls: array<f32, TS>;
@@ -314,8 +373,8 @@ export function selectiveScanBackward(
   var hs: array<f32, ${p.chunk + 1}>;
   var ddl: array<f32, TS>;
   var dus: array<f32, TS>;
-  for (var ci = 0u; ci < P.nC; ci++) {
-    let c = P.nC - 1u - ci;
+  for (var c = cEnd; c > cBeg; ) {
+    c--;
     let l0 = c * TS;
     let len = min(P.L, l0 + TS) - l0;
     for (var t = 0u; t < len; t++) {
@@ -331,7 +390,7 @@ export function selectiveScanBackward(
     }
     for (var n = 0u; n < NS; n++) {
       let an = Am[d * NS + n];
-      hs[0] = select(0.0, cs[(gidx * P.nC + c - 1u) * NS + n], c > 0u);
+      hs[0] = select(0.0, cs[(seq * P.nC + c - 1u) * NS + n], c > 0u);
       for (var t = 0u; t < len; t++) {
         let l = l0 + t;
         let o = bc_(bb, d, n, l);
@@ -375,7 +434,7 @@ export function selectiveScanBackward(
       accBias += g;
     }
   }
-  let po = gidx * ${W}u;
+  let po = ((bb * P.S + sg) * P.Dn + d) * ${W}u;
   for (var n = 0u; n < NS; n++) {
     part[po + n] = accA[n];
     ${fixed ? "part[po + NS + n] = accB[n];\n    part[po + 2u * NS + n] = accC[n];" : ""}
@@ -385,10 +444,10 @@ export function selectiveScanBackward(
 }
 `;
     const outputs: Read[] = [["du", du], ["dd", dd], ["dz", dz], ["part", part]];
-    scanDispatch(rt, scanUniforms(p, count), inputs, outputs, code, count);
+    scanDispatch(rt, scanUniforms(p, count, 1, S, cps), [...inputs, ["sin", sin]], outputs, code, count);
   }
-  // sum the per-channel partials over the batch → (channels, W)
-  const sums = reduce(rt, "sum", part, 1, batch, Dn * W);
+  // sum the per-channel partials over batch and segments → (channels, W)
+  const sums = reduce(rt, "sum", part, 1, batch * S, Dn * W);
   rt.free(part);
   const column = (off: number, width: number): GPUBuf => {
     const t = rt.alloc(Dn * width, "float32");
@@ -401,8 +460,9 @@ export function selectiveScanBackward(
     dB = column(N, N);
     dC = column(2 * N, N);
   } else {
-    [dB, dC] = groupedBC(rt, inputs, p);
+    [dB, dC] = groupedBC(rt, [...inputs, ["sin", sin]], p, S, cps);
   }
+  if (sin) rt.free(sin);
   const dD = x.D ? column(3 * N, 1) : null;
   const dBias = x.deltaBias ? column(3 * N + 1, 1) : null;
   rt.free(sums);
@@ -410,23 +470,33 @@ export function selectiveScanBackward(
 }
 
 /** Pass 2: dB and dC of grouped B/C, (batch, groups, dState, length). */
-function groupedBC(rt: Runtime, inputs: readonly Read[], p: SelectiveScanParams): [GPUBuf, GPUBuf] {
+function groupedBC(
+  rt: Runtime,
+  inputs: readonly Read[],
+  p: SelectiveScanParams,
+  S: number,
+  cps: number,
+): [GPUBuf, GPUBuf] {
   const { batch, channels: Dn, length: L, dState: N, groups: G } = p;
-  const pg = Dn / G;
-  // slices of each group's channels: enough invocations, partials about the size of u
-  const slices = Math.max(1, Math.min(pg, Math.floor(Dn / (G * N))));
+  const { slices } = groupedSlice(p);
   const size = batch * G * N * L;
   const partB = rt.alloc(slices * size, "float32"), partC = rt.alloc(slices * size, "float32");
-  const count = slices * batch * G * N;
+  const count = slices * batch * G * N * S;
+  const hasSin = inputs.some(([name, b]) => name === "sin" && b !== null);
   if (count > 0 && L > 0) {
-    const code = helpers(p) + ENTRY + `  // gidx = ((slice · batch + b) · G + g) · NS + n
-  let n = gidx % NS;
-  let bg = (gidx / NS) % (P.G * (P.count / (P.slices * P.G * NS)));
-  let slice = gidx / (NS * P.G * (P.count / (P.slices * P.G * NS)));
+    const code = helpers(p) + ENTRY + `  // gidx = (((slice · batch + b) · G + g) · NS + n) · S + segment
+  let sg = gidx % P.S;
+  let r = gidx / P.S;
+  let n = r % NS;
+  let nb = P.count / (P.slices * P.G * NS * P.S); // batch
+  let bg = (r / NS) % (P.G * nb);
+  let slice = r / (NS * P.G * nb);
   let bb = bg / P.G;
   let g = bg % P.G;
-  let row = gidx * P.L; // this invocation's (slice, b, g, n) row of the partials
-  for (var l = 0u; l < P.L; l++) { pB[row + l] = 0.0; pC[row + l] = 0.0; }
+  let cBeg = sg * P.cps;
+  let cEnd = min(P.nC, cBeg + P.cps);
+  let row = r * P.L; // this invocation's (slice, b, g, n) row of the partials, steps of its segment
+  for (var l = cBeg * TS; l < min(P.L, cEnd * TS); l++) { pB[row + l] = 0.0; pC[row + l] = 0.0; }
   let d0 = g * P.pg + slice * P.per;
   let d1 = min(d0 + P.per, (g + 1u) * P.pg);
   var hs: array<f32, ${p.chunk + 1}>;
@@ -435,9 +505,9 @@ function groupedBC(rt: Runtime, inputs: readonly Read[], p: SelectiveScanParams)
     let an = Am[d * NS + n];
     let ch = bb * P.Dn + d;
     let base = ch * P.L;
-    var s = 0.0;
-    for (var ci = 0u; ci < P.nC; ci++) {
-      let c = P.nC - 1u - ci;
+    var s = ${hasSin ? "sin[(ch * P.S + sg) * NS + n]" : "0.0"};
+    for (var c = cEnd; c > cBeg; ) {
+      c--;
       let l0 = c * TS;
       let len = min(P.L, l0 + TS) - l0;
       hs[0] = select(0.0, cs[(ch * P.nC + c - 1u) * NS + n], c > 0u);
@@ -464,11 +534,83 @@ function groupedBC(rt: Runtime, inputs: readonly Read[], p: SelectiveScanParams)
 }
 `;
     const inputsBC = inputs.filter(([name]) => name !== "Dv");
-    scanDispatch(rt, scanUniforms(p, count, slices), inputsBC, [["pB", partB], ["pC", partC]], code, count);
+    scanDispatch(rt, scanUniforms(p, count, slices, S, cps), inputsBC, [["pB", partB], ["pC", partC]], code, count);
   }
   if (slices === 1) return [partB, partC];
   const dB = reduce(rt, "sum", partB, 1, slices, size), dC = reduce(rt, "sum", partC, 1, slices, size);
   rt.free(partB);
   rt.free(partC);
   return [dB, dC];
+}
+
+/**
+ * Passes (1) and (2) of the split backward: the adjoint state entering each segment from its right end,
+ * (batch, channel, segment, dState).
+ */
+function adjointCarry(rt: Runtime, inputs: readonly Read[], p: SelectiveScanParams, S: number, cps: number): GPUBuf {
+  const { batch, channels: Dn, dState: N } = p;
+  const seqs = batch * Dn;
+  const pq = rt.alloc(seqs * S * 2 * N, "float32");
+  // (1) per (batch, channel, segment): P = Π exp(δ·A), Q = the adjoint from zero, per state
+  const local = helpers(p) + ENTRY + `  let seq = gidx / P.S;
+  let sg = gidx % P.S;
+  let cBeg = sg * P.cps;
+  let cEnd = min(P.nC, cBeg + P.cps);
+  let bb = seq / P.Dn;
+  let d = seq % P.Dn;
+  let base = seq * P.L;
+  var pp: array<f32, NS>;
+  var qq: array<f32, NS>;
+  for (var n = 0u; n < NS; n++) { pp[n] = 1.0; qq[n] = 0.0; }
+  var dls: array<f32, TS>;
+  var gys: array<f32, TS>;
+  for (var c = cEnd; c > cBeg; ) {
+    c--;
+    let l0 = c * TS;
+    let len = min(P.L, l0 + TS) - l0;
+    for (var t = 0u; t < len; t++) {
+      let i = base + l0 + t;
+      dls[t] = delta_(i, d);
+      var gy = dout[i];
+      ${p.hasZ ? "let zv = z[i];\n      gy *= zv / (1.0 + exp(-zv));" : ""}
+      gys[t] = gy;
+    }
+    for (var n = 0u; n < NS; n++) {
+      let an = Am[d * NS + n];
+      var q = qq[n];
+      var pr = pp[n];
+      for (var tt = 0u; tt < len; tt++) {
+        let t = len - 1u - tt;
+        let e = exp(dls[t] * an);
+        q = (q + gys[t] * Cm[bc_(bb, d, n, l0 + t)]) * e;
+        pr *= e;
+      }
+      qq[n] = q;
+      pp[n] = pr;
+    }
+  }
+  for (var n = 0u; n < NS; n++) {
+    pq[(gidx * 2u) * NS + n] = pp[n];
+    pq[(gidx * 2u + 1u) * NS + n] = qq[n];
+  }
+}
+`;
+  const localReads = inputs.filter(([name]) => !["u", "Bm", "Dv", "cs", "sin"].includes(name));
+  scanDispatch(rt, scanUniforms(p, seqs * S, 1, S, cps), localReads, [["pq", pq]], local, seqs * S);
+  // (2) per (batch, channel, state): compose right to left
+  const sin = rt.alloc(seqs * S * N, "float32");
+  const carry = `const NS: u32 = ${N}u;\n` + ENTRY + `  let seq = gidx / NS;
+  let n = gidx % NS;
+  var s = 0.0;
+  for (var sg = P.S; sg > 0u; ) {
+    sg--;
+    let k = seq * P.S + sg;
+    sin[k * NS + n] = s;
+    s = pq[(k * 2u) * NS + n] * s + pq[(k * 2u + 1u) * NS + n];
+  }
+}
+`;
+  scanDispatch(rt, scanUniforms(p, seqs * N, 1, S, cps), [["pq", pq]], [["sin", sin]], carry, seqs * N);
+  rt.free(pq);
+  return sin;
 }
