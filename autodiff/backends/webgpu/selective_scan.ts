@@ -477,7 +477,7 @@ function groupedBC(
   S: number,
   cps: number,
 ): [GPUBuf, GPUBuf] {
-  const { batch, channels: Dn, length: L, dState: N, groups: G } = p;
+  const { batch, length: L, dState: N, groups: G } = p;
   const { slices } = groupedSlice(p);
   const size = batch * G * N * L;
   const partB = rt.alloc(slices * size, "float32"), partC = rt.alloc(slices * size, "float32");
