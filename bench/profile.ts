@@ -15,9 +15,11 @@ export type KernelProfile = Record<string, { calls: number; ms: number }>;
 const BY_OP = new Set(["unary", "binary", "reduce"]);
 const SKIP = new Set(["memory", "resetPeakMemory", "sync", "read", "device"]);
 
-/** Runs `fn` with every kernel of `backend` timed; returns the profile, sorted by time. */
-export async function profileKernels(backend: Backend, fn: () => Promise<void>): Promise<KernelProfile> {
-  const prof: KernelProfile = {};
+/**
+ * Wraps every kernel method of `backend` with `around(name, call)` (name split by op for `unary`, `binary`,
+ * `reduce`); returns the function that restores the originals.
+ */
+function wrapKernels(backend: Backend, around: (name: string, call: () => unknown) => unknown): () => void {
   const target = backend as unknown as Record<string, unknown>;
   const originals = new Map<string, (...a: unknown[]) => unknown>();
   for (const key of Object.keys(target)) {
@@ -26,23 +28,39 @@ export async function profileKernels(backend: Backend, fn: () => Promise<void>):
     originals.set(key, f as (...a: unknown[]) => unknown);
     target[key] = function (this: unknown, ...args: unknown[]) {
       const name = BY_OP.has(key) ? `${key}:${args[0]}` : key;
-      const t0 = performance.now();
-      try {
-        return (f as (...a: unknown[]) => unknown).apply(this, args);
-      } finally {
-        const e = (prof[name] ??= { calls: 0, ms: 0 });
-        e.calls++;
-        e.ms += performance.now() - t0;
-      }
+      return around(name, () => (f as (...a: unknown[]) => unknown).apply(this, args));
     };
   }
+  return () => {
+    for (const [key, f] of originals) target[key] = f;
+  };
+}
+
+/** The profile sorted by time, milliseconds rounded to 0.1. */
+function sortedProfile(prof: KernelProfile): KernelProfile {
+  const sorted = Object.entries(prof).sort((a, b) => b[1].ms - a[1].ms);
+  return Object.fromEntries(sorted.map(([k, v]) => [k, { calls: v.calls, ms: Number(v.ms.toFixed(1)) }]));
+}
+
+/** Runs `fn` with every kernel of `backend` timed; returns the profile, sorted by time. */
+export async function profileKernels(backend: Backend, fn: () => Promise<void>): Promise<KernelProfile> {
+  const prof: KernelProfile = {};
+  const restore = wrapKernels(backend, (name, call) => {
+    const t0 = performance.now();
+    try {
+      return call();
+    } finally {
+      const e = (prof[name] ??= { calls: 0, ms: 0 });
+      e.calls++;
+      e.ms += performance.now() - t0;
+    }
+  });
   try {
     await fn();
   } finally {
-    for (const [key, f] of originals) target[key] = f;
+    restore();
   }
-  const sorted = Object.entries(prof).sort((a, b) => b[1].ms - a[1].ms);
-  return Object.fromEntries(sorted.map(([k, v]) => [k, { calls: v.calls, ms: Number(v.ms.toFixed(1)) }]));
+  return sortedProfile(prof);
 }
 
 /** The profile as aligned text lines (kernel, calls, ms, share of the total). */
@@ -69,30 +87,25 @@ export function formatProfile(prof: KernelProfile, wallMs: number): string {
 export async function profileGpu(backend: Backend, fn: () => Promise<void>): Promise<KernelProfile> {
   const rt = (backend as unknown as { runtime?: Runtime }).runtime;
   if (!rt?.startGpuTimer) throw new Error("GPU timing needs the WebGPU backend");
-  const target = backend as unknown as Record<string, unknown>;
   const stack: string[] = [];
-  const originals = new Map<string, (...a: unknown[]) => unknown>();
-  for (const key of Object.keys(target)) {
-    const f = target[key];
-    if (typeof f !== "function" || SKIP.has(key)) continue;
-    originals.set(key, f as (...a: unknown[]) => unknown);
-    target[key] = function (this: unknown, ...args: unknown[]) {
-      stack.push(BY_OP.has(key) ? `${key}:${args[0]}` : key);
-      try {
-        return (f as (...a: unknown[]) => unknown).apply(this, args);
-      } finally {
-        stack.pop();
-      }
-    };
-  }
+  const restore = wrapKernels(backend, (name, call) => {
+    stack.push(name);
+    try {
+      return call();
+    } finally {
+      stack.pop();
+    }
+  });
   // lazy elementwise kernels run when a later call (or a read) needs them: they count under that call
   rt.startGpuTimer((d) => `${stack.at(-1) ?? "read"}${d.label ? `/${d.label}` : ""}`);
+  let done = false;
   try {
     await fn();
+    done = true;
   } finally {
-    for (const [key, f] of originals) target[key] = f;
+    restore();
+    if (!done) await rt.stopGpuTimer().catch(() => {}); // timing ends with the failure, which propagates
   }
   const totals = await rt.stopGpuTimer();
-  const sorted = [...totals].sort((a, b) => b[1].ms - a[1].ms);
-  return Object.fromEntries(sorted.map(([k, v]) => [k, { calls: v.dispatches, ms: Number(v.ms.toFixed(1)) }]));
+  return sortedProfile(Object.fromEntries([...totals].map(([k, v]) => [k, { calls: v.dispatches, ms: v.ms }])));
 }

@@ -1,17 +1,21 @@
 /**
  * The model half of the GPU check (tools/gpu_check.sh): for Wave-MambaAD and MambaAD at 256² on WebGPU,
  * inference images/s at batch 1, 8 and 16 with the peak live memory of each, the AdamW training step at batch 16,
- * and the kernel dispatches of one inference pass and one training step at batch 1. Prints one JSON object.
+ * and the kernel dispatches of one inference pass and one training step at batch 1. Where the adapter has timestamp
+ * queries, also the GPU execution time of one inference pass at batch 8 and one training step at batch 16 (summed,
+ * and the 15 costliest backend calls/kernels): set against the wall time it says whether the GPU or the host is the
+ * bottleneck. Prints one JSON object.
  */
 import * as T from "../mod.ts";
 import { createModel, type ModelName } from "../models/registry.ts";
 import type { WebGPUBackend } from "../autodiff/backends/webgpu/backend.ts";
+import { profileGpu } from "../bench/profile.ts";
 
 const SIZE = 256;
 const REPEATS = Number(Deno.env.get("GPU_CHECK_REPEATS") ?? 3);
 const b = await T.initWebGPU() as unknown as WebGPUBackend;
 const rt = b.runtime;
-const result: Record<string, number | string | boolean> = {
+const result: Record<string, unknown> = {
   adapter: b.adapterDescription,
   fallback_adapter: b.isFallbackAdapter,
 };
@@ -53,6 +57,7 @@ async function measure(name: ModelName, key: string): Promise<void> {
       (T.memoryStats().webgpu!.peakBytes / 2 ** 20).toFixed(1),
     );
     log(`${key} inference batch ${batch}: ${(1000 * batch / ms).toFixed(2)} img/s`);
+    if (batch === 8) await gpuTime(`${key}_infer_b8_${SIZE}px`, infer);
     x.dispose();
   }
   for (const batch of [1, 16]) {
@@ -80,9 +85,19 @@ async function measure(name: ModelName, key: string): Promise<void> {
         (T.memoryStats().webgpu!.peakBytes / 2 ** 20).toFixed(1),
       );
       log(`${key} training step batch 16: ${ms.toFixed(1)} ms`);
+      await gpuTime(`${key}_train_step_b16_${SIZE}px`, step);
     }
     x.dispose();
   }
+}
+
+/** GPU milliseconds of one run of `fn` (timestamp queries) and its costliest kernels, when the adapter has them. */
+async function gpuTime(prefix: string, fn: () => Promise<void>): Promise<void> {
+  if (!rt.device.features.has("timestamp-query")) return;
+  const prof = await profileGpu(b, fn);
+  const entries = Object.entries(prof);
+  result[`${prefix}_gpu_ms`] = Number(entries.reduce((s, [, v]) => s + v.ms, 0).toFixed(1));
+  result[`${prefix}_gpu_top`] = Object.fromEntries(entries.slice(0, 15));
 }
 
 for (const [name, key] of [["wave_mambaad", "wave"], ["mambaad", "mambaad"]] as const) {

@@ -316,6 +316,33 @@ export function selectiveScanForward(
   return { out, lastState: last, chunkStates: cs };
 }
 
+/** WGSL: the sequence (bb, d; its steps from `base`) and the segment of whole chunks [cBeg, cEnd) of `gidx`. */
+const SEGMENT = `  let seq = gidx / P.S;
+  let sg = gidx % P.S;
+  let cBeg = sg * P.cps;
+  let cEnd = min(P.nC, cBeg + P.cps);
+  let bb = seq / P.Dn;
+  let d = seq % P.Dn;
+  let base = seq * P.L;`;
+
+/**
+ * WGSL: opens the loop over the segment's chunks, last first, and fills `dls` (δ) and `gys` (dout, SiLU(z)-gated)
+ * for the chunk's steps, running `perStep` after each; the caller closes the chunk loop.
+ */
+function chunkSteps(p: SelectiveScanParams, perStep: string): string {
+  return `  for (var c = cEnd; c > cBeg; ) {
+    c--;
+    let l0 = c * TS;
+    let len = min(P.L, l0 + TS) - l0;
+    for (var t = 0u; t < len; t++) {
+      let i = base + l0 + t;
+      dls[t] = delta_(i, d);
+      var gy = dout[i];
+      ${p.hasZ ? "let zv = z[i];\n      gy *= zv / (1.0 + exp(-zv));" : ""}
+      gys[t] = gy;${perStep}
+    }`;
+}
+
 /**
  * Backward: the gradients of every input given dout and the forward's chunk states.
  *
@@ -346,16 +373,9 @@ export function selectiveScanBackward(
   const part = L > 0 ? rt.alloc(count * W, "float32") : fill(rt, count * W, 0, "float32");
   const inputs: Read[] = [...scanReads(rt, x), ["cs", cs], ["dout", dout]];
   const sin = count > 0 && L > 0 && S > 1 ? adjointCarry(rt, inputs, p, S, cps) : null;
-  const segmentRange = `  let seq = gidx / P.S;
-  let sg = gidx % P.S;
-  let cBeg = sg * P.cps;
-  let cEnd = min(P.nC, cBeg + P.cps);`;
   if (count > 0 && L > 0) {
     const fixed = G === 0;
-    const code = helpers(p) + ENTRY + `${segmentRange}
-  let bb = seq / P.Dn;
-  let d = seq % P.Dn;
-  let base = seq * P.L;
+    const code = helpers(p) + ENTRY + `${SEGMENT}
   let Dd = ${p.hasD ? "Dv[d]" : "0.0"};
   var sc: array<f32, NS>;
   var accA: array<f32, NS>;
@@ -373,20 +393,15 @@ export function selectiveScanBackward(
   var hs: array<f32, ${p.chunk + 1}>;
   var ddl: array<f32, TS>;
   var dus: array<f32, TS>;
-  for (var c = cEnd; c > cBeg; ) {
-    c--;
-    let l0 = c * TS;
-    let len = min(P.L, l0 + TS) - l0;
-    for (var t = 0u; t < len; t++) {
-      let i = base + l0 + t;
-      dls[t] = delta_(i, d);
-      var gy = dout[i];
-      ${p.hasZ ? "let zv = z[i];\n      gy *= zv / (1.0 + exp(-zv));" : ""}
-      gys[t] = gy;
+${
+      chunkSteps(
+        p,
+        `
       accD += gy * u[i];
       ys[t] = 0.0;
       ddl[t] = 0.0;
-      dus[t] = gy * Dd;
+      dus[t] = gy * Dd;`,
+      )
     }
     for (var n = 0u; n < NS; n++) {
       let an = Am[d * NS + n];
@@ -552,29 +567,13 @@ function adjointCarry(rt: Runtime, inputs: readonly Read[], p: SelectiveScanPara
   const seqs = batch * Dn;
   const pq = rt.alloc(seqs * S * 2 * N, "float32");
   // (1) per (batch, channel, segment): P = Π exp(δ·A), Q = the adjoint from zero, per state
-  const local = helpers(p) + ENTRY + `  let seq = gidx / P.S;
-  let sg = gidx % P.S;
-  let cBeg = sg * P.cps;
-  let cEnd = min(P.nC, cBeg + P.cps);
-  let bb = seq / P.Dn;
-  let d = seq % P.Dn;
-  let base = seq * P.L;
+  const local = helpers(p) + ENTRY + `${SEGMENT}
   var pp: array<f32, NS>;
   var qq: array<f32, NS>;
   for (var n = 0u; n < NS; n++) { pp[n] = 1.0; qq[n] = 0.0; }
   var dls: array<f32, TS>;
   var gys: array<f32, TS>;
-  for (var c = cEnd; c > cBeg; ) {
-    c--;
-    let l0 = c * TS;
-    let len = min(P.L, l0 + TS) - l0;
-    for (var t = 0u; t < len; t++) {
-      let i = base + l0 + t;
-      dls[t] = delta_(i, d);
-      var gy = dout[i];
-      ${p.hasZ ? "let zv = z[i];\n      gy *= zv / (1.0 + exp(-zv));" : ""}
-      gys[t] = gy;
-    }
+${chunkSteps(p, "")}
     for (var n = 0u; n < NS; n++) {
       let an = Am[d * NS + n];
       var q = qq[n];
