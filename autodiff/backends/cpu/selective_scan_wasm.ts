@@ -98,7 +98,7 @@ export function selectiveScanForwardWasm(
     out: lay.take(DS),
     cs: lay.take(CS),
     last: lay.take(lastB ? D * N : 0),
-    scratch: lay.take(2 * N * 4),
+    scratch: lay.take(4 * (21 + 2 * N + 3 * T)),
   }));
   const mem = m.reserve(lay.bytes);
   mem.set(f32(x.A), pA >> 2);

@@ -74,11 +74,132 @@ import { vexp, vsigmoid, vsoftplus } from "./vmath";
   return y;
 }
 
+// ---- e^x with its constants held in locals ----------------------------------------------------------------
+//
+// V8 materialises every v128 constant at each use inside a loop (3 instructions: a 64-bit immediate, a move
+// and a shuffle); the exp below has 14 of them per call. The kernels write the constants into scratch once
+// and load them into locals, which V8 keeps in registers or reloads from its stack (one instruction).
+// expK computes exactly what vmath's vexp does, operation for operation (same float32 results).
+
+const K_LO = 0, K_HI = 1, K_LOG2E = 2, K_ROUND = 3, K_LN2HI = 4, K_LN2LO = 5;
+const K_P0 = 6, K_P1 = 7, K_P2 = 8, K_P3 = 9, K_P4 = 10, K_P5 = 11, K_ONE = 12;
+// vlog1pUnit's (softplus)
+const K_TWO = 13, K_S15 = 14, K_S13 = 15, K_S11 = 16, K_S9 = 17, K_S7 = 18, K_S5 = 19, K_S3 = 20;
+/** Vectors in the constant table at the start of the kernels' scratch. */
+const K_COUNT = 21;
+
+/** Writes the constant table (K_COUNT vectors) at `k`. */
+function writeExpConstants(k: usize): void {
+  v128.store(k + (K_LO << 4), f32x4.splat(-87.3));
+  v128.store(k + (K_HI << 4), f32x4.splat(88.7));
+  v128.store(k + (K_LOG2E << 4), f32x4.splat(<f32> 1.44269504088896341));
+  v128.store(k + (K_ROUND << 4), f32x4.splat(12583039.0));
+  v128.store(k + (K_LN2HI << 4), f32x4.splat(0.693359375));
+  v128.store(k + (K_LN2LO << 4), f32x4.splat(-2.12194440e-4));
+  v128.store(k + (K_P0 << 4), f32x4.splat(1.9875691500e-4));
+  v128.store(k + (K_P1 << 4), f32x4.splat(1.3981999507e-3));
+  v128.store(k + (K_P2 << 4), f32x4.splat(8.3334519073e-3));
+  v128.store(k + (K_P3 << 4), f32x4.splat(4.1665795894e-2));
+  v128.store(k + (K_P4 << 4), f32x4.splat(1.6666665459e-1));
+  v128.store(k + (K_P5 << 4), f32x4.splat(5.0000001201e-1));
+  v128.store(k + (K_ONE << 4), f32x4.splat(1.0));
+  v128.store(k + (K_TWO << 4), f32x4.splat(2.0));
+  v128.store(k + (K_S15 << 4), f32x4.splat(1.0 / 15.0));
+  v128.store(k + (K_S13 << 4), f32x4.splat(1.0 / 13.0));
+  v128.store(k + (K_S11 << 4), f32x4.splat(1.0 / 11.0));
+  v128.store(k + (K_S9 << 4), f32x4.splat(1.0 / 9.0));
+  v128.store(k + (K_S7 << 4), f32x4.splat(1.0 / 7.0));
+  v128.store(k + (K_S5 << 4), f32x4.splat(1.0 / 5.0));
+  v128.store(k + (K_S3 << 4), f32x4.splat(1.0 / 3.0));
+}
+
+/** The 4×4 transpose of rows r0..r3 (lane k of row i → lane i of row k), stored as 4 vectors from `p`. */
+@inline function storeTransposed(p: usize, r0: v128, r1: v128, r2: v128, r3: v128): void {
+  const t0 = i32x4.shuffle(r0, r1, 0, 4, 1, 5), t1 = i32x4.shuffle(r0, r1, 2, 6, 3, 7);
+  const t2 = i32x4.shuffle(r2, r3, 0, 4, 1, 5), t3 = i32x4.shuffle(r2, r3, 2, 6, 3, 7);
+  v128.store(p, i32x4.shuffle(t0, t2, 0, 1, 4, 5));
+  v128.store(p, i32x4.shuffle(t0, t2, 2, 3, 6, 7), 16);
+  v128.store(p, i32x4.shuffle(t1, t3, 0, 1, 4, 5), 32);
+  v128.store(p, i32x4.shuffle(t1, t3, 2, 3, 6, 7), 48);
+}
+
+/** vexp(x) (vmath.ts) with its constants passed in (see writeExpConstants). */
+@inline function expK(
+  x: v128, lo: v128, hi: v128, log2e: v128, round: v128, ln2hi: v128, ln2lo: v128,
+  p0: v128, p1: v128, p2: v128, p3: v128, p4: v128, p5: v128, one: v128,
+): v128 {
+  x = f32x4.pmin(f32x4.pmax(x, lo), hi);
+  // round = 1.5·2²³ + 127: t's low mantissa bits are k + 127, and shifting them into the exponent field
+  // drops the rest (vexp adds 127 − bits(1.5·2²³) before the shift: the same bits, one constant more)
+  const t = f32x4.add(f32x4.mul(x, log2e), round);
+  const k = f32x4.sub(t, round);
+  const r = f32x4.sub(f32x4.sub(x, f32x4.mul(k, ln2hi)), f32x4.mul(k, ln2lo));
+  const bits = i32x4.shl(t, 23);
+  let p = p0;
+  p = f32x4.add(f32x4.mul(p, r), p1);
+  p = f32x4.add(f32x4.mul(p, r), p2);
+  p = f32x4.add(f32x4.mul(p, r), p3);
+  p = f32x4.add(f32x4.mul(p, r), p4);
+  p = f32x4.add(f32x4.mul(p, r), p5);
+  return f32x4.mul(f32x4.add(f32x4.add(f32x4.mul(f32x4.mul(p, r), r), r), one), bits);
+}
+
+/** One step of a state: e^(δ·a)·h + δu·b (the operations of the scalar-B step loop, in its order). */
+@inline function decayStep(
+  h: v128, a: v128, dl: v128, du: v128, b: v128,
+  lo: v128, hi: v128, log2e: v128, round: v128, ln2hi: v128, ln2lo: v128,
+  p0: v128, p1: v128, p2: v128, p3: v128, p4: v128, p5: v128, one: v128,
+): v128 {
+  const e = expK(f32x4.mul(dl, a), lo, hi, log2e, round, ln2hi, ln2lo, p0, p1, p2, p3, p4, p5, one);
+  return f32x4.add(f32x4.mul(e, h), f32x4.mul(du, b));
+}
+
+/** vmath's vlog1pUnit with its constants passed in. */
+@inline function log1pUnitK(
+  y: v128, two: v128, s15: v128, s13: v128, s11: v128, s9: v128, s7: v128, s5: v128, s3: v128, one: v128,
+): v128 {
+  const s = f32x4.div(y, f32x4.add(y, two));
+  const s2 = f32x4.mul(s, s);
+  let p = s15;
+  p = f32x4.add(f32x4.mul(p, s2), s13);
+  p = f32x4.add(f32x4.mul(p, s2), s11);
+  p = f32x4.add(f32x4.mul(p, s2), s9);
+  p = f32x4.add(f32x4.mul(p, s2), s7);
+  p = f32x4.add(f32x4.mul(p, s2), s5);
+  p = f32x4.add(f32x4.mul(p, s2), s3);
+  p = f32x4.add(f32x4.mul(p, s2), one);
+  return f32x4.mul(f32x4.mul(p, s), two);
+}
+
+/** 4 steps of one channel's output: (y + D·u)·silu(z) (z omitted when `pz` is 0), as the step-major loop. */
+@inline function outRow(
+  po: usize, pu: usize, pz: usize, y: v128, dd: v128,
+  lo: v128, hi: v128, log2e: v128, round: v128, ln2hi: v128, ln2lo: v128,
+  p0: v128, p1: v128, p2: v128, p3: v128, p4: v128, p5: v128, one: v128,
+): void {
+  let v = f32x4.add(y, f32x4.mul(dd, v128.load(pu)));
+  if (pz) {
+    const zv = v128.load(pz);
+    // vsigmoid: 1 / (1 + e^−z)
+    const sg = f32x4.div(
+      one,
+      f32x4.add(one, expK(f32x4.neg(zv), lo, hi, log2e, round, ln2hi, ln2lo, p0, p1, p2, p3, p4, p5, one)),
+    );
+    v = f32x4.mul(v, f32x4.mul(zv, sg));
+  }
+  v128.store(po, v);
+}
+
 /**
  * Forward of one batch element. u, delta, z, out: (D, L); B, C: (G, N, L), every row of L values S apart
  * (S ≥ L: padded rows keep the 4 lanes' rows and the N rows of B, C out of one cache set); A: (D, N); Dv, bias: (D);
- * cs: (D, nChunks, N) states at chunk ends; last: (D, N) or 0. Scratch: `scratch` holds 2·N vectors.
+ * cs: (D, nChunks, N) states at chunk ends; last: (D, N) or 0. Scratch: K_COUNT + 2·N + 3·T vectors.
  * Lane blocks never straddle a group: `perGroup` channels per group are taken 4 at a time.
+ *
+ * A lane block goes through the length a chunk of T steps at a time: δ_l and δ_l·u_l of the chunk's steps
+ * first (into `dls`, `dus`), then the states 4 at a time over the whole chunk, their h and A rows held in
+ * registers, each adding its terms of y_l into `ys`, then the outputs. y_l sums the states in order n = 0, 1, …
+ * as a state-by-state loop would, so the results are those of one step at a time over all states.
  */
 export function scanForward(
   u: usize,
@@ -104,7 +225,18 @@ export function scanForward(
   const rowBytes = <usize> S << 2;
   const perGroup = D / G;
   const nC = (L + T - 1) / T;
-  const h = scratch, a = scratch + (<usize> N << 4);
+  const kc = scratch, nv = <usize> N << 4;
+  const h = kc + (K_COUNT << 4), a = h + nv, dls = a + nv, dus = dls + (<usize> T << 4), ys = dus + (<usize> T << 4);
+  writeExpConstants(kc);
+  const lo = v128.load(kc, K_LO << 4), hi = v128.load(kc, K_HI << 4), log2e = v128.load(kc, K_LOG2E << 4);
+  const round = v128.load(kc, K_ROUND << 4), ln2hi = v128.load(kc, K_LN2HI << 4);
+  const ln2lo = v128.load(kc, K_LN2LO << 4);
+  const p0 = v128.load(kc, K_P0 << 4), p1 = v128.load(kc, K_P1 << 4), p2 = v128.load(kc, K_P2 << 4);
+  const p3 = v128.load(kc, K_P3 << 4), p4 = v128.load(kc, K_P4 << 4), p5 = v128.load(kc, K_P5 << 4);
+  const one = v128.load(kc, K_ONE << 4), two = v128.load(kc, K_TWO << 4);
+  const s15 = v128.load(kc, K_S15 << 4), s13 = v128.load(kc, K_S13 << 4), s11 = v128.load(kc, K_S11 << 4);
+  const s9 = v128.load(kc, K_S9 << 4), s7 = v128.load(kc, K_S7 << 4), s5 = v128.load(kc, K_S5 << 4);
+  const s3 = v128.load(kc, K_S3 << 4);
   for (let g = 0; g < G; g++) {
     const bBase = B + ((<usize> g * <usize> N * <usize> S) << 2),
       cBase = C + ((<usize> g * <usize> N * <usize> S) << 2);
@@ -121,28 +253,194 @@ export function scanForward(
       }
       const bd = bias ? gather4(bias + (<usize> d0 << 2), 4, lanes) : f32x4.splat(0);
       const dd = Dv ? gather4(Dv + (<usize> d0 << 2), 4, lanes) : f32x4.splat(0);
+      // the lanes' bias and D, each splatted (for the row-wise passes)
+      const b0 = f32x4.splat(f32x4.extract_lane(bd, 0)), b1 = f32x4.splat(f32x4.extract_lane(bd, 1));
+      const b2 = f32x4.splat(f32x4.extract_lane(bd, 2)), b3 = f32x4.splat(f32x4.extract_lane(bd, 3));
+      const e0d = f32x4.splat(f32x4.extract_lane(dd, 0)), e1d = f32x4.splat(f32x4.extract_lane(dd, 1));
+      const e2d = f32x4.splat(f32x4.extract_lane(dd, 2)), e3d = f32x4.splat(f32x4.extract_lane(dd, 3));
       const row0 = (<usize> d0 * <usize> S) << 2;
-      for (let l = 0; l < L; l++) {
-        const off = row0 + (<usize> l << 2);
-        const dl = stepDelta(delta + off, r1, r2, r3, bd, softplus);
-        const ul = load4(u + off, r1, r2, r3);
-        const y = stateStep(dl, f32x4.mul(dl, ul), h, h, 0, a, bBase + (<usize> l << 2), cBase + (<usize> l << 2), N, rowBytes);
-        let v = f32x4.add(y, f32x4.mul(dd, ul));
-        if (z) {
-          const zv = load4(z + off, r1, r2, r3);
-          v = f32x4.mul(v, f32x4.mul(zv, vsigmoid(zv)));
-        }
-        store4(out + off, rowBytes, v, lanes);
-        if ((l + 1) % T === 0 || l === L - 1) {
-          const c = l / T;
-          for (let n = 0; n < N; n++) {
-            store4(
-              cs + ((<usize> ((d0 * nC + c) * N + n)) << 2),
-              (<usize> (nC * N)) << 2,
-              v128.load(h + (<usize> n << 4)),
-              lanes,
-            );
+      for (let c = 0; c < nC; c++) {
+        const l0 = c * T, len = min(L, l0 + T) - l0;
+        const off0 = row0 + (<usize> l0 << 2);
+        // δ and δ·u of the chunk's steps, 4 steps of each row at a time, transposed into step-major vectors
+        const len4 = len & ~3;
+        for (let t = 0; t < len4; t += 4) {
+          const off = off0 + (<usize> t << 2), tb = <usize> t << 4;
+          let x0 = f32x4.add(v128.load(delta + off), b0), x1 = f32x4.add(v128.load(delta + off + r1), b1);
+          let x2 = f32x4.add(v128.load(delta + off + r2), b2), x3 = f32x4.add(v128.load(delta + off + r3), b3);
+          if (softplus) {
+            // vsoftplus: max(x, 0) + log1p(e^−|x|)
+            x0 = f32x4.add(f32x4.max(x0, f32x4.splat(0)), log1pUnitK(
+              expK(f32x4.neg(f32x4.abs(x0)), lo, hi, log2e, round, ln2hi, ln2lo, p0, p1, p2, p3, p4, p5, one),
+              two, s15, s13, s11, s9, s7, s5, s3, one,
+            ));
+            x1 = f32x4.add(f32x4.max(x1, f32x4.splat(0)), log1pUnitK(
+              expK(f32x4.neg(f32x4.abs(x1)), lo, hi, log2e, round, ln2hi, ln2lo, p0, p1, p2, p3, p4, p5, one),
+              two, s15, s13, s11, s9, s7, s5, s3, one,
+            ));
+            x2 = f32x4.add(f32x4.max(x2, f32x4.splat(0)), log1pUnitK(
+              expK(f32x4.neg(f32x4.abs(x2)), lo, hi, log2e, round, ln2hi, ln2lo, p0, p1, p2, p3, p4, p5, one),
+              two, s15, s13, s11, s9, s7, s5, s3, one,
+            ));
+            x3 = f32x4.add(f32x4.max(x3, f32x4.splat(0)), log1pUnitK(
+              expK(f32x4.neg(f32x4.abs(x3)), lo, hi, log2e, round, ln2hi, ln2lo, p0, p1, p2, p3, p4, p5, one),
+              two, s15, s13, s11, s9, s7, s5, s3, one,
+            ));
           }
+          storeTransposed(dls + tb, x0, x1, x2, x3);
+          storeTransposed(
+            dus + tb,
+            f32x4.mul(x0, v128.load(u + off)),
+            f32x4.mul(x1, v128.load(u + off + r1)),
+            f32x4.mul(x2, v128.load(u + off + r2)),
+            f32x4.mul(x3, v128.load(u + off + r3)),
+          );
+        }
+        for (let t = len4; t < len; t++) {
+          const off = off0 + (<usize> t << 2), tb = <usize> t << 4;
+          const dl = stepDelta(delta + off, r1, r2, r3, bd, softplus);
+          v128.store(dls + tb, dl);
+          v128.store(dus + tb, f32x4.mul(dl, load4(u + off, r1, r2, r3)));
+        }
+        memory.fill(ys, 0, <usize> len << 4);
+        const pb0 = bBase + (<usize> l0 << 2), pc0 = cBase + (<usize> l0 << 2);
+        let n = 0;
+        for (; n + 4 <= N; n += 4) {
+          const o = <usize> n << 4;
+          let h0 = v128.load(h + o), h1 = v128.load(h + o, 16), h2 = v128.load(h + o, 32), h3 = v128.load(h + o, 48);
+          const a0 = v128.load(a + o), a1 = v128.load(a + o, 16), a2 = v128.load(a + o, 32), a3 = v128.load(a + o, 48);
+          let pb = pb0 + <usize> n * rowBytes, pc = pc0 + <usize> n * rowBytes;
+          const rb2 = 2 * rowBytes, rb3 = 3 * rowBytes;
+          // 4 steps at a time: B and C of a state for 4 steps in one load each
+          for (let t = 0; t < len4; t += 4) {
+            const tb = dls + (<usize> t << 4), ub = dus + (<usize> t << 4), yb = ys + (<usize> t << 4);
+            const dl0 = v128.load(tb), dl1 = v128.load(tb, 16), dl2 = v128.load(tb, 32), dl3 = v128.load(tb, 48);
+            const du0 = v128.load(ub), du1 = v128.load(ub, 16), du2 = v128.load(ub, 32), du3 = v128.load(ub, 48);
+            let y0 = v128.load(yb), y1 = v128.load(yb, 16), y2 = v128.load(yb, 32), y3 = v128.load(yb, 48);
+            let bq = v128.load(pb), cq = v128.load(pc);
+            h0 = decayStep(h0, a0, dl0, du0, i32x4.shuffle(bq, bq, 0, 0, 0, 0), lo, hi, log2e, round, ln2hi, ln2lo, p0, p1, p2, p3, p4, p5, one);
+            y0 = f32x4.add(y0, f32x4.mul(h0, i32x4.shuffle(cq, cq, 0, 0, 0, 0)));
+            h0 = decayStep(h0, a0, dl1, du1, i32x4.shuffle(bq, bq, 1, 1, 1, 1), lo, hi, log2e, round, ln2hi, ln2lo, p0, p1, p2, p3, p4, p5, one);
+            y1 = f32x4.add(y1, f32x4.mul(h0, i32x4.shuffle(cq, cq, 1, 1, 1, 1)));
+            h0 = decayStep(h0, a0, dl2, du2, i32x4.shuffle(bq, bq, 2, 2, 2, 2), lo, hi, log2e, round, ln2hi, ln2lo, p0, p1, p2, p3, p4, p5, one);
+            y2 = f32x4.add(y2, f32x4.mul(h0, i32x4.shuffle(cq, cq, 2, 2, 2, 2)));
+            h0 = decayStep(h0, a0, dl3, du3, i32x4.shuffle(bq, bq, 3, 3, 3, 3), lo, hi, log2e, round, ln2hi, ln2lo, p0, p1, p2, p3, p4, p5, one);
+            y3 = f32x4.add(y3, f32x4.mul(h0, i32x4.shuffle(cq, cq, 3, 3, 3, 3)));
+            bq = v128.load(pb + rowBytes);
+            cq = v128.load(pc + rowBytes);
+            h1 = decayStep(h1, a1, dl0, du0, i32x4.shuffle(bq, bq, 0, 0, 0, 0), lo, hi, log2e, round, ln2hi, ln2lo, p0, p1, p2, p3, p4, p5, one);
+            y0 = f32x4.add(y0, f32x4.mul(h1, i32x4.shuffle(cq, cq, 0, 0, 0, 0)));
+            h1 = decayStep(h1, a1, dl1, du1, i32x4.shuffle(bq, bq, 1, 1, 1, 1), lo, hi, log2e, round, ln2hi, ln2lo, p0, p1, p2, p3, p4, p5, one);
+            y1 = f32x4.add(y1, f32x4.mul(h1, i32x4.shuffle(cq, cq, 1, 1, 1, 1)));
+            h1 = decayStep(h1, a1, dl2, du2, i32x4.shuffle(bq, bq, 2, 2, 2, 2), lo, hi, log2e, round, ln2hi, ln2lo, p0, p1, p2, p3, p4, p5, one);
+            y2 = f32x4.add(y2, f32x4.mul(h1, i32x4.shuffle(cq, cq, 2, 2, 2, 2)));
+            h1 = decayStep(h1, a1, dl3, du3, i32x4.shuffle(bq, bq, 3, 3, 3, 3), lo, hi, log2e, round, ln2hi, ln2lo, p0, p1, p2, p3, p4, p5, one);
+            y3 = f32x4.add(y3, f32x4.mul(h1, i32x4.shuffle(cq, cq, 3, 3, 3, 3)));
+            bq = v128.load(pb + rb2);
+            cq = v128.load(pc + rb2);
+            h2 = decayStep(h2, a2, dl0, du0, i32x4.shuffle(bq, bq, 0, 0, 0, 0), lo, hi, log2e, round, ln2hi, ln2lo, p0, p1, p2, p3, p4, p5, one);
+            y0 = f32x4.add(y0, f32x4.mul(h2, i32x4.shuffle(cq, cq, 0, 0, 0, 0)));
+            h2 = decayStep(h2, a2, dl1, du1, i32x4.shuffle(bq, bq, 1, 1, 1, 1), lo, hi, log2e, round, ln2hi, ln2lo, p0, p1, p2, p3, p4, p5, one);
+            y1 = f32x4.add(y1, f32x4.mul(h2, i32x4.shuffle(cq, cq, 1, 1, 1, 1)));
+            h2 = decayStep(h2, a2, dl2, du2, i32x4.shuffle(bq, bq, 2, 2, 2, 2), lo, hi, log2e, round, ln2hi, ln2lo, p0, p1, p2, p3, p4, p5, one);
+            y2 = f32x4.add(y2, f32x4.mul(h2, i32x4.shuffle(cq, cq, 2, 2, 2, 2)));
+            h2 = decayStep(h2, a2, dl3, du3, i32x4.shuffle(bq, bq, 3, 3, 3, 3), lo, hi, log2e, round, ln2hi, ln2lo, p0, p1, p2, p3, p4, p5, one);
+            y3 = f32x4.add(y3, f32x4.mul(h2, i32x4.shuffle(cq, cq, 3, 3, 3, 3)));
+            bq = v128.load(pb + rb3);
+            cq = v128.load(pc + rb3);
+            h3 = decayStep(h3, a3, dl0, du0, i32x4.shuffle(bq, bq, 0, 0, 0, 0), lo, hi, log2e, round, ln2hi, ln2lo, p0, p1, p2, p3, p4, p5, one);
+            y0 = f32x4.add(y0, f32x4.mul(h3, i32x4.shuffle(cq, cq, 0, 0, 0, 0)));
+            h3 = decayStep(h3, a3, dl1, du1, i32x4.shuffle(bq, bq, 1, 1, 1, 1), lo, hi, log2e, round, ln2hi, ln2lo, p0, p1, p2, p3, p4, p5, one);
+            y1 = f32x4.add(y1, f32x4.mul(h3, i32x4.shuffle(cq, cq, 1, 1, 1, 1)));
+            h3 = decayStep(h3, a3, dl2, du2, i32x4.shuffle(bq, bq, 2, 2, 2, 2), lo, hi, log2e, round, ln2hi, ln2lo, p0, p1, p2, p3, p4, p5, one);
+            y2 = f32x4.add(y2, f32x4.mul(h3, i32x4.shuffle(cq, cq, 2, 2, 2, 2)));
+            h3 = decayStep(h3, a3, dl3, du3, i32x4.shuffle(bq, bq, 3, 3, 3, 3), lo, hi, log2e, round, ln2hi, ln2lo, p0, p1, p2, p3, p4, p5, one);
+            y3 = f32x4.add(y3, f32x4.mul(h3, i32x4.shuffle(cq, cq, 3, 3, 3, 3)));
+            v128.store(yb, y0);
+            v128.store(yb, y1, 16);
+            v128.store(yb, y2, 32);
+            v128.store(yb, y3, 48);
+            pb += 16;
+            pc += 16;
+          }
+          for (let t = len4; t < len; t++) {
+            const tb = <usize> t << 4;
+            const dl = v128.load(dls + tb), du = v128.load(dus + tb);
+            const e0 = expK(f32x4.mul(dl, a0), lo, hi, log2e, round, ln2hi, ln2lo, p0, p1, p2, p3, p4, p5, one);
+            const e1 = expK(f32x4.mul(dl, a1), lo, hi, log2e, round, ln2hi, ln2lo, p0, p1, p2, p3, p4, p5, one);
+            const e2 = expK(f32x4.mul(dl, a2), lo, hi, log2e, round, ln2hi, ln2lo, p0, p1, p2, p3, p4, p5, one);
+            const e3 = expK(f32x4.mul(dl, a3), lo, hi, log2e, round, ln2hi, ln2lo, p0, p1, p2, p3, p4, p5, one);
+            h0 = f32x4.add(f32x4.mul(e0, h0), f32x4.mul(du, v128.load32_splat(pb)));
+            h1 = f32x4.add(f32x4.mul(e1, h1), f32x4.mul(du, v128.load32_splat(pb + rowBytes)));
+            h2 = f32x4.add(f32x4.mul(e2, h2), f32x4.mul(du, v128.load32_splat(pb + rb2)));
+            h3 = f32x4.add(f32x4.mul(e3, h3), f32x4.mul(du, v128.load32_splat(pb + rb3)));
+            let y = v128.load(ys + tb);
+            y = f32x4.add(y, f32x4.mul(h0, v128.load32_splat(pc)));
+            y = f32x4.add(y, f32x4.mul(h1, v128.load32_splat(pc + rowBytes)));
+            y = f32x4.add(y, f32x4.mul(h2, v128.load32_splat(pc + rb2)));
+            y = f32x4.add(y, f32x4.mul(h3, v128.load32_splat(pc + rb3)));
+            v128.store(ys + tb, y);
+            pb += 4;
+            pc += 4;
+          }
+          v128.store(h + o, h0);
+          v128.store(h + o, h1, 16);
+          v128.store(h + o, h2, 32);
+          v128.store(h + o, h3, 48);
+        }
+        for (; n < N; n++) {
+          const o = <usize> n << 4;
+          let h0 = v128.load(h + o);
+          const a0 = v128.load(a + o);
+          let pb = pb0 + <usize> n * rowBytes, pc = pc0 + <usize> n * rowBytes;
+          for (let t = 0; t < len; t++) {
+            const tb = <usize> t << 4;
+            const dl = v128.load(dls + tb), du = v128.load(dus + tb);
+            const e0 = expK(f32x4.mul(dl, a0), lo, hi, log2e, round, ln2hi, ln2lo, p0, p1, p2, p3, p4, p5, one);
+            h0 = f32x4.add(f32x4.mul(e0, h0), f32x4.mul(du, v128.load32_splat(pb)));
+            v128.store(ys + tb, f32x4.add(v128.load(ys + tb), f32x4.mul(h0, v128.load32_splat(pc))));
+            pb += 4;
+            pc += 4;
+          }
+          v128.store(h + o, h0);
+        }
+        // out = (y + D·u)·silu(z), 4 steps of each row at a time from the transposed y
+        for (let t = 0; t < len4; t += 4) {
+          const off = off0 + (<usize> t << 2), tb = ys + (<usize> t << 4);
+          const q0 = v128.load(tb), q1 = v128.load(tb, 16), q2 = v128.load(tb, 32), q3 = v128.load(tb, 48);
+          const w0 = i32x4.shuffle(q0, q1, 0, 4, 1, 5), w1 = i32x4.shuffle(q0, q1, 2, 6, 3, 7);
+          const w2 = i32x4.shuffle(q2, q3, 0, 4, 1, 5), w3 = i32x4.shuffle(q2, q3, 2, 6, 3, 7);
+          outRow(out + off, u + off, z ? z + off : 0, i32x4.shuffle(w0, w2, 0, 1, 4, 5), e0d,
+            lo, hi, log2e, round, ln2hi, ln2lo, p0, p1, p2, p3, p4, p5, one);
+          if (lanes > 1) {
+            outRow(out + off + r1, u + off + r1, z ? z + off + r1 : 0, i32x4.shuffle(w0, w2, 2, 3, 6, 7), e1d,
+              lo, hi, log2e, round, ln2hi, ln2lo, p0, p1, p2, p3, p4, p5, one);
+          }
+          if (lanes > 2) {
+            outRow(out + off + r2, u + off + r2, z ? z + off + r2 : 0, i32x4.shuffle(w1, w3, 0, 1, 4, 5), e2d,
+              lo, hi, log2e, round, ln2hi, ln2lo, p0, p1, p2, p3, p4, p5, one);
+          }
+          if (lanes > 3) {
+            outRow(out + off + r3, u + off + r3, z ? z + off + r3 : 0, i32x4.shuffle(w1, w3, 2, 3, 6, 7), e3d,
+              lo, hi, log2e, round, ln2hi, ln2lo, p0, p1, p2, p3, p4, p5, one);
+          }
+        }
+        for (let t = len4; t < len; t++) {
+          const off = off0 + (<usize> t << 2);
+          let v = f32x4.add(v128.load(ys + (<usize> t << 4)), f32x4.mul(dd, load4(u + off, r1, r2, r3)));
+          if (z) {
+            const zv = load4(z + off, r1, r2, r3);
+            v = f32x4.mul(v, f32x4.mul(zv, vsigmoid(zv)));
+          }
+          store4(out + off, rowBytes, v, lanes);
+        }
+        for (let n = 0; n < N; n++) {
+          store4(
+            cs + ((<usize> ((d0 * nC + c) * N + n)) << 2),
+            (<usize> (nC * N)) << 2,
+            v128.load(h + (<usize> n << 4)),
+            lanes,
+          );
         }
       }
       if (last) {
