@@ -51,29 +51,6 @@ import { vexp, vsigmoid, vsoftplus } from "./vmath";
   return softplus ? vsoftplus(dl) : dl;
 }
 
-/**
- * One step of the recurrence over the N states of a lane block: h_l = exp(δ_l·A) ⊙ h_{l−1} + δ_l·u_l·B_l from
- * `hPrev` into `hNext` (the same address to update in place), keeping the decays in `eRow` unless it is 0;
- * returns y_l = Σ_n h_l·C_l. `pb`, `pc` address B_l[0], C_l[0]; the states are `rowBytes` apart.
- */
-@inline function stateStep(
-  dl: v128, du: v128, hPrev: usize, hNext: usize, eRow: usize, a: usize, pb: usize, pc: usize, N: i32,
-  rowBytes: usize,
-): v128 {
-  let y = f32x4.splat(0);
-  for (let n = 0; n < N; n++) {
-    const o = <usize> n << 4;
-    const e = vexp(f32x4.mul(dl, v128.load(a + o)));
-    if (eRow) v128.store(eRow + o, e);
-    const hn = f32x4.add(f32x4.mul(e, v128.load(hPrev + o)), f32x4.mul(du, f32x4.splat(load<f32>(pb))));
-    v128.store(hNext + o, hn);
-    y = f32x4.add(y, f32x4.mul(hn, f32x4.splat(load<f32>(pc))));
-    pb += rowBytes;
-    pc += rowBytes;
-  }
-  return y;
-}
-
 // ---- e^x with its constants held in locals ----------------------------------------------------------------
 //
 // V8 materialises every v128 constant at each use inside a loop (3 instructions: a 64-bit immediate, a move
@@ -191,6 +168,207 @@ function writeExpConstants(k: usize): void {
 }
 
 /**
+ * δ_l (softplus'd when asked) and δ_l·u_l of a lane block's chunk of `len` steps into `dls`, `dus` (a vector per
+ * step), 4 steps of each row per load and transposed; `ys` zeroed. `off0` is the chunk's first byte in lane 0's
+ * row, r1..r3 the other lanes' row offsets; b0..b3 the lanes' delta bias splatted, bd the 4 as one vector.
+ */
+@inline function prepChunk(
+  kc: usize, delta: usize, u: usize, off0: usize, r1: usize, r2: usize, r3: usize,
+  bd: v128, b0: v128, b1: v128, b2: v128, b3: v128, softplus: i32, len: i32, dls: usize, dus: usize, ys: usize,
+): void {
+  const lo = v128.load(kc, K_LO << 4), hi = v128.load(kc, K_HI << 4), log2e = v128.load(kc, K_LOG2E << 4);
+  const round = v128.load(kc, K_ROUND << 4), ln2hi = v128.load(kc, K_LN2HI << 4);
+  const ln2lo = v128.load(kc, K_LN2LO << 4);
+  const p0 = v128.load(kc, K_P0 << 4), p1 = v128.load(kc, K_P1 << 4), p2 = v128.load(kc, K_P2 << 4);
+  const p3 = v128.load(kc, K_P3 << 4), p4 = v128.load(kc, K_P4 << 4), p5 = v128.load(kc, K_P5 << 4);
+  const one = v128.load(kc, K_ONE << 4);
+  const two = v128.load(kc, K_TWO << 4);
+  const s15 = v128.load(kc, K_S15 << 4), s13 = v128.load(kc, K_S13 << 4), s11 = v128.load(kc, K_S11 << 4);
+  const s9 = v128.load(kc, K_S9 << 4), s7 = v128.load(kc, K_S7 << 4), s5 = v128.load(kc, K_S5 << 4);
+  const s3 = v128.load(kc, K_S3 << 4);
+  // δ and δ·u of the chunk's steps, 4 steps of each row at a time, transposed into step-major vectors
+  const len4 = len & ~3;
+  for (let t = 0; t < len4; t += 4) {
+    const off = off0 + (<usize> t << 2), tb = <usize> t << 4;
+    let x0 = f32x4.add(v128.load(delta + off), b0), x1 = f32x4.add(v128.load(delta + off + r1), b1);
+    let x2 = f32x4.add(v128.load(delta + off + r2), b2), x3 = f32x4.add(v128.load(delta + off + r3), b3);
+    if (softplus) {
+      // vsoftplus: max(x, 0) + log1p(e^−|x|)
+      x0 = f32x4.add(f32x4.max(x0, f32x4.splat(0)), log1pUnitK(
+        expK(f32x4.neg(f32x4.abs(x0)), lo, hi, log2e, round, ln2hi, ln2lo, p0, p1, p2, p3, p4, p5, one),
+        two, s15, s13, s11, s9, s7, s5, s3, one,
+      ));
+      x1 = f32x4.add(f32x4.max(x1, f32x4.splat(0)), log1pUnitK(
+        expK(f32x4.neg(f32x4.abs(x1)), lo, hi, log2e, round, ln2hi, ln2lo, p0, p1, p2, p3, p4, p5, one),
+        two, s15, s13, s11, s9, s7, s5, s3, one,
+      ));
+      x2 = f32x4.add(f32x4.max(x2, f32x4.splat(0)), log1pUnitK(
+        expK(f32x4.neg(f32x4.abs(x2)), lo, hi, log2e, round, ln2hi, ln2lo, p0, p1, p2, p3, p4, p5, one),
+        two, s15, s13, s11, s9, s7, s5, s3, one,
+      ));
+      x3 = f32x4.add(f32x4.max(x3, f32x4.splat(0)), log1pUnitK(
+        expK(f32x4.neg(f32x4.abs(x3)), lo, hi, log2e, round, ln2hi, ln2lo, p0, p1, p2, p3, p4, p5, one),
+        two, s15, s13, s11, s9, s7, s5, s3, one,
+      ));
+    }
+    storeTransposed(dls + tb, x0, x1, x2, x3);
+    storeTransposed(
+      dus + tb,
+      f32x4.mul(x0, v128.load(u + off)),
+      f32x4.mul(x1, v128.load(u + off + r1)),
+      f32x4.mul(x2, v128.load(u + off + r2)),
+      f32x4.mul(x3, v128.load(u + off + r3)),
+    );
+  }
+  for (let t = len4; t < len; t++) {
+    const off = off0 + (<usize> t << 2), tb = <usize> t << 4;
+    const dl = stepDelta(delta + off, r1, r2, r3, bd, softplus);
+    v128.store(dls + tb, dl);
+    v128.store(dus + tb, f32x4.mul(dl, load4(u + off, r1, r2, r3)));
+  }
+  memory.fill(ys, 0, <usize> len << 4);
+}
+
+/** One step of a state: e = e^(δ·a), h' = e·h + δu·b, both stored at `ho`, `eo` when `keep`; returns h'. */
+@inline function keptStep(
+  h: v128, a: v128, dl: v128, du: v128, b: v128, keep: i32, ho: usize, eo: usize,
+  lo: v128, hi: v128, log2e: v128, round: v128, ln2hi: v128, ln2lo: v128,
+  p0: v128, p1: v128, p2: v128, p3: v128, p4: v128, p5: v128, one: v128,
+): v128 {
+  const e = expK(f32x4.mul(dl, a), lo, hi, log2e, round, ln2hi, ln2lo, p0, p1, p2, p3, p4, p5, one);
+  const hn = f32x4.add(f32x4.mul(e, h), f32x4.mul(du, b));
+  if (keep) {
+    v128.store(ho, hn);
+    v128.store(eo, e);
+  }
+  return hn;
+}
+
+/**
+ * The N states of a lane block over a chunk of `len` steps (δ, δu from `dls`, `dus`; B, C of the chunk's first
+ * step at pb0, pc0, rows `rowBytes` apart), adding y_l = Σ_n h_l·C_l into `ys` in the order n = 0, 1, …
+ * States start from `h` (N vectors). With `keep` (a constant at each call), h after step t goes to
+ * hs + (t + 1)·N vectors and its decay to ea + t·N vectors, and `h` is left as it was; without, `h` ends as
+ * the chunk's last state. States go 4 at a time, h and A in registers, 4 steps per load of B and C.
+ */
+@inline function statesChunk(
+  kc: usize, h: usize, a: usize, N: i32, pb0: usize, pc0: usize, rowBytes: usize, dls: usize, dus: usize,
+  ys: usize, len: i32, keep: i32, hs: usize, ea: usize,
+): void {
+  const lo = v128.load(kc, K_LO << 4), hi = v128.load(kc, K_HI << 4), log2e = v128.load(kc, K_LOG2E << 4);
+  const round = v128.load(kc, K_ROUND << 4), ln2hi = v128.load(kc, K_LN2HI << 4);
+  const ln2lo = v128.load(kc, K_LN2LO << 4);
+  const p0 = v128.load(kc, K_P0 << 4), p1 = v128.load(kc, K_P1 << 4), p2 = v128.load(kc, K_P2 << 4);
+  const p3 = v128.load(kc, K_P3 << 4), p4 = v128.load(kc, K_P4 << 4), p5 = v128.load(kc, K_P5 << 4);
+  const one = v128.load(kc, K_ONE << 4);
+  const nv = <usize> N << 4, len4 = len & ~3, rb2 = 2 * rowBytes, rb3 = 3 * rowBytes;
+  let n = 0;
+  for (; n + 4 <= N; n += 4) {
+    const o = <usize> n << 4;
+    let h0 = v128.load(h + o), h1 = v128.load(h + o, 16), h2 = v128.load(h + o, 32), h3 = v128.load(h + o, 48);
+    const a0 = v128.load(a + o), a1 = v128.load(a + o, 16), a2 = v128.load(a + o, 32), a3 = v128.load(a + o, 48);
+    let pb = pb0 + <usize> n * rowBytes, pc = pc0 + <usize> n * rowBytes;
+    // h after step t and its decay (keep): ho = hs + (t + 1)·nv + o, eo = ea + t·nv + o
+    let ho = hs + nv + o, eo = ea + o;
+    for (let t = 0; t < len4; t += 4) {
+      const tb = dls + (<usize> t << 4), ub = dus + (<usize> t << 4), yb = ys + (<usize> t << 4);
+      const dl0 = v128.load(tb), dl1 = v128.load(tb, 16), dl2 = v128.load(tb, 32), dl3 = v128.load(tb, 48);
+      const du0 = v128.load(ub), du1 = v128.load(ub, 16), du2 = v128.load(ub, 32), du3 = v128.load(ub, 48);
+      let y0 = v128.load(yb), y1 = v128.load(yb, 16), y2 = v128.load(yb, 32), y3 = v128.load(yb, 48);
+      let bq = v128.load(pb), cq = v128.load(pc);
+      h0 = keptStep(h0, a0, dl0, du0, i32x4.shuffle(bq, bq, 0, 0, 0, 0), keep, ho + 0 * nv + 0, eo + 0 * nv + 0, lo, hi, log2e, round, ln2hi, ln2lo, p0, p1, p2, p3, p4, p5, one);
+      y0 = f32x4.add(y0, f32x4.mul(h0, i32x4.shuffle(cq, cq, 0, 0, 0, 0)));
+      h0 = keptStep(h0, a0, dl1, du1, i32x4.shuffle(bq, bq, 1, 1, 1, 1), keep, ho + 1 * nv + 0, eo + 1 * nv + 0, lo, hi, log2e, round, ln2hi, ln2lo, p0, p1, p2, p3, p4, p5, one);
+      y1 = f32x4.add(y1, f32x4.mul(h0, i32x4.shuffle(cq, cq, 1, 1, 1, 1)));
+      h0 = keptStep(h0, a0, dl2, du2, i32x4.shuffle(bq, bq, 2, 2, 2, 2), keep, ho + 2 * nv + 0, eo + 2 * nv + 0, lo, hi, log2e, round, ln2hi, ln2lo, p0, p1, p2, p3, p4, p5, one);
+      y2 = f32x4.add(y2, f32x4.mul(h0, i32x4.shuffle(cq, cq, 2, 2, 2, 2)));
+      h0 = keptStep(h0, a0, dl3, du3, i32x4.shuffle(bq, bq, 3, 3, 3, 3), keep, ho + 3 * nv + 0, eo + 3 * nv + 0, lo, hi, log2e, round, ln2hi, ln2lo, p0, p1, p2, p3, p4, p5, one);
+      y3 = f32x4.add(y3, f32x4.mul(h0, i32x4.shuffle(cq, cq, 3, 3, 3, 3)));
+      bq = v128.load(pb + rowBytes);
+      cq = v128.load(pc + rowBytes);
+      h1 = keptStep(h1, a1, dl0, du0, i32x4.shuffle(bq, bq, 0, 0, 0, 0), keep, ho + 0 * nv + 16, eo + 0 * nv + 16, lo, hi, log2e, round, ln2hi, ln2lo, p0, p1, p2, p3, p4, p5, one);
+      y0 = f32x4.add(y0, f32x4.mul(h1, i32x4.shuffle(cq, cq, 0, 0, 0, 0)));
+      h1 = keptStep(h1, a1, dl1, du1, i32x4.shuffle(bq, bq, 1, 1, 1, 1), keep, ho + 1 * nv + 16, eo + 1 * nv + 16, lo, hi, log2e, round, ln2hi, ln2lo, p0, p1, p2, p3, p4, p5, one);
+      y1 = f32x4.add(y1, f32x4.mul(h1, i32x4.shuffle(cq, cq, 1, 1, 1, 1)));
+      h1 = keptStep(h1, a1, dl2, du2, i32x4.shuffle(bq, bq, 2, 2, 2, 2), keep, ho + 2 * nv + 16, eo + 2 * nv + 16, lo, hi, log2e, round, ln2hi, ln2lo, p0, p1, p2, p3, p4, p5, one);
+      y2 = f32x4.add(y2, f32x4.mul(h1, i32x4.shuffle(cq, cq, 2, 2, 2, 2)));
+      h1 = keptStep(h1, a1, dl3, du3, i32x4.shuffle(bq, bq, 3, 3, 3, 3), keep, ho + 3 * nv + 16, eo + 3 * nv + 16, lo, hi, log2e, round, ln2hi, ln2lo, p0, p1, p2, p3, p4, p5, one);
+      y3 = f32x4.add(y3, f32x4.mul(h1, i32x4.shuffle(cq, cq, 3, 3, 3, 3)));
+      bq = v128.load(pb + rb2);
+      cq = v128.load(pc + rb2);
+      h2 = keptStep(h2, a2, dl0, du0, i32x4.shuffle(bq, bq, 0, 0, 0, 0), keep, ho + 0 * nv + 32, eo + 0 * nv + 32, lo, hi, log2e, round, ln2hi, ln2lo, p0, p1, p2, p3, p4, p5, one);
+      y0 = f32x4.add(y0, f32x4.mul(h2, i32x4.shuffle(cq, cq, 0, 0, 0, 0)));
+      h2 = keptStep(h2, a2, dl1, du1, i32x4.shuffle(bq, bq, 1, 1, 1, 1), keep, ho + 1 * nv + 32, eo + 1 * nv + 32, lo, hi, log2e, round, ln2hi, ln2lo, p0, p1, p2, p3, p4, p5, one);
+      y1 = f32x4.add(y1, f32x4.mul(h2, i32x4.shuffle(cq, cq, 1, 1, 1, 1)));
+      h2 = keptStep(h2, a2, dl2, du2, i32x4.shuffle(bq, bq, 2, 2, 2, 2), keep, ho + 2 * nv + 32, eo + 2 * nv + 32, lo, hi, log2e, round, ln2hi, ln2lo, p0, p1, p2, p3, p4, p5, one);
+      y2 = f32x4.add(y2, f32x4.mul(h2, i32x4.shuffle(cq, cq, 2, 2, 2, 2)));
+      h2 = keptStep(h2, a2, dl3, du3, i32x4.shuffle(bq, bq, 3, 3, 3, 3), keep, ho + 3 * nv + 32, eo + 3 * nv + 32, lo, hi, log2e, round, ln2hi, ln2lo, p0, p1, p2, p3, p4, p5, one);
+      y3 = f32x4.add(y3, f32x4.mul(h2, i32x4.shuffle(cq, cq, 3, 3, 3, 3)));
+      bq = v128.load(pb + rb3);
+      cq = v128.load(pc + rb3);
+      h3 = keptStep(h3, a3, dl0, du0, i32x4.shuffle(bq, bq, 0, 0, 0, 0), keep, ho + 0 * nv + 48, eo + 0 * nv + 48, lo, hi, log2e, round, ln2hi, ln2lo, p0, p1, p2, p3, p4, p5, one);
+      y0 = f32x4.add(y0, f32x4.mul(h3, i32x4.shuffle(cq, cq, 0, 0, 0, 0)));
+      h3 = keptStep(h3, a3, dl1, du1, i32x4.shuffle(bq, bq, 1, 1, 1, 1), keep, ho + 1 * nv + 48, eo + 1 * nv + 48, lo, hi, log2e, round, ln2hi, ln2lo, p0, p1, p2, p3, p4, p5, one);
+      y1 = f32x4.add(y1, f32x4.mul(h3, i32x4.shuffle(cq, cq, 1, 1, 1, 1)));
+      h3 = keptStep(h3, a3, dl2, du2, i32x4.shuffle(bq, bq, 2, 2, 2, 2), keep, ho + 2 * nv + 48, eo + 2 * nv + 48, lo, hi, log2e, round, ln2hi, ln2lo, p0, p1, p2, p3, p4, p5, one);
+      y2 = f32x4.add(y2, f32x4.mul(h3, i32x4.shuffle(cq, cq, 2, 2, 2, 2)));
+      h3 = keptStep(h3, a3, dl3, du3, i32x4.shuffle(bq, bq, 3, 3, 3, 3), keep, ho + 3 * nv + 48, eo + 3 * nv + 48, lo, hi, log2e, round, ln2hi, ln2lo, p0, p1, p2, p3, p4, p5, one);
+      y3 = f32x4.add(y3, f32x4.mul(h3, i32x4.shuffle(cq, cq, 3, 3, 3, 3)));
+      v128.store(yb, y0);
+      v128.store(yb, y1, 16);
+      v128.store(yb, y2, 32);
+      v128.store(yb, y3, 48);
+      pb += 16;
+      pc += 16;
+      ho += 4 * nv;
+      eo += 4 * nv;
+    }
+    for (let t = len4; t < len; t++) {
+      const tb = <usize> t << 4;
+      const dl = v128.load(dls + tb), du = v128.load(dus + tb);
+      h0 = keptStep(h0, a0, dl, du, v128.load32_splat(pb), keep, ho, eo, lo, hi, log2e, round, ln2hi, ln2lo, p0, p1, p2, p3, p4, p5, one);
+      h1 = keptStep(h1, a1, dl, du, v128.load32_splat(pb + rowBytes), keep, ho + 16, eo + 16, lo, hi, log2e, round, ln2hi, ln2lo, p0, p1, p2, p3, p4, p5, one);
+      h2 = keptStep(h2, a2, dl, du, v128.load32_splat(pb + rb2), keep, ho + 32, eo + 32, lo, hi, log2e, round, ln2hi, ln2lo, p0, p1, p2, p3, p4, p5, one);
+      h3 = keptStep(h3, a3, dl, du, v128.load32_splat(pb + rb3), keep, ho + 48, eo + 48, lo, hi, log2e, round, ln2hi, ln2lo, p0, p1, p2, p3, p4, p5, one);
+      let y = v128.load(ys + tb);
+      y = f32x4.add(y, f32x4.mul(h0, v128.load32_splat(pc)));
+      y = f32x4.add(y, f32x4.mul(h1, v128.load32_splat(pc + rowBytes)));
+      y = f32x4.add(y, f32x4.mul(h2, v128.load32_splat(pc + rb2)));
+      y = f32x4.add(y, f32x4.mul(h3, v128.load32_splat(pc + rb3)));
+      v128.store(ys + tb, y);
+      pb += 4;
+      pc += 4;
+      ho += nv;
+      eo += nv;
+    }
+    if (!keep) {
+      v128.store(h + o, h0);
+      v128.store(h + o, h1, 16);
+      v128.store(h + o, h2, 32);
+      v128.store(h + o, h3, 48);
+    }
+  }
+  for (; n < N; n++) {
+    const o = <usize> n << 4;
+    let h0 = v128.load(h + o);
+    const a0 = v128.load(a + o);
+    let pb = pb0 + <usize> n * rowBytes, pc = pc0 + <usize> n * rowBytes;
+    let ho = hs + nv + o, eo = ea + o;
+    for (let t = 0; t < len; t++) {
+      const tb = <usize> t << 4;
+      const dl = v128.load(dls + tb), du = v128.load(dus + tb);
+      h0 = keptStep(h0, a0, dl, du, v128.load32_splat(pb), keep, ho, eo, lo, hi, log2e, round, ln2hi, ln2lo, p0, p1, p2, p3, p4, p5, one);
+      v128.store(ys + tb, f32x4.add(v128.load(ys + tb), f32x4.mul(h0, v128.load32_splat(pc))));
+      pb += 4;
+      pc += 4;
+      ho += nv;
+      eo += nv;
+    }
+    if (!keep) v128.store(h + o, h0);
+  }
+}
+
+/**
  * Forward of one batch element. u, delta, z, out: (D, L); B, C: (G, N, L), every row of L values S apart
  * (S ≥ L: padded rows keep the 4 lanes' rows and the N rows of B, C out of one cache set); A: (D, N); Dv, bias: (D);
  * cs: (D, nChunks, N) states at chunk ends; last: (D, N) or 0. Scratch: K_COUNT + 2·N + 3·T vectors.
@@ -233,10 +411,7 @@ export function scanForward(
   const ln2lo = v128.load(kc, K_LN2LO << 4);
   const p0 = v128.load(kc, K_P0 << 4), p1 = v128.load(kc, K_P1 << 4), p2 = v128.load(kc, K_P2 << 4);
   const p3 = v128.load(kc, K_P3 << 4), p4 = v128.load(kc, K_P4 << 4), p5 = v128.load(kc, K_P5 << 4);
-  const one = v128.load(kc, K_ONE << 4), two = v128.load(kc, K_TWO << 4);
-  const s15 = v128.load(kc, K_S15 << 4), s13 = v128.load(kc, K_S13 << 4), s11 = v128.load(kc, K_S11 << 4);
-  const s9 = v128.load(kc, K_S9 << 4), s7 = v128.load(kc, K_S7 << 4), s5 = v128.load(kc, K_S5 << 4);
-  const s3 = v128.load(kc, K_S3 << 4);
+  const one = v128.load(kc, K_ONE << 4);
   for (let g = 0; g < G; g++) {
     const bBase = B + ((<usize> g * <usize> N * <usize> S) << 2),
       cBase = C + ((<usize> g * <usize> N * <usize> S) << 2);
@@ -262,148 +437,11 @@ export function scanForward(
       for (let c = 0; c < nC; c++) {
         const l0 = c * T, len = min(L, l0 + T) - l0;
         const off0 = row0 + (<usize> l0 << 2);
-        // δ and δ·u of the chunk's steps, 4 steps of each row at a time, transposed into step-major vectors
+        prepChunk(kc, delta, u, off0, r1, r2, r3, bd, b0, b1, b2, b3, softplus, len, dls, dus, ys);
+        statesChunk(
+          kc, h, a, N, bBase + (<usize> l0 << 2), cBase + (<usize> l0 << 2), rowBytes, dls, dus, ys, len, 0, 0, 0,
+        );
         const len4 = len & ~3;
-        for (let t = 0; t < len4; t += 4) {
-          const off = off0 + (<usize> t << 2), tb = <usize> t << 4;
-          let x0 = f32x4.add(v128.load(delta + off), b0), x1 = f32x4.add(v128.load(delta + off + r1), b1);
-          let x2 = f32x4.add(v128.load(delta + off + r2), b2), x3 = f32x4.add(v128.load(delta + off + r3), b3);
-          if (softplus) {
-            // vsoftplus: max(x, 0) + log1p(e^−|x|)
-            x0 = f32x4.add(f32x4.max(x0, f32x4.splat(0)), log1pUnitK(
-              expK(f32x4.neg(f32x4.abs(x0)), lo, hi, log2e, round, ln2hi, ln2lo, p0, p1, p2, p3, p4, p5, one),
-              two, s15, s13, s11, s9, s7, s5, s3, one,
-            ));
-            x1 = f32x4.add(f32x4.max(x1, f32x4.splat(0)), log1pUnitK(
-              expK(f32x4.neg(f32x4.abs(x1)), lo, hi, log2e, round, ln2hi, ln2lo, p0, p1, p2, p3, p4, p5, one),
-              two, s15, s13, s11, s9, s7, s5, s3, one,
-            ));
-            x2 = f32x4.add(f32x4.max(x2, f32x4.splat(0)), log1pUnitK(
-              expK(f32x4.neg(f32x4.abs(x2)), lo, hi, log2e, round, ln2hi, ln2lo, p0, p1, p2, p3, p4, p5, one),
-              two, s15, s13, s11, s9, s7, s5, s3, one,
-            ));
-            x3 = f32x4.add(f32x4.max(x3, f32x4.splat(0)), log1pUnitK(
-              expK(f32x4.neg(f32x4.abs(x3)), lo, hi, log2e, round, ln2hi, ln2lo, p0, p1, p2, p3, p4, p5, one),
-              two, s15, s13, s11, s9, s7, s5, s3, one,
-            ));
-          }
-          storeTransposed(dls + tb, x0, x1, x2, x3);
-          storeTransposed(
-            dus + tb,
-            f32x4.mul(x0, v128.load(u + off)),
-            f32x4.mul(x1, v128.load(u + off + r1)),
-            f32x4.mul(x2, v128.load(u + off + r2)),
-            f32x4.mul(x3, v128.load(u + off + r3)),
-          );
-        }
-        for (let t = len4; t < len; t++) {
-          const off = off0 + (<usize> t << 2), tb = <usize> t << 4;
-          const dl = stepDelta(delta + off, r1, r2, r3, bd, softplus);
-          v128.store(dls + tb, dl);
-          v128.store(dus + tb, f32x4.mul(dl, load4(u + off, r1, r2, r3)));
-        }
-        memory.fill(ys, 0, <usize> len << 4);
-        const pb0 = bBase + (<usize> l0 << 2), pc0 = cBase + (<usize> l0 << 2);
-        let n = 0;
-        for (; n + 4 <= N; n += 4) {
-          const o = <usize> n << 4;
-          let h0 = v128.load(h + o), h1 = v128.load(h + o, 16), h2 = v128.load(h + o, 32), h3 = v128.load(h + o, 48);
-          const a0 = v128.load(a + o), a1 = v128.load(a + o, 16), a2 = v128.load(a + o, 32), a3 = v128.load(a + o, 48);
-          let pb = pb0 + <usize> n * rowBytes, pc = pc0 + <usize> n * rowBytes;
-          const rb2 = 2 * rowBytes, rb3 = 3 * rowBytes;
-          // 4 steps at a time: B and C of a state for 4 steps in one load each
-          for (let t = 0; t < len4; t += 4) {
-            const tb = dls + (<usize> t << 4), ub = dus + (<usize> t << 4), yb = ys + (<usize> t << 4);
-            const dl0 = v128.load(tb), dl1 = v128.load(tb, 16), dl2 = v128.load(tb, 32), dl3 = v128.load(tb, 48);
-            const du0 = v128.load(ub), du1 = v128.load(ub, 16), du2 = v128.load(ub, 32), du3 = v128.load(ub, 48);
-            let y0 = v128.load(yb), y1 = v128.load(yb, 16), y2 = v128.load(yb, 32), y3 = v128.load(yb, 48);
-            let bq = v128.load(pb), cq = v128.load(pc);
-            h0 = decayStep(h0, a0, dl0, du0, i32x4.shuffle(bq, bq, 0, 0, 0, 0), lo, hi, log2e, round, ln2hi, ln2lo, p0, p1, p2, p3, p4, p5, one);
-            y0 = f32x4.add(y0, f32x4.mul(h0, i32x4.shuffle(cq, cq, 0, 0, 0, 0)));
-            h0 = decayStep(h0, a0, dl1, du1, i32x4.shuffle(bq, bq, 1, 1, 1, 1), lo, hi, log2e, round, ln2hi, ln2lo, p0, p1, p2, p3, p4, p5, one);
-            y1 = f32x4.add(y1, f32x4.mul(h0, i32x4.shuffle(cq, cq, 1, 1, 1, 1)));
-            h0 = decayStep(h0, a0, dl2, du2, i32x4.shuffle(bq, bq, 2, 2, 2, 2), lo, hi, log2e, round, ln2hi, ln2lo, p0, p1, p2, p3, p4, p5, one);
-            y2 = f32x4.add(y2, f32x4.mul(h0, i32x4.shuffle(cq, cq, 2, 2, 2, 2)));
-            h0 = decayStep(h0, a0, dl3, du3, i32x4.shuffle(bq, bq, 3, 3, 3, 3), lo, hi, log2e, round, ln2hi, ln2lo, p0, p1, p2, p3, p4, p5, one);
-            y3 = f32x4.add(y3, f32x4.mul(h0, i32x4.shuffle(cq, cq, 3, 3, 3, 3)));
-            bq = v128.load(pb + rowBytes);
-            cq = v128.load(pc + rowBytes);
-            h1 = decayStep(h1, a1, dl0, du0, i32x4.shuffle(bq, bq, 0, 0, 0, 0), lo, hi, log2e, round, ln2hi, ln2lo, p0, p1, p2, p3, p4, p5, one);
-            y0 = f32x4.add(y0, f32x4.mul(h1, i32x4.shuffle(cq, cq, 0, 0, 0, 0)));
-            h1 = decayStep(h1, a1, dl1, du1, i32x4.shuffle(bq, bq, 1, 1, 1, 1), lo, hi, log2e, round, ln2hi, ln2lo, p0, p1, p2, p3, p4, p5, one);
-            y1 = f32x4.add(y1, f32x4.mul(h1, i32x4.shuffle(cq, cq, 1, 1, 1, 1)));
-            h1 = decayStep(h1, a1, dl2, du2, i32x4.shuffle(bq, bq, 2, 2, 2, 2), lo, hi, log2e, round, ln2hi, ln2lo, p0, p1, p2, p3, p4, p5, one);
-            y2 = f32x4.add(y2, f32x4.mul(h1, i32x4.shuffle(cq, cq, 2, 2, 2, 2)));
-            h1 = decayStep(h1, a1, dl3, du3, i32x4.shuffle(bq, bq, 3, 3, 3, 3), lo, hi, log2e, round, ln2hi, ln2lo, p0, p1, p2, p3, p4, p5, one);
-            y3 = f32x4.add(y3, f32x4.mul(h1, i32x4.shuffle(cq, cq, 3, 3, 3, 3)));
-            bq = v128.load(pb + rb2);
-            cq = v128.load(pc + rb2);
-            h2 = decayStep(h2, a2, dl0, du0, i32x4.shuffle(bq, bq, 0, 0, 0, 0), lo, hi, log2e, round, ln2hi, ln2lo, p0, p1, p2, p3, p4, p5, one);
-            y0 = f32x4.add(y0, f32x4.mul(h2, i32x4.shuffle(cq, cq, 0, 0, 0, 0)));
-            h2 = decayStep(h2, a2, dl1, du1, i32x4.shuffle(bq, bq, 1, 1, 1, 1), lo, hi, log2e, round, ln2hi, ln2lo, p0, p1, p2, p3, p4, p5, one);
-            y1 = f32x4.add(y1, f32x4.mul(h2, i32x4.shuffle(cq, cq, 1, 1, 1, 1)));
-            h2 = decayStep(h2, a2, dl2, du2, i32x4.shuffle(bq, bq, 2, 2, 2, 2), lo, hi, log2e, round, ln2hi, ln2lo, p0, p1, p2, p3, p4, p5, one);
-            y2 = f32x4.add(y2, f32x4.mul(h2, i32x4.shuffle(cq, cq, 2, 2, 2, 2)));
-            h2 = decayStep(h2, a2, dl3, du3, i32x4.shuffle(bq, bq, 3, 3, 3, 3), lo, hi, log2e, round, ln2hi, ln2lo, p0, p1, p2, p3, p4, p5, one);
-            y3 = f32x4.add(y3, f32x4.mul(h2, i32x4.shuffle(cq, cq, 3, 3, 3, 3)));
-            bq = v128.load(pb + rb3);
-            cq = v128.load(pc + rb3);
-            h3 = decayStep(h3, a3, dl0, du0, i32x4.shuffle(bq, bq, 0, 0, 0, 0), lo, hi, log2e, round, ln2hi, ln2lo, p0, p1, p2, p3, p4, p5, one);
-            y0 = f32x4.add(y0, f32x4.mul(h3, i32x4.shuffle(cq, cq, 0, 0, 0, 0)));
-            h3 = decayStep(h3, a3, dl1, du1, i32x4.shuffle(bq, bq, 1, 1, 1, 1), lo, hi, log2e, round, ln2hi, ln2lo, p0, p1, p2, p3, p4, p5, one);
-            y1 = f32x4.add(y1, f32x4.mul(h3, i32x4.shuffle(cq, cq, 1, 1, 1, 1)));
-            h3 = decayStep(h3, a3, dl2, du2, i32x4.shuffle(bq, bq, 2, 2, 2, 2), lo, hi, log2e, round, ln2hi, ln2lo, p0, p1, p2, p3, p4, p5, one);
-            y2 = f32x4.add(y2, f32x4.mul(h3, i32x4.shuffle(cq, cq, 2, 2, 2, 2)));
-            h3 = decayStep(h3, a3, dl3, du3, i32x4.shuffle(bq, bq, 3, 3, 3, 3), lo, hi, log2e, round, ln2hi, ln2lo, p0, p1, p2, p3, p4, p5, one);
-            y3 = f32x4.add(y3, f32x4.mul(h3, i32x4.shuffle(cq, cq, 3, 3, 3, 3)));
-            v128.store(yb, y0);
-            v128.store(yb, y1, 16);
-            v128.store(yb, y2, 32);
-            v128.store(yb, y3, 48);
-            pb += 16;
-            pc += 16;
-          }
-          for (let t = len4; t < len; t++) {
-            const tb = <usize> t << 4;
-            const dl = v128.load(dls + tb), du = v128.load(dus + tb);
-            const e0 = expK(f32x4.mul(dl, a0), lo, hi, log2e, round, ln2hi, ln2lo, p0, p1, p2, p3, p4, p5, one);
-            const e1 = expK(f32x4.mul(dl, a1), lo, hi, log2e, round, ln2hi, ln2lo, p0, p1, p2, p3, p4, p5, one);
-            const e2 = expK(f32x4.mul(dl, a2), lo, hi, log2e, round, ln2hi, ln2lo, p0, p1, p2, p3, p4, p5, one);
-            const e3 = expK(f32x4.mul(dl, a3), lo, hi, log2e, round, ln2hi, ln2lo, p0, p1, p2, p3, p4, p5, one);
-            h0 = f32x4.add(f32x4.mul(e0, h0), f32x4.mul(du, v128.load32_splat(pb)));
-            h1 = f32x4.add(f32x4.mul(e1, h1), f32x4.mul(du, v128.load32_splat(pb + rowBytes)));
-            h2 = f32x4.add(f32x4.mul(e2, h2), f32x4.mul(du, v128.load32_splat(pb + rb2)));
-            h3 = f32x4.add(f32x4.mul(e3, h3), f32x4.mul(du, v128.load32_splat(pb + rb3)));
-            let y = v128.load(ys + tb);
-            y = f32x4.add(y, f32x4.mul(h0, v128.load32_splat(pc)));
-            y = f32x4.add(y, f32x4.mul(h1, v128.load32_splat(pc + rowBytes)));
-            y = f32x4.add(y, f32x4.mul(h2, v128.load32_splat(pc + rb2)));
-            y = f32x4.add(y, f32x4.mul(h3, v128.load32_splat(pc + rb3)));
-            v128.store(ys + tb, y);
-            pb += 4;
-            pc += 4;
-          }
-          v128.store(h + o, h0);
-          v128.store(h + o, h1, 16);
-          v128.store(h + o, h2, 32);
-          v128.store(h + o, h3, 48);
-        }
-        for (; n < N; n++) {
-          const o = <usize> n << 4;
-          let h0 = v128.load(h + o);
-          const a0 = v128.load(a + o);
-          let pb = pb0 + <usize> n * rowBytes, pc = pc0 + <usize> n * rowBytes;
-          for (let t = 0; t < len; t++) {
-            const tb = <usize> t << 4;
-            const dl = v128.load(dls + tb), du = v128.load(dus + tb);
-            const e0 = expK(f32x4.mul(dl, a0), lo, hi, log2e, round, ln2hi, ln2lo, p0, p1, p2, p3, p4, p5, one);
-            h0 = f32x4.add(f32x4.mul(e0, h0), f32x4.mul(du, v128.load32_splat(pb)));
-            v128.store(ys + tb, f32x4.add(v128.load(ys + tb), f32x4.mul(h0, v128.load32_splat(pc))));
-            pb += 4;
-            pc += 4;
-          }
-          v128.store(h + o, h0);
-        }
         // out = (y + D·u)·silu(z), 4 steps of each row at a time from the transposed y
         for (let t = 0; t < len4; t += 4) {
           const off = off0 + (<usize> t << 2), tb = ys + (<usize> t << 4);
@@ -496,8 +534,10 @@ export function scanBackward(
   const perGroup = D / G;
   const nC = (L + T - 1) / T;
   const nv = <usize> N << 4;
-  const hs = scratch, ea = hs + <usize> (T + 1) * nv, dls = ea + <usize> T * nv, ys = dls + (<usize> T << 4);
+  const kc = scratch, hs = kc + (K_COUNT << 4), ea = hs + <usize> (T + 1) * nv, dls = ea + <usize> T * nv;
+  const dus = dls + (<usize> T << 4), ys = dus + (<usize> T << 4);
   const s = ys + (<usize> T << 4), a = s + nv, dAc = a + nv;
+  writeExpConstants(kc);
   // per-lane dB, dC sums of the group's lane blocks, (L, N) vectors each: one horizontal sum per (n, l) and
   // group at the end instead of one per lane block
   const dB4 = dAc + nv, dC4 = dB4 + <usize> L * nv;
@@ -520,6 +560,8 @@ export function scanBackward(
       }
       const bd = bias ? gather4(bias + (<usize> d0 << 2), 4, lanes) : f32x4.splat(0);
       const Dd = Dv ? gather4(Dv + (<usize> d0 << 2), 4, lanes) : f32x4.splat(0);
+      const b0 = f32x4.splat(f32x4.extract_lane(bd, 0)), b1 = f32x4.splat(f32x4.extract_lane(bd, 1));
+      const b2 = f32x4.splat(f32x4.extract_lane(bd, 2)), b3 = f32x4.splat(f32x4.extract_lane(bd, 3));
       const row0 = (<usize> d0 * <usize> S) << 2;
       for (let c = nC - 1; c >= 0; c--) {
         let accD = f32x4.splat(0), accBias = f32x4.splat(0);
@@ -531,18 +573,11 @@ export function scanBackward(
           v128.store(hs + (<usize> n << 4), hv);
           v128.store(dAc + (<usize> n << 4), f32x4.splat(0));
         }
-        // recompute the chunk's states
-        for (let t = 0; t < len; t++) {
-          const l = l0 + t, off = row0 + (<usize> l << 2);
-          const dl = stepDelta(delta + off, r1, r2, r3, bd, softplus);
-          v128.store(dls + (<usize> t << 4), dl);
-          const hPrev = hs + <usize> t * nv;
-          const y = stateStep(
-            dl, f32x4.mul(dl, load4(u + off, r1, r2, r3)), hPrev, hPrev + nv, ea + <usize> t * nv, a,
-            bBase + (<usize> l << 2), cBase + (<usize> l << 2), N, rowBytes,
-          );
-          v128.store(ys + (<usize> t << 4), y);
-        }
+        // recompute the chunk's states and decays (into hs, ea) and y (into ys)
+        prepChunk(kc, delta, u, row0 + (<usize> l0 << 2), r1, r2, r3, bd, b0, b1, b2, b3, softplus, len, dls, dus, ys);
+        statesChunk(
+          kc, hs, a, N, bBase + (<usize> l0 << 2), cBase + (<usize> l0 << 2), rowBytes, dls, dus, ys, len, 1, hs, ea,
+        );
         // adjoint recurrence, last step first
         for (let t = len - 1; t >= 0; t--) {
           const l = l0 + t, off = row0 + (<usize> l << 2);
