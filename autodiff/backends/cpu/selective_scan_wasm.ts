@@ -171,7 +171,7 @@ export function selectiveScanBackwardWasm(
     dA: lay.take(2 * D * N),
     dD: lay.take(2 * D),
     dBias: lay.take(2 * D),
-    scratch: lay.take(4 * (21 + (T + 1) * N + T * N + 3 * T + 3 * N + 2 * L * N)),
+    scratch: lay.take(4 * (21 + (T + 1) * N + T * N + 8 * T + 3 * N + 2 * L * N)),
   }));
   const mem = m.reserve(lay.bytes);
   // sums over the batch, added batch element by batch element in order (the same result however many threads ran)

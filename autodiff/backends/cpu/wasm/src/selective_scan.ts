@@ -369,6 +369,127 @@ function writeExpConstants(k: usize): void {
 }
 
 /**
+ * The adjoint states of a lane block over a chunk of `len` steps, last step first: s_l = gy_l·C_l + e_{l+1}·s_{l+1}
+ * for the N states from `s` (N vectors, updated), adding each step's dA terms into `dAc`, its dB, dC terms
+ * into `pdb`, `pdc` ((len, N) vectors of the chunk's steps) and its δ and u gradient terms into the step vectors
+ * at `ddls`, `duts`, state by state in the order n = 0, 1, … as one state loop per step would. States go 4 at
+ * a time with s, the dA sums and A in registers. hs, ea: the chunk's states and decays (statesChunk's keep);
+ * dls, gys, uls: δ, gy, u per step; gms, dms: gy and δ·u with missing lanes zeroed.
+ */
+@inline function adjointChunk(
+  s: usize, dAc: usize, a: usize, hs: usize, ea: usize, N: i32, pb0: usize, pc0: usize, rowBytes: usize,
+  pdb0: usize, pdc0: usize, dls: usize, gys: usize, uls: usize, gms: usize, dms: usize, duts: usize, ddls: usize,
+  len: i32,
+): void {
+  const nv = <usize> N << 4, rb2 = 2 * rowBytes, rb3 = 3 * rowBytes;
+  let n = 0;
+  for (; n + 4 <= N; n += 4) {
+    const o = <usize> n << 4;
+    let s0 = v128.load(s + o), s1 = v128.load(s + o, 16), s2 = v128.load(s + o, 32), s3 = v128.load(s + o, 48);
+    let dA0 = v128.load(dAc + o), dA1 = v128.load(dAc + o, 16), dA2 = v128.load(dAc + o, 32);
+    let dA3 = v128.load(dAc + o, 48);
+    const a0 = v128.load(a + o), a1 = v128.load(a + o, 16), a2 = v128.load(a + o, 32), a3 = v128.load(a + o, 48);
+    for (let t = len - 1; t >= 0; t--) {
+      const tb = <usize> t << 4;
+      const gy = v128.load(gys + tb), ul = v128.load(uls + tb), dl = v128.load(dls + tb);
+      const gyM = v128.load(gms + tb), dluM = v128.load(dms + tb);
+      let ddl = v128.load(ddls + tb), dut = v128.load(duts + tb);
+      const hPrev = hs + <usize> t * nv, hNext = hPrev + nv, eRow = ea + <usize> t * nv;
+      const pb = pb0 + <usize> n * rowBytes + (<usize> t << 2), pc = pc0 + <usize> n * rowBytes + (<usize> t << 2);
+      const pdb = pdb0 + <usize> t * nv, pdc = pdc0 + <usize> t * nv;
+      {
+        const Bn = v128.load32_splat(pb);
+        const sn = f32x4.add(s0, f32x4.mul(gy, v128.load32_splat(pc)));
+        v128.store(pdc + o, f32x4.add(v128.load(pdc + o), f32x4.mul(gyM, v128.load(hNext + o))));
+        const e = v128.load(eRow + o);
+        const t1 = f32x4.mul(f32x4.mul(sn, v128.load(hPrev + o)), e);
+        dA0 = f32x4.add(dA0, f32x4.mul(t1, dl));
+        ddl = f32x4.add(ddl, f32x4.add(f32x4.mul(t1, a0), f32x4.mul(f32x4.mul(sn, Bn), ul)));
+        v128.store(pdb + o, f32x4.add(v128.load(pdb + o), f32x4.mul(sn, dluM)));
+        dut = f32x4.add(dut, f32x4.mul(f32x4.mul(sn, dl), Bn));
+        s0 = f32x4.mul(sn, e);
+      }
+      {
+        const Bn = v128.load32_splat(pb + rowBytes);
+        const sn = f32x4.add(s1, f32x4.mul(gy, v128.load32_splat(pc + rowBytes)));
+        v128.store(pdc + o, f32x4.add(v128.load(pdc + o, 16), f32x4.mul(gyM, v128.load(hNext + o, 16))), 16);
+        const e = v128.load(eRow + o, 16);
+        const t1 = f32x4.mul(f32x4.mul(sn, v128.load(hPrev + o, 16)), e);
+        dA1 = f32x4.add(dA1, f32x4.mul(t1, dl));
+        ddl = f32x4.add(ddl, f32x4.add(f32x4.mul(t1, a1), f32x4.mul(f32x4.mul(sn, Bn), ul)));
+        v128.store(pdb + o, f32x4.add(v128.load(pdb + o, 16), f32x4.mul(sn, dluM)), 16);
+        dut = f32x4.add(dut, f32x4.mul(f32x4.mul(sn, dl), Bn));
+        s1 = f32x4.mul(sn, e);
+      }
+      {
+        const Bn = v128.load32_splat(pb + rb2);
+        const sn = f32x4.add(s2, f32x4.mul(gy, v128.load32_splat(pc + rb2)));
+        v128.store(pdc + o, f32x4.add(v128.load(pdc + o, 32), f32x4.mul(gyM, v128.load(hNext + o, 32))), 32);
+        const e = v128.load(eRow + o, 32);
+        const t1 = f32x4.mul(f32x4.mul(sn, v128.load(hPrev + o, 32)), e);
+        dA2 = f32x4.add(dA2, f32x4.mul(t1, dl));
+        ddl = f32x4.add(ddl, f32x4.add(f32x4.mul(t1, a2), f32x4.mul(f32x4.mul(sn, Bn), ul)));
+        v128.store(pdb + o, f32x4.add(v128.load(pdb + o, 32), f32x4.mul(sn, dluM)), 32);
+        dut = f32x4.add(dut, f32x4.mul(f32x4.mul(sn, dl), Bn));
+        s2 = f32x4.mul(sn, e);
+      }
+      {
+        const Bn = v128.load32_splat(pb + rb3);
+        const sn = f32x4.add(s3, f32x4.mul(gy, v128.load32_splat(pc + rb3)));
+        v128.store(pdc + o, f32x4.add(v128.load(pdc + o, 48), f32x4.mul(gyM, v128.load(hNext + o, 48))), 48);
+        const e = v128.load(eRow + o, 48);
+        const t1 = f32x4.mul(f32x4.mul(sn, v128.load(hPrev + o, 48)), e);
+        dA3 = f32x4.add(dA3, f32x4.mul(t1, dl));
+        ddl = f32x4.add(ddl, f32x4.add(f32x4.mul(t1, a3), f32x4.mul(f32x4.mul(sn, Bn), ul)));
+        v128.store(pdb + o, f32x4.add(v128.load(pdb + o, 48), f32x4.mul(sn, dluM)), 48);
+        dut = f32x4.add(dut, f32x4.mul(f32x4.mul(sn, dl), Bn));
+        s3 = f32x4.mul(sn, e);
+      }
+      v128.store(ddls + tb, ddl);
+      v128.store(duts + tb, dut);
+    }
+    v128.store(s + o, s0);
+    v128.store(s + o, s1, 16);
+    v128.store(s + o, s2, 32);
+    v128.store(s + o, s3, 48);
+    v128.store(dAc + o, dA0);
+    v128.store(dAc + o, dA1, 16);
+    v128.store(dAc + o, dA2, 32);
+    v128.store(dAc + o, dA3, 48);
+  }
+  for (; n < N; n++) {
+    const o = <usize> n << 4;
+    let s0 = v128.load(s + o), dA0 = v128.load(dAc + o);
+    const a0 = v128.load(a + o);
+    for (let t = len - 1; t >= 0; t--) {
+      const tb = <usize> t << 4;
+      const gy = v128.load(gys + tb), ul = v128.load(uls + tb), dl = v128.load(dls + tb);
+      const gyM = v128.load(gms + tb), dluM = v128.load(dms + tb);
+      let ddl = v128.load(ddls + tb), dut = v128.load(duts + tb);
+      const hPrev = hs + <usize> t * nv, hNext = hPrev + nv, eRow = ea + <usize> t * nv;
+      const pb = pb0 + <usize> n * rowBytes + (<usize> t << 2), pc = pc0 + <usize> n * rowBytes + (<usize> t << 2);
+      const pdb = pdb0 + <usize> t * nv, pdc = pdc0 + <usize> t * nv;
+      {
+        const Bn = v128.load32_splat(pb);
+        const sn = f32x4.add(s0, f32x4.mul(gy, v128.load32_splat(pc)));
+        v128.store(pdc + o, f32x4.add(v128.load(pdc + o), f32x4.mul(gyM, v128.load(hNext + o))));
+        const e = v128.load(eRow + o);
+        const t1 = f32x4.mul(f32x4.mul(sn, v128.load(hPrev + o)), e);
+        dA0 = f32x4.add(dA0, f32x4.mul(t1, dl));
+        ddl = f32x4.add(ddl, f32x4.add(f32x4.mul(t1, a0), f32x4.mul(f32x4.mul(sn, Bn), ul)));
+        v128.store(pdb + o, f32x4.add(v128.load(pdb + o), f32x4.mul(sn, dluM)));
+        dut = f32x4.add(dut, f32x4.mul(f32x4.mul(sn, dl), Bn));
+        s0 = f32x4.mul(sn, e);
+      }
+      v128.store(ddls + tb, ddl);
+      v128.store(duts + tb, dut);
+    }
+    v128.store(s + o, s0);
+    v128.store(dAc + o, dA0);
+  }
+}
+
+/**
  * Forward of one batch element. u, delta, z, out: (D, L); B, C: (G, N, L), every row of L values S apart
  * (S ≥ L: padded rows keep the 4 lanes' rows and the N rows of B, C out of one cache set); A: (D, N); Dv, bias: (D);
  * cs: (D, nChunks, N) states at chunk ends; last: (D, N) or 0. Scratch: K_COUNT + 2·N + 3·T vectors.
@@ -537,10 +658,13 @@ export function scanBackward(
   const kc = scratch, hs = kc + (K_COUNT << 4), ea = hs + <usize> (T + 1) * nv, dls = ea + <usize> T * nv;
   const dus = dls + (<usize> T << 4), ys = dus + (<usize> T << 4);
   const s = ys + (<usize> T << 4), a = s + nv, dAc = a + nv;
+  // the adjoint's per-step vectors (gms reuses dus, free once the chunk's states are recomputed)
+  const gys = dAc + nv, uls = gys + (<usize> T << 4), dms = uls + (<usize> T << 4), duts = dms + (<usize> T << 4);
+  const ddls = duts + (<usize> T << 4), gms = dus;
   writeExpConstants(kc);
   // per-lane dB, dC sums of the group's lane blocks, (L, N) vectors each: one horizontal sum per (n, l) and
   // group at the end instead of one per lane block
-  const dB4 = dAc + nv, dC4 = dB4 + <usize> L * nv;
+  const dB4 = ddls + (<usize> T << 4), dC4 = dB4 + <usize> L * nv;
   const gBytes = (<usize> N * <usize> S) << 2;
   for (let g = 0; g < G; g++) {
     const bBase = B + <usize> g * gBytes, cBase = C + <usize> g * gBytes;
@@ -578,42 +702,37 @@ export function scanBackward(
         statesChunk(
           kc, hs, a, N, bBase + (<usize> l0 << 2), cBase + (<usize> l0 << 2), rowBytes, dls, dus, ys, len, 1, hs, ea,
         );
-        // adjoint recurrence, last step first
+        // adjoint recurrence, last step first. The per-step terms first (gy after the gate, and what the
+        // states need of it), then the states 4 at a time over the chunk with s, the dA sums and A in registers
+        // (ddl, du accumulate per step in scratch, in the order n = 0, 1, …), then the per-step outputs.
         for (let t = len - 1; t >= 0; t--) {
-          const l = l0 + t, off = row0 + (<usize> l << 2);
-          const ul = load4(u + off, r1, r2, r3), dl = v128.load(dls + (<usize> t << 4));
+          const l = l0 + t, off = row0 + (<usize> l << 2), tb = <usize> t << 4;
+          const ul = load4(u + off, r1, r2, r3), dl = v128.load(dls + tb);
           let gy = load4(gout + off, r1, r2, r3);
           if (z) {
             const zv = load4(z + off, r1, r2, r3), sg = vsigmoid(zv);
-            const y = f32x4.add(v128.load(ys + (<usize> t << 4)), f32x4.mul(Dd, ul));
+            const y = f32x4.add(v128.load(ys + tb), f32x4.mul(Dd, ul));
             // d silu(z)/dz = sg·(1 + z·(1 − sg))
             const dsilu = f32x4.mul(sg, f32x4.add(f32x4.splat(1), f32x4.mul(zv, f32x4.sub(f32x4.splat(1), sg))));
             store4(dz + off, rowBytes, f32x4.mul(f32x4.mul(gy, y), dsilu), lanes);
             gy = f32x4.mul(gy, f32x4.mul(zv, sg));
           }
           accD = f32x4.add(accD, f32x4.mul(gy, ul));
-          let dut = f32x4.mul(gy, Dd), ddl = f32x4.splat(0);
-          const dlu = f32x4.mul(dl, ul);
-          const hPrev = hs + <usize> t * nv, hNext = hPrev + nv, eRow = ea + <usize> t * nv;
-          const gyMasked = f32x4.mul(gy, mask), dluMasked = f32x4.mul(dlu, mask);
-          let pb = bBase + (<usize> l << 2), pc = cBase + (<usize> l << 2);
-          const pdb = dB4 + <usize> l * nv, pdc = dC4 + <usize> l * nv;
-          for (let n = 0; n < N; n++) {
-            const o = <usize> n << 4;
-            const Bn = f32x4.splat(load<f32>(pb));
-            const sn = f32x4.add(v128.load(s + o), f32x4.mul(gy, f32x4.splat(load<f32>(pc))));
-            v128.store(pdc + o, f32x4.add(v128.load(pdc + o), f32x4.mul(gyMasked, v128.load(hNext + o))));
-            const e = v128.load(eRow + o);
-            const t1 = f32x4.mul(f32x4.mul(sn, v128.load(hPrev + o)), e);
-            v128.store(dAc + o, f32x4.add(v128.load(dAc + o), f32x4.mul(t1, dl)));
-            ddl = f32x4.add(ddl, f32x4.add(f32x4.mul(t1, v128.load(a + o)), f32x4.mul(f32x4.mul(sn, Bn), ul)));
-            v128.store(pdb + o, f32x4.add(v128.load(pdb + o), f32x4.mul(sn, dluMasked)));
-            dut = f32x4.add(dut, f32x4.mul(f32x4.mul(sn, dl), Bn));
-            v128.store(s + o, f32x4.mul(sn, e));
-            pb += rowBytes;
-            pc += rowBytes;
-          }
-          store4(du + off, rowBytes, dut, lanes);
+          v128.store(gys + tb, gy);
+          v128.store(uls + tb, ul);
+          v128.store(gms + tb, f32x4.mul(gy, mask));
+          v128.store(dms + tb, f32x4.mul(f32x4.mul(dl, ul), mask));
+          v128.store(duts + tb, f32x4.mul(gy, Dd));
+          v128.store(ddls + tb, f32x4.splat(0));
+        }
+        adjointChunk(
+          s, dAc, a, hs, ea, N, bBase + (<usize> l0 << 2), cBase + (<usize> l0 << 2), rowBytes,
+          dB4 + <usize> l0 * nv, dC4 + <usize> l0 * nv, dls, gys, uls, gms, dms, duts, ddls, len,
+        );
+        for (let t = len - 1; t >= 0; t--) {
+          const l = l0 + t, off = row0 + (<usize> l << 2), tb = <usize> t << 4;
+          store4(du + off, rowBytes, v128.load(duts + tb), lanes);
+          let ddl = v128.load(ddls + tb);
           if (softplus) {
             // d softplus(raw)/d raw = sigmoid(raw); torch's threshold makes it exactly 1 above 20
             const raw = f32x4.add(load4(delta + off, r1, r2, r3), bd);
