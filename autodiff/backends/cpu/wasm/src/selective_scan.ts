@@ -1,14 +1,21 @@
 // AssemblyScript source of the CPU backend's selective-scan kernels (WebAssembly SIMD). Built by
-// `deno run -A tools/build_wasm.ts` into ../selective_scan_wasm.ts; tests/wasm_build_test.ts checks that the
+// `deno run -A tools/build_wasm.ts` into ../kernels.wasm.ts; tests/wasm_build_test.ts checks that the
 // committed binary is this source's build.
 //
 // The recurrence is the one of autodiff/backends/cpu/selective_scan.ts (the scalar reference):
 //   h_l = exp(δ_l·A) ⊙ h_{l−1} + δ_l·B_l·u_l,   y_l = Σ_n h_l·C_l,   out = (y + D·u) · silu(z)
 // vectorised over 4 channels of one group at a time (f32x4 lanes): the channels of a group share B_l and
-// C_l, so those are loaded once and splatted, and every per-channel quantity is a lane. Channels stay in
-// the tensors' (channels, length) layout: a lane block reads its 4 rows at stride L.
+// C_l, so those are splatted, and every per-channel quantity is a lane. Channels stay in the tensors'
+// (channels, length) layout; a lane block goes through the length a chunk of T steps at a time:
+// - per-step quantities (δ, δ·u, the outputs) are computed row by row, 4 steps of a channel per v128 load,
+//   and transposed to and from step-major scratch vectors (one vector = the 4 lanes at one step);
+// - the states go 4 at a time over the whole chunk with their h (or adjoint s) and A in registers, reading
+//   4 steps of a state's B and C per load; sums over states (y, the δ and u gradients) are kept per step in
+//   scratch and still add the states in the order n = 0, 1, …
+// V8 keeps none of a loop's v128 constants in registers (it rebuilds each one at every use, 3 instructions),
+// so the hot loops take theirs from locals loaded once from a table in scratch (see writeExpConstants).
 //
-// Memory: the caller (selective_scan_wasm_host.ts) copies one batch element's operands into linear memory
+// Memory: the caller (../selective_scan_wasm.ts) copies one batch element's operands into linear memory
 // and passes byte addresses; 0 means "absent". Scratch areas are passed in too. Nothing is allocated here.
 
 import { vexp, vsigmoid, vsoftplus } from "./vmath";
@@ -51,19 +58,21 @@ import { vexp, vsigmoid, vsoftplus } from "./vmath";
   return softplus ? vsoftplus(dl) : dl;
 }
 
-// ---- e^x with its constants held in locals ----------------------------------------------------------------
+// ---- constants held in locals ------------------------------------------------------------------------------
 //
-// V8 materialises every v128 constant at each use inside a loop (3 instructions: a 64-bit immediate, a move
-// and a shuffle); the exp below has 14 of them per call. The kernels write the constants into scratch once
-// and load them into locals, which V8 keeps in registers or reloads from its stack (one instruction).
-// expK computes exactly what vmath's vexp does, operation for operation (same float32 results).
+// The kernels write this table at the start of their scratch once per call and load the vectors into locals,
+// which V8 keeps in registers or reloads from its stack (one instruction) instead of rebuilding them.
+// expK and log1pUnitK compute exactly what vmath's vexp and vlog1pUnit do (same float32 results), for
+// softplus and sigmoid; the states' decays use exp2K.
 
 const K_LO = 0, K_HI = 1, K_LOG2E = 2, K_ROUND = 3, K_LN2HI = 4, K_LN2LO = 5;
 const K_P0 = 6, K_P1 = 7, K_P2 = 8, K_P3 = 9, K_P4 = 10, K_P5 = 11, K_ONE = 12;
 // vlog1pUnit's (softplus)
 const K_TWO = 13, K_S15 = 14, K_S13 = 15, K_S11 = 16, K_S9 = 17, K_S7 = 18, K_S5 = 19, K_S3 = 20;
-/** Vectors in the constant table at the start of the kernels' scratch. */
-const K_COUNT = 21;
+// exp2K's
+const K_LO2 = 21, K_HI2 = 22, K_Q0 = 23, K_Q1 = 24, K_Q2 = 25, K_Q3 = 26, K_Q4 = 27, K_Q5 = 28;
+/** Vectors in the constant table (the host's scratch sizes count them: keep ../selective_scan_wasm.ts in step). */
+const K_COUNT = 29;
 
 /** Writes the constant table (K_COUNT vectors) at `k`. */
 function writeExpConstants(k: usize): void {
@@ -88,6 +97,14 @@ function writeExpConstants(k: usize): void {
   v128.store(k + (K_S7 << 4), f32x4.splat(1.0 / 7.0));
   v128.store(k + (K_S5 << 4), f32x4.splat(1.0 / 5.0));
   v128.store(k + (K_S3 << 4), f32x4.splat(1.0 / 3.0));
+  v128.store(k + (K_LO2 << 4), f32x4.splat(-125.9));
+  v128.store(k + (K_HI2 << 4), f32x4.splat(127.4));
+  v128.store(k + (K_Q0 << 4), f32x4.splat(0.6931471824645996));
+  v128.store(k + (K_Q1 << 4), f32x4.splat(0.24022647738456726));
+  v128.store(k + (K_Q2 << 4), f32x4.splat(0.055503327399492264));
+  v128.store(k + (K_Q3 << 4), f32x4.splat(0.009618431329727173));
+  v128.store(k + (K_Q4 << 4), f32x4.splat(0.0013398835435509682));
+  v128.store(k + (K_Q5 << 4), f32x4.splat(0.000153551998664625));
 }
 
 /** The 4×4 transpose of rows r0..r3 (lane k of row i → lane i of row k), stored as 4 vectors from `p`. */
@@ -100,14 +117,16 @@ function writeExpConstants(k: usize): void {
   v128.store(p, i32x4.shuffle(t1, t3, 2, 3, 6, 7), 48);
 }
 
-/** vexp(x) (vmath.ts) with its constants passed in (see writeExpConstants). */
+/**
+ * vexp(x) (vmath.ts) with its constants passed in (see writeExpConstants). `round` is 1.5·2²³ + 127, so t's
+ * low mantissa bits are k + 127 and shifting t left by 23 leaves exactly 2^k's bits (vexp adds
+ * 127 − bits(1.5·2²³) first: the same bits, one constant and one operation more).
+ */
 @inline function expK(
   x: v128, lo: v128, hi: v128, log2e: v128, round: v128, ln2hi: v128, ln2lo: v128,
   p0: v128, p1: v128, p2: v128, p3: v128, p4: v128, p5: v128, one: v128,
 ): v128 {
   x = f32x4.pmin(f32x4.pmax(x, lo), hi);
-  // round = 1.5·2²³ + 127: t's low mantissa bits are k + 127, and shifting them into the exponent field
-  // drops the rest (vexp adds 127 − bits(1.5·2²³) before the shift: the same bits, one constant more)
   const t = f32x4.add(f32x4.mul(x, log2e), round);
   const k = f32x4.sub(t, round);
   const r = f32x4.sub(f32x4.sub(x, f32x4.mul(k, ln2hi)), f32x4.mul(k, ln2lo));
@@ -129,6 +148,29 @@ function writeExpConstants(k: usize): void {
 ): v128 {
   const e = expK(f32x4.mul(dl, a), lo, hi, log2e, round, ln2hi, ln2lo, p0, p1, p2, p3, p4, p5, one);
   return f32x4.add(f32x4.mul(e, h), f32x4.mul(du, b));
+}
+
+/**
+ * 2^x for the decays e^(δ·A) = 2^(δ·A·log₂e), A·log₂e taken once per state: k = round(x) by the ROUND trick
+ * as in expK (2^k from t's bits), f = x − k exact, 2^f on [−½, ½] by a degree-6 polynomial (a relative
+ * least-squares-minimax fit, error 2e-9 in exact arithmetic, under 1e-7 evaluated in float32). Fewer
+ * operations (20) and constants (10) than expK's Cody–Waite reduction (25, 13); against the float64 reference
+ * the scan's outputs and gradients come out as close as with vexp (mean error within 3 %). x is clamped to
+ * [−125.9, 127.4] (vexp's [−87.3, 88.7] in base 2, less the top half unit that would make k = 128).
+ */
+@inline function exp2K(
+  x: v128, lo: v128, hi: v128, round: v128, q0: v128, q1: v128, q2: v128, q3: v128, q4: v128, q5: v128, one: v128,
+): v128 {
+  x = f32x4.pmin(f32x4.pmax(x, lo), hi);
+  const t = f32x4.add(x, round);
+  const f = f32x4.sub(x, f32x4.sub(t, round));
+  let p = q5;
+  p = f32x4.add(f32x4.mul(p, f), q4);
+  p = f32x4.add(f32x4.mul(p, f), q3);
+  p = f32x4.add(f32x4.mul(p, f), q2);
+  p = f32x4.add(f32x4.mul(p, f), q1);
+  p = f32x4.add(f32x4.mul(p, f), q0);
+  return f32x4.mul(f32x4.add(f32x4.mul(p, f), one), i32x4.shl(t, 23));
 }
 
 /** vmath's vlog1pUnit with its constants passed in. */
@@ -232,10 +274,9 @@ function writeExpConstants(k: usize): void {
 /** One step of a state: e = e^(δ·a), h' = e·h + δu·b, both stored at `ho`, `eo` when `keep`; returns h'. */
 @inline function keptStep(
   h: v128, a: v128, dl: v128, du: v128, b: v128, keep: i32, ho: usize, eo: usize,
-  lo: v128, hi: v128, log2e: v128, round: v128, ln2hi: v128, ln2lo: v128,
-  p0: v128, p1: v128, p2: v128, p3: v128, p4: v128, p5: v128, one: v128,
+  lo: v128, hi: v128, round: v128, q0: v128, q1: v128, q2: v128, q3: v128, q4: v128, q5: v128, one: v128,
 ): v128 {
-  const e = expK(f32x4.mul(dl, a), lo, hi, log2e, round, ln2hi, ln2lo, p0, p1, p2, p3, p4, p5, one);
+  const e = exp2K(f32x4.mul(dl, a), lo, hi, round, q0, q1, q2, q3, q4, q5, one);
   const hn = f32x4.add(f32x4.mul(e, h), f32x4.mul(du, b));
   if (keep) {
     v128.store(ho, hn);
@@ -261,12 +302,16 @@ function writeExpConstants(k: usize): void {
   const p0 = v128.load(kc, K_P0 << 4), p1 = v128.load(kc, K_P1 << 4), p2 = v128.load(kc, K_P2 << 4);
   const p3 = v128.load(kc, K_P3 << 4), p4 = v128.load(kc, K_P4 << 4), p5 = v128.load(kc, K_P5 << 4);
   const one = v128.load(kc, K_ONE << 4);
+  const lo2 = v128.load(kc, K_LO2 << 4), hi2 = v128.load(kc, K_HI2 << 4);
+  const q0 = v128.load(kc, K_Q0 << 4), q1 = v128.load(kc, K_Q1 << 4), q2 = v128.load(kc, K_Q2 << 4);
+  const q3 = v128.load(kc, K_Q3 << 4), q4 = v128.load(kc, K_Q4 << 4), q5 = v128.load(kc, K_Q5 << 4);
   const nv = <usize> N << 4, len4 = len & ~3, rb2 = 2 * rowBytes, rb3 = 3 * rowBytes;
   let n = 0;
   for (; n + 4 <= N; n += 4) {
     const o = <usize> n << 4;
     let h0 = v128.load(h + o), h1 = v128.load(h + o, 16), h2 = v128.load(h + o, 32), h3 = v128.load(h + o, 48);
-    const a0 = v128.load(a + o), a1 = v128.load(a + o, 16), a2 = v128.load(a + o, 32), a3 = v128.load(a + o, 48);
+    const a0 = f32x4.mul(v128.load(a + o), log2e), a1 = f32x4.mul(v128.load(a + o, 16), log2e);
+    const a2 = f32x4.mul(v128.load(a + o, 32), log2e), a3 = f32x4.mul(v128.load(a + o, 48), log2e);
     let pb = pb0 + <usize> n * rowBytes, pc = pc0 + <usize> n * rowBytes;
     // h after step t and its decay (keep): ho = hs + (t + 1)·nv + o, eo = ea + t·nv + o
     let ho = hs + nv + o, eo = ea + o;
@@ -276,43 +321,43 @@ function writeExpConstants(k: usize): void {
       const du0 = v128.load(ub), du1 = v128.load(ub, 16), du2 = v128.load(ub, 32), du3 = v128.load(ub, 48);
       let y0 = v128.load(yb), y1 = v128.load(yb, 16), y2 = v128.load(yb, 32), y3 = v128.load(yb, 48);
       let bq = v128.load(pb), cq = v128.load(pc);
-      h0 = keptStep(h0, a0, dl0, du0, i32x4.shuffle(bq, bq, 0, 0, 0, 0), keep, ho + 0 * nv + 0, eo + 0 * nv + 0, lo, hi, log2e, round, ln2hi, ln2lo, p0, p1, p2, p3, p4, p5, one);
+      h0 = keptStep(h0, a0, dl0, du0, i32x4.shuffle(bq, bq, 0, 0, 0, 0), keep, ho + 0 * nv + 0, eo + 0 * nv + 0, lo2, hi2, round, q0, q1, q2, q3, q4, q5, one);
       y0 = f32x4.add(y0, f32x4.mul(h0, i32x4.shuffle(cq, cq, 0, 0, 0, 0)));
-      h0 = keptStep(h0, a0, dl1, du1, i32x4.shuffle(bq, bq, 1, 1, 1, 1), keep, ho + 1 * nv + 0, eo + 1 * nv + 0, lo, hi, log2e, round, ln2hi, ln2lo, p0, p1, p2, p3, p4, p5, one);
+      h0 = keptStep(h0, a0, dl1, du1, i32x4.shuffle(bq, bq, 1, 1, 1, 1), keep, ho + 1 * nv + 0, eo + 1 * nv + 0, lo2, hi2, round, q0, q1, q2, q3, q4, q5, one);
       y1 = f32x4.add(y1, f32x4.mul(h0, i32x4.shuffle(cq, cq, 1, 1, 1, 1)));
-      h0 = keptStep(h0, a0, dl2, du2, i32x4.shuffle(bq, bq, 2, 2, 2, 2), keep, ho + 2 * nv + 0, eo + 2 * nv + 0, lo, hi, log2e, round, ln2hi, ln2lo, p0, p1, p2, p3, p4, p5, one);
+      h0 = keptStep(h0, a0, dl2, du2, i32x4.shuffle(bq, bq, 2, 2, 2, 2), keep, ho + 2 * nv + 0, eo + 2 * nv + 0, lo2, hi2, round, q0, q1, q2, q3, q4, q5, one);
       y2 = f32x4.add(y2, f32x4.mul(h0, i32x4.shuffle(cq, cq, 2, 2, 2, 2)));
-      h0 = keptStep(h0, a0, dl3, du3, i32x4.shuffle(bq, bq, 3, 3, 3, 3), keep, ho + 3 * nv + 0, eo + 3 * nv + 0, lo, hi, log2e, round, ln2hi, ln2lo, p0, p1, p2, p3, p4, p5, one);
+      h0 = keptStep(h0, a0, dl3, du3, i32x4.shuffle(bq, bq, 3, 3, 3, 3), keep, ho + 3 * nv + 0, eo + 3 * nv + 0, lo2, hi2, round, q0, q1, q2, q3, q4, q5, one);
       y3 = f32x4.add(y3, f32x4.mul(h0, i32x4.shuffle(cq, cq, 3, 3, 3, 3)));
       bq = v128.load(pb + rowBytes);
       cq = v128.load(pc + rowBytes);
-      h1 = keptStep(h1, a1, dl0, du0, i32x4.shuffle(bq, bq, 0, 0, 0, 0), keep, ho + 0 * nv + 16, eo + 0 * nv + 16, lo, hi, log2e, round, ln2hi, ln2lo, p0, p1, p2, p3, p4, p5, one);
+      h1 = keptStep(h1, a1, dl0, du0, i32x4.shuffle(bq, bq, 0, 0, 0, 0), keep, ho + 0 * nv + 16, eo + 0 * nv + 16, lo2, hi2, round, q0, q1, q2, q3, q4, q5, one);
       y0 = f32x4.add(y0, f32x4.mul(h1, i32x4.shuffle(cq, cq, 0, 0, 0, 0)));
-      h1 = keptStep(h1, a1, dl1, du1, i32x4.shuffle(bq, bq, 1, 1, 1, 1), keep, ho + 1 * nv + 16, eo + 1 * nv + 16, lo, hi, log2e, round, ln2hi, ln2lo, p0, p1, p2, p3, p4, p5, one);
+      h1 = keptStep(h1, a1, dl1, du1, i32x4.shuffle(bq, bq, 1, 1, 1, 1), keep, ho + 1 * nv + 16, eo + 1 * nv + 16, lo2, hi2, round, q0, q1, q2, q3, q4, q5, one);
       y1 = f32x4.add(y1, f32x4.mul(h1, i32x4.shuffle(cq, cq, 1, 1, 1, 1)));
-      h1 = keptStep(h1, a1, dl2, du2, i32x4.shuffle(bq, bq, 2, 2, 2, 2), keep, ho + 2 * nv + 16, eo + 2 * nv + 16, lo, hi, log2e, round, ln2hi, ln2lo, p0, p1, p2, p3, p4, p5, one);
+      h1 = keptStep(h1, a1, dl2, du2, i32x4.shuffle(bq, bq, 2, 2, 2, 2), keep, ho + 2 * nv + 16, eo + 2 * nv + 16, lo2, hi2, round, q0, q1, q2, q3, q4, q5, one);
       y2 = f32x4.add(y2, f32x4.mul(h1, i32x4.shuffle(cq, cq, 2, 2, 2, 2)));
-      h1 = keptStep(h1, a1, dl3, du3, i32x4.shuffle(bq, bq, 3, 3, 3, 3), keep, ho + 3 * nv + 16, eo + 3 * nv + 16, lo, hi, log2e, round, ln2hi, ln2lo, p0, p1, p2, p3, p4, p5, one);
+      h1 = keptStep(h1, a1, dl3, du3, i32x4.shuffle(bq, bq, 3, 3, 3, 3), keep, ho + 3 * nv + 16, eo + 3 * nv + 16, lo2, hi2, round, q0, q1, q2, q3, q4, q5, one);
       y3 = f32x4.add(y3, f32x4.mul(h1, i32x4.shuffle(cq, cq, 3, 3, 3, 3)));
       bq = v128.load(pb + rb2);
       cq = v128.load(pc + rb2);
-      h2 = keptStep(h2, a2, dl0, du0, i32x4.shuffle(bq, bq, 0, 0, 0, 0), keep, ho + 0 * nv + 32, eo + 0 * nv + 32, lo, hi, log2e, round, ln2hi, ln2lo, p0, p1, p2, p3, p4, p5, one);
+      h2 = keptStep(h2, a2, dl0, du0, i32x4.shuffle(bq, bq, 0, 0, 0, 0), keep, ho + 0 * nv + 32, eo + 0 * nv + 32, lo2, hi2, round, q0, q1, q2, q3, q4, q5, one);
       y0 = f32x4.add(y0, f32x4.mul(h2, i32x4.shuffle(cq, cq, 0, 0, 0, 0)));
-      h2 = keptStep(h2, a2, dl1, du1, i32x4.shuffle(bq, bq, 1, 1, 1, 1), keep, ho + 1 * nv + 32, eo + 1 * nv + 32, lo, hi, log2e, round, ln2hi, ln2lo, p0, p1, p2, p3, p4, p5, one);
+      h2 = keptStep(h2, a2, dl1, du1, i32x4.shuffle(bq, bq, 1, 1, 1, 1), keep, ho + 1 * nv + 32, eo + 1 * nv + 32, lo2, hi2, round, q0, q1, q2, q3, q4, q5, one);
       y1 = f32x4.add(y1, f32x4.mul(h2, i32x4.shuffle(cq, cq, 1, 1, 1, 1)));
-      h2 = keptStep(h2, a2, dl2, du2, i32x4.shuffle(bq, bq, 2, 2, 2, 2), keep, ho + 2 * nv + 32, eo + 2 * nv + 32, lo, hi, log2e, round, ln2hi, ln2lo, p0, p1, p2, p3, p4, p5, one);
+      h2 = keptStep(h2, a2, dl2, du2, i32x4.shuffle(bq, bq, 2, 2, 2, 2), keep, ho + 2 * nv + 32, eo + 2 * nv + 32, lo2, hi2, round, q0, q1, q2, q3, q4, q5, one);
       y2 = f32x4.add(y2, f32x4.mul(h2, i32x4.shuffle(cq, cq, 2, 2, 2, 2)));
-      h2 = keptStep(h2, a2, dl3, du3, i32x4.shuffle(bq, bq, 3, 3, 3, 3), keep, ho + 3 * nv + 32, eo + 3 * nv + 32, lo, hi, log2e, round, ln2hi, ln2lo, p0, p1, p2, p3, p4, p5, one);
+      h2 = keptStep(h2, a2, dl3, du3, i32x4.shuffle(bq, bq, 3, 3, 3, 3), keep, ho + 3 * nv + 32, eo + 3 * nv + 32, lo2, hi2, round, q0, q1, q2, q3, q4, q5, one);
       y3 = f32x4.add(y3, f32x4.mul(h2, i32x4.shuffle(cq, cq, 3, 3, 3, 3)));
       bq = v128.load(pb + rb3);
       cq = v128.load(pc + rb3);
-      h3 = keptStep(h3, a3, dl0, du0, i32x4.shuffle(bq, bq, 0, 0, 0, 0), keep, ho + 0 * nv + 48, eo + 0 * nv + 48, lo, hi, log2e, round, ln2hi, ln2lo, p0, p1, p2, p3, p4, p5, one);
+      h3 = keptStep(h3, a3, dl0, du0, i32x4.shuffle(bq, bq, 0, 0, 0, 0), keep, ho + 0 * nv + 48, eo + 0 * nv + 48, lo2, hi2, round, q0, q1, q2, q3, q4, q5, one);
       y0 = f32x4.add(y0, f32x4.mul(h3, i32x4.shuffle(cq, cq, 0, 0, 0, 0)));
-      h3 = keptStep(h3, a3, dl1, du1, i32x4.shuffle(bq, bq, 1, 1, 1, 1), keep, ho + 1 * nv + 48, eo + 1 * nv + 48, lo, hi, log2e, round, ln2hi, ln2lo, p0, p1, p2, p3, p4, p5, one);
+      h3 = keptStep(h3, a3, dl1, du1, i32x4.shuffle(bq, bq, 1, 1, 1, 1), keep, ho + 1 * nv + 48, eo + 1 * nv + 48, lo2, hi2, round, q0, q1, q2, q3, q4, q5, one);
       y1 = f32x4.add(y1, f32x4.mul(h3, i32x4.shuffle(cq, cq, 1, 1, 1, 1)));
-      h3 = keptStep(h3, a3, dl2, du2, i32x4.shuffle(bq, bq, 2, 2, 2, 2), keep, ho + 2 * nv + 48, eo + 2 * nv + 48, lo, hi, log2e, round, ln2hi, ln2lo, p0, p1, p2, p3, p4, p5, one);
+      h3 = keptStep(h3, a3, dl2, du2, i32x4.shuffle(bq, bq, 2, 2, 2, 2), keep, ho + 2 * nv + 48, eo + 2 * nv + 48, lo2, hi2, round, q0, q1, q2, q3, q4, q5, one);
       y2 = f32x4.add(y2, f32x4.mul(h3, i32x4.shuffle(cq, cq, 2, 2, 2, 2)));
-      h3 = keptStep(h3, a3, dl3, du3, i32x4.shuffle(bq, bq, 3, 3, 3, 3), keep, ho + 3 * nv + 48, eo + 3 * nv + 48, lo, hi, log2e, round, ln2hi, ln2lo, p0, p1, p2, p3, p4, p5, one);
+      h3 = keptStep(h3, a3, dl3, du3, i32x4.shuffle(bq, bq, 3, 3, 3, 3), keep, ho + 3 * nv + 48, eo + 3 * nv + 48, lo2, hi2, round, q0, q1, q2, q3, q4, q5, one);
       y3 = f32x4.add(y3, f32x4.mul(h3, i32x4.shuffle(cq, cq, 3, 3, 3, 3)));
       v128.store(yb, y0);
       v128.store(yb, y1, 16);
@@ -326,10 +371,10 @@ function writeExpConstants(k: usize): void {
     for (let t = len4; t < len; t++) {
       const tb = <usize> t << 4;
       const dl = v128.load(dls + tb), du = v128.load(dus + tb);
-      h0 = keptStep(h0, a0, dl, du, v128.load32_splat(pb), keep, ho, eo, lo, hi, log2e, round, ln2hi, ln2lo, p0, p1, p2, p3, p4, p5, one);
-      h1 = keptStep(h1, a1, dl, du, v128.load32_splat(pb + rowBytes), keep, ho + 16, eo + 16, lo, hi, log2e, round, ln2hi, ln2lo, p0, p1, p2, p3, p4, p5, one);
-      h2 = keptStep(h2, a2, dl, du, v128.load32_splat(pb + rb2), keep, ho + 32, eo + 32, lo, hi, log2e, round, ln2hi, ln2lo, p0, p1, p2, p3, p4, p5, one);
-      h3 = keptStep(h3, a3, dl, du, v128.load32_splat(pb + rb3), keep, ho + 48, eo + 48, lo, hi, log2e, round, ln2hi, ln2lo, p0, p1, p2, p3, p4, p5, one);
+      h0 = keptStep(h0, a0, dl, du, v128.load32_splat(pb), keep, ho, eo, lo2, hi2, round, q0, q1, q2, q3, q4, q5, one);
+      h1 = keptStep(h1, a1, dl, du, v128.load32_splat(pb + rowBytes), keep, ho + 16, eo + 16, lo2, hi2, round, q0, q1, q2, q3, q4, q5, one);
+      h2 = keptStep(h2, a2, dl, du, v128.load32_splat(pb + rb2), keep, ho + 32, eo + 32, lo2, hi2, round, q0, q1, q2, q3, q4, q5, one);
+      h3 = keptStep(h3, a3, dl, du, v128.load32_splat(pb + rb3), keep, ho + 48, eo + 48, lo2, hi2, round, q0, q1, q2, q3, q4, q5, one);
       let y = v128.load(ys + tb);
       y = f32x4.add(y, f32x4.mul(h0, v128.load32_splat(pc)));
       y = f32x4.add(y, f32x4.mul(h1, v128.load32_splat(pc + rowBytes)));
@@ -351,13 +396,13 @@ function writeExpConstants(k: usize): void {
   for (; n < N; n++) {
     const o = <usize> n << 4;
     let h0 = v128.load(h + o);
-    const a0 = v128.load(a + o);
+    const a0 = f32x4.mul(v128.load(a + o), log2e);
     let pb = pb0 + <usize> n * rowBytes, pc = pc0 + <usize> n * rowBytes;
     let ho = hs + nv + o, eo = ea + o;
     for (let t = 0; t < len; t++) {
       const tb = <usize> t << 4;
       const dl = v128.load(dls + tb), du = v128.load(dus + tb);
-      h0 = keptStep(h0, a0, dl, du, v128.load32_splat(pb), keep, ho, eo, lo, hi, log2e, round, ln2hi, ln2lo, p0, p1, p2, p3, p4, p5, one);
+      h0 = keptStep(h0, a0, dl, du, v128.load32_splat(pb), keep, ho, eo, lo2, hi2, round, q0, q1, q2, q3, q4, q5, one);
       v128.store(ys + tb, f32x4.add(v128.load(ys + tb), f32x4.mul(h0, v128.load32_splat(pc))));
       pb += 4;
       pc += 4;
@@ -621,7 +666,9 @@ export function scanForward(
  * adds into dA (D, N), dDv (D), dBias (D) as float64 (sums over batch elements and chunks stay exact to
  * float32 rounding of each chunk's partial sum); writes dB, dC: (G, N, L). Chunks are visited last to first;
  * each chunk's states are recomputed from the stored state before it into `hs` ((T + 1)·N vectors) with
- * their decays in `ea` (T·N vectors); dls, ys: T vectors each; s, a, dAc: N vectors each; dB4, dC4: L·N vectors each.
+ * their decays in `ea` (T·N vectors) by the forward's statesChunk; then the adjoint runs over the chunk
+ * (adjointChunk). Scratch: K_COUNT constants, hs, ea, 8 vectors per step of a chunk (dls, dus, ys, gys, uls, dms,
+ * duts, ddls), s, a, dAc (N vectors each), dB4, dC4 (L·N vectors each).
  */
 export function scanBackward(
   u: usize,
