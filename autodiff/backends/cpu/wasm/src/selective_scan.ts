@@ -173,6 +173,14 @@ function writeExpConstants(k: usize): void {
   return f32x4.mul(f32x4.add(f32x4.mul(p, f), one), i32x4.shl(t, 23));
 }
 
+/** vmath's vsigmoid, 1 / (1 + e^−x), with expK's constants passed in. */
+@inline function sigmoidK(
+  x: v128, lo: v128, hi: v128, log2e: v128, round: v128, ln2hi: v128, ln2lo: v128,
+  p0: v128, p1: v128, p2: v128, p3: v128, p4: v128, p5: v128, one: v128,
+): v128 {
+  return f32x4.div(one, f32x4.add(one, expK(f32x4.neg(x), lo, hi, log2e, round, ln2hi, ln2lo, p0, p1, p2, p3, p4, p5, one)));
+}
+
 /** vmath's vlog1pUnit with its constants passed in. */
 @inline function log1pUnitK(
   y: v128, two: v128, s15: v128, s13: v128, s11: v128, s9: v128, s7: v128, s5: v128, s3: v128, one: v128,
@@ -200,10 +208,7 @@ function writeExpConstants(k: usize): void {
   if (pz) {
     const zv = v128.load(pz);
     // vsigmoid: 1 / (1 + e^−z)
-    const sg = f32x4.div(
-      one,
-      f32x4.add(one, expK(f32x4.neg(zv), lo, hi, log2e, round, ln2hi, ln2lo, p0, p1, p2, p3, p4, p5, one)),
-    );
+    const sg = sigmoidK(zv, lo, hi, log2e, round, ln2hi, ln2lo, p0, p1, p2, p3, p4, p5, one);
     v = f32x4.mul(v, f32x4.mul(zv, sg));
   }
   v128.store(po, v);
@@ -709,6 +714,12 @@ export function scanBackward(
   const gys = dAc + nv, uls = gys + (<usize> T << 4), dms = uls + (<usize> T << 4), duts = dms + (<usize> T << 4);
   const ddls = duts + (<usize> T << 4), gms = dus;
   writeExpConstants(kc);
+  const lo = v128.load(kc, K_LO << 4), hi = v128.load(kc, K_HI << 4), log2e = v128.load(kc, K_LOG2E << 4);
+  const round = v128.load(kc, K_ROUND << 4), ln2hi = v128.load(kc, K_LN2HI << 4);
+  const ln2lo = v128.load(kc, K_LN2LO << 4);
+  const p0 = v128.load(kc, K_P0 << 4), p1 = v128.load(kc, K_P1 << 4), p2 = v128.load(kc, K_P2 << 4);
+  const p3 = v128.load(kc, K_P3 << 4), p4 = v128.load(kc, K_P4 << 4), p5 = v128.load(kc, K_P5 << 4);
+  const one = v128.load(kc, K_ONE << 4);
   // per-lane dB, dC sums of the group's lane blocks, (L, N) vectors each: one horizontal sum per (n, l) and
   // group at the end instead of one per lane block
   const dB4 = ddls + (<usize> T << 4), dC4 = dB4 + <usize> L * nv;
@@ -757,7 +768,7 @@ export function scanBackward(
           const ul = load4(u + off, r1, r2, r3), dl = v128.load(dls + tb);
           let gy = load4(gout + off, r1, r2, r3);
           if (z) {
-            const zv = load4(z + off, r1, r2, r3), sg = vsigmoid(zv);
+            const zv = load4(z + off, r1, r2, r3), sg = sigmoidK(zv, lo, hi, log2e, round, ln2hi, ln2lo, p0, p1, p2, p3, p4, p5, one);
             const y = f32x4.add(v128.load(ys + tb), f32x4.mul(Dd, ul));
             // d silu(z)/dz = sg·(1 + z·(1 − sg))
             const dsilu = f32x4.mul(sg, f32x4.add(f32x4.splat(1), f32x4.mul(zv, f32x4.sub(f32x4.splat(1), sg))));
@@ -783,7 +794,7 @@ export function scanBackward(
           if (softplus) {
             // d softplus(raw)/d raw = sigmoid(raw); torch's threshold makes it exactly 1 above 20
             const raw = f32x4.add(load4(delta + off, r1, r2, r3), bd);
-            const sg = v128.bitselect(f32x4.splat(1), vsigmoid(raw), f32x4.gt(raw, f32x4.splat(20)));
+            const sg = v128.bitselect(f32x4.splat(1), sigmoidK(raw, lo, hi, log2e, round, ln2hi, ln2lo, p0, p1, p2, p3, p4, p5, one), f32x4.gt(raw, f32x4.splat(20)));
             ddl = f32x4.mul(ddl, sg);
           }
           store4(dd + off, rowBytes, ddl, lanes);
