@@ -299,7 +299,7 @@ function writeExpConstants(k: usize): void {
  */
 @inline function statesChunk(
   kc: usize, h: usize, a: usize, N: i32, pb0: usize, pc0: usize, rowBytes: usize, dls: usize, dus: usize,
-  ys: usize, len: i32, keep: i32, hs: usize, ea: usize,
+  ys: usize, len: i32, keep: i32, hs: usize, ea: usize, withY: i32,
 ): void {
   const lo = v128.load(kc, K_LO << 4), hi = v128.load(kc, K_HI << 4), log2e = v128.load(kc, K_LOG2E << 4);
   const round = v128.load(kc, K_ROUND << 4), ln2hi = v128.load(kc, K_LN2HI << 4);
@@ -324,50 +324,58 @@ function writeExpConstants(k: usize): void {
       const tb = dls + (<usize> t << 4), ub = dus + (<usize> t << 4), yb = ys + (<usize> t << 4);
       const dl0 = v128.load(tb), dl1 = v128.load(tb, 16), dl2 = v128.load(tb, 32), dl3 = v128.load(tb, 48);
       const du0 = v128.load(ub), du1 = v128.load(ub, 16), du2 = v128.load(ub, 32), du3 = v128.load(ub, 48);
-      let y0 = v128.load(yb), y1 = v128.load(yb, 16), y2 = v128.load(yb, 32), y3 = v128.load(yb, 48);
-      let bq = v128.load(pb), cq = v128.load(pc);
+      let y0 = f32x4.splat(0), y1 = f32x4.splat(0), y2 = f32x4.splat(0), y3 = f32x4.splat(0);
+      if (withY) {
+        y0 = v128.load(yb);
+        y1 = v128.load(yb, 16);
+        y2 = v128.load(yb, 32);
+        y3 = v128.load(yb, 48);
+      }
+      let bq = v128.load(pb), cq = withY ? v128.load(pc) : f32x4.splat(0);
       h0 = keptStep(h0, a0, dl0, du0, i32x4.shuffle(bq, bq, 0, 0, 0, 0), keep, ho + 0 * nv + 0, eo + 0 * nv + 0, lo2, hi2, round, q0, q1, q2, q3, q4, q5, one);
-      y0 = f32x4.add(y0, f32x4.mul(h0, i32x4.shuffle(cq, cq, 0, 0, 0, 0)));
+      if (withY) y0 = f32x4.add(y0, f32x4.mul(h0, i32x4.shuffle(cq, cq, 0, 0, 0, 0)));
       h0 = keptStep(h0, a0, dl1, du1, i32x4.shuffle(bq, bq, 1, 1, 1, 1), keep, ho + 1 * nv + 0, eo + 1 * nv + 0, lo2, hi2, round, q0, q1, q2, q3, q4, q5, one);
-      y1 = f32x4.add(y1, f32x4.mul(h0, i32x4.shuffle(cq, cq, 1, 1, 1, 1)));
+      if (withY) y1 = f32x4.add(y1, f32x4.mul(h0, i32x4.shuffle(cq, cq, 1, 1, 1, 1)));
       h0 = keptStep(h0, a0, dl2, du2, i32x4.shuffle(bq, bq, 2, 2, 2, 2), keep, ho + 2 * nv + 0, eo + 2 * nv + 0, lo2, hi2, round, q0, q1, q2, q3, q4, q5, one);
-      y2 = f32x4.add(y2, f32x4.mul(h0, i32x4.shuffle(cq, cq, 2, 2, 2, 2)));
+      if (withY) y2 = f32x4.add(y2, f32x4.mul(h0, i32x4.shuffle(cq, cq, 2, 2, 2, 2)));
       h0 = keptStep(h0, a0, dl3, du3, i32x4.shuffle(bq, bq, 3, 3, 3, 3), keep, ho + 3 * nv + 0, eo + 3 * nv + 0, lo2, hi2, round, q0, q1, q2, q3, q4, q5, one);
-      y3 = f32x4.add(y3, f32x4.mul(h0, i32x4.shuffle(cq, cq, 3, 3, 3, 3)));
+      if (withY) y3 = f32x4.add(y3, f32x4.mul(h0, i32x4.shuffle(cq, cq, 3, 3, 3, 3)));
       bq = v128.load(pb + rowBytes);
-      cq = v128.load(pc + rowBytes);
+      if (withY) cq = v128.load(pc + rowBytes);
       h1 = keptStep(h1, a1, dl0, du0, i32x4.shuffle(bq, bq, 0, 0, 0, 0), keep, ho + 0 * nv + 16, eo + 0 * nv + 16, lo2, hi2, round, q0, q1, q2, q3, q4, q5, one);
-      y0 = f32x4.add(y0, f32x4.mul(h1, i32x4.shuffle(cq, cq, 0, 0, 0, 0)));
+      if (withY) y0 = f32x4.add(y0, f32x4.mul(h1, i32x4.shuffle(cq, cq, 0, 0, 0, 0)));
       h1 = keptStep(h1, a1, dl1, du1, i32x4.shuffle(bq, bq, 1, 1, 1, 1), keep, ho + 1 * nv + 16, eo + 1 * nv + 16, lo2, hi2, round, q0, q1, q2, q3, q4, q5, one);
-      y1 = f32x4.add(y1, f32x4.mul(h1, i32x4.shuffle(cq, cq, 1, 1, 1, 1)));
+      if (withY) y1 = f32x4.add(y1, f32x4.mul(h1, i32x4.shuffle(cq, cq, 1, 1, 1, 1)));
       h1 = keptStep(h1, a1, dl2, du2, i32x4.shuffle(bq, bq, 2, 2, 2, 2), keep, ho + 2 * nv + 16, eo + 2 * nv + 16, lo2, hi2, round, q0, q1, q2, q3, q4, q5, one);
-      y2 = f32x4.add(y2, f32x4.mul(h1, i32x4.shuffle(cq, cq, 2, 2, 2, 2)));
+      if (withY) y2 = f32x4.add(y2, f32x4.mul(h1, i32x4.shuffle(cq, cq, 2, 2, 2, 2)));
       h1 = keptStep(h1, a1, dl3, du3, i32x4.shuffle(bq, bq, 3, 3, 3, 3), keep, ho + 3 * nv + 16, eo + 3 * nv + 16, lo2, hi2, round, q0, q1, q2, q3, q4, q5, one);
-      y3 = f32x4.add(y3, f32x4.mul(h1, i32x4.shuffle(cq, cq, 3, 3, 3, 3)));
+      if (withY) y3 = f32x4.add(y3, f32x4.mul(h1, i32x4.shuffle(cq, cq, 3, 3, 3, 3)));
       bq = v128.load(pb + rb2);
-      cq = v128.load(pc + rb2);
+      if (withY) cq = v128.load(pc + rb2);
       h2 = keptStep(h2, a2, dl0, du0, i32x4.shuffle(bq, bq, 0, 0, 0, 0), keep, ho + 0 * nv + 32, eo + 0 * nv + 32, lo2, hi2, round, q0, q1, q2, q3, q4, q5, one);
-      y0 = f32x4.add(y0, f32x4.mul(h2, i32x4.shuffle(cq, cq, 0, 0, 0, 0)));
+      if (withY) y0 = f32x4.add(y0, f32x4.mul(h2, i32x4.shuffle(cq, cq, 0, 0, 0, 0)));
       h2 = keptStep(h2, a2, dl1, du1, i32x4.shuffle(bq, bq, 1, 1, 1, 1), keep, ho + 1 * nv + 32, eo + 1 * nv + 32, lo2, hi2, round, q0, q1, q2, q3, q4, q5, one);
-      y1 = f32x4.add(y1, f32x4.mul(h2, i32x4.shuffle(cq, cq, 1, 1, 1, 1)));
+      if (withY) y1 = f32x4.add(y1, f32x4.mul(h2, i32x4.shuffle(cq, cq, 1, 1, 1, 1)));
       h2 = keptStep(h2, a2, dl2, du2, i32x4.shuffle(bq, bq, 2, 2, 2, 2), keep, ho + 2 * nv + 32, eo + 2 * nv + 32, lo2, hi2, round, q0, q1, q2, q3, q4, q5, one);
-      y2 = f32x4.add(y2, f32x4.mul(h2, i32x4.shuffle(cq, cq, 2, 2, 2, 2)));
+      if (withY) y2 = f32x4.add(y2, f32x4.mul(h2, i32x4.shuffle(cq, cq, 2, 2, 2, 2)));
       h2 = keptStep(h2, a2, dl3, du3, i32x4.shuffle(bq, bq, 3, 3, 3, 3), keep, ho + 3 * nv + 32, eo + 3 * nv + 32, lo2, hi2, round, q0, q1, q2, q3, q4, q5, one);
-      y3 = f32x4.add(y3, f32x4.mul(h2, i32x4.shuffle(cq, cq, 3, 3, 3, 3)));
+      if (withY) y3 = f32x4.add(y3, f32x4.mul(h2, i32x4.shuffle(cq, cq, 3, 3, 3, 3)));
       bq = v128.load(pb + rb3);
-      cq = v128.load(pc + rb3);
+      if (withY) cq = v128.load(pc + rb3);
       h3 = keptStep(h3, a3, dl0, du0, i32x4.shuffle(bq, bq, 0, 0, 0, 0), keep, ho + 0 * nv + 48, eo + 0 * nv + 48, lo2, hi2, round, q0, q1, q2, q3, q4, q5, one);
-      y0 = f32x4.add(y0, f32x4.mul(h3, i32x4.shuffle(cq, cq, 0, 0, 0, 0)));
+      if (withY) y0 = f32x4.add(y0, f32x4.mul(h3, i32x4.shuffle(cq, cq, 0, 0, 0, 0)));
       h3 = keptStep(h3, a3, dl1, du1, i32x4.shuffle(bq, bq, 1, 1, 1, 1), keep, ho + 1 * nv + 48, eo + 1 * nv + 48, lo2, hi2, round, q0, q1, q2, q3, q4, q5, one);
-      y1 = f32x4.add(y1, f32x4.mul(h3, i32x4.shuffle(cq, cq, 1, 1, 1, 1)));
+      if (withY) y1 = f32x4.add(y1, f32x4.mul(h3, i32x4.shuffle(cq, cq, 1, 1, 1, 1)));
       h3 = keptStep(h3, a3, dl2, du2, i32x4.shuffle(bq, bq, 2, 2, 2, 2), keep, ho + 2 * nv + 48, eo + 2 * nv + 48, lo2, hi2, round, q0, q1, q2, q3, q4, q5, one);
-      y2 = f32x4.add(y2, f32x4.mul(h3, i32x4.shuffle(cq, cq, 2, 2, 2, 2)));
+      if (withY) y2 = f32x4.add(y2, f32x4.mul(h3, i32x4.shuffle(cq, cq, 2, 2, 2, 2)));
       h3 = keptStep(h3, a3, dl3, du3, i32x4.shuffle(bq, bq, 3, 3, 3, 3), keep, ho + 3 * nv + 48, eo + 3 * nv + 48, lo2, hi2, round, q0, q1, q2, q3, q4, q5, one);
-      y3 = f32x4.add(y3, f32x4.mul(h3, i32x4.shuffle(cq, cq, 3, 3, 3, 3)));
-      v128.store(yb, y0);
-      v128.store(yb, y1, 16);
-      v128.store(yb, y2, 32);
-      v128.store(yb, y3, 48);
+      if (withY) y3 = f32x4.add(y3, f32x4.mul(h3, i32x4.shuffle(cq, cq, 3, 3, 3, 3)));
+      if (withY) {
+        v128.store(yb, y0);
+        v128.store(yb, y1, 16);
+        v128.store(yb, y2, 32);
+        v128.store(yb, y3, 48);
+      }
       pb += 16;
       pc += 16;
       ho += 4 * nv;
@@ -380,12 +388,14 @@ function writeExpConstants(k: usize): void {
       h1 = keptStep(h1, a1, dl, du, v128.load32_splat(pb + rowBytes), keep, ho + 16, eo + 16, lo2, hi2, round, q0, q1, q2, q3, q4, q5, one);
       h2 = keptStep(h2, a2, dl, du, v128.load32_splat(pb + rb2), keep, ho + 32, eo + 32, lo2, hi2, round, q0, q1, q2, q3, q4, q5, one);
       h3 = keptStep(h3, a3, dl, du, v128.load32_splat(pb + rb3), keep, ho + 48, eo + 48, lo2, hi2, round, q0, q1, q2, q3, q4, q5, one);
-      let y = v128.load(ys + tb);
-      y = f32x4.add(y, f32x4.mul(h0, v128.load32_splat(pc)));
-      y = f32x4.add(y, f32x4.mul(h1, v128.load32_splat(pc + rowBytes)));
-      y = f32x4.add(y, f32x4.mul(h2, v128.load32_splat(pc + rb2)));
-      y = f32x4.add(y, f32x4.mul(h3, v128.load32_splat(pc + rb3)));
-      v128.store(ys + tb, y);
+      if (withY) {
+        let y = v128.load(ys + tb);
+        y = f32x4.add(y, f32x4.mul(h0, v128.load32_splat(pc)));
+        y = f32x4.add(y, f32x4.mul(h1, v128.load32_splat(pc + rowBytes)));
+        y = f32x4.add(y, f32x4.mul(h2, v128.load32_splat(pc + rb2)));
+        y = f32x4.add(y, f32x4.mul(h3, v128.load32_splat(pc + rb3)));
+        v128.store(ys + tb, y);
+      }
       pb += 4;
       pc += 4;
       ho += nv;
@@ -408,7 +418,7 @@ function writeExpConstants(k: usize): void {
       const tb = <usize> t << 4;
       const dl = v128.load(dls + tb), du = v128.load(dus + tb);
       h0 = keptStep(h0, a0, dl, du, v128.load32_splat(pb), keep, ho, eo, lo2, hi2, round, q0, q1, q2, q3, q4, q5, one);
-      v128.store(ys + tb, f32x4.add(v128.load(ys + tb), f32x4.mul(h0, v128.load32_splat(pc))));
+      if (withY) v128.store(ys + tb, f32x4.add(v128.load(ys + tb), f32x4.mul(h0, v128.load32_splat(pc))));
       pb += 4;
       pc += 4;
       ho += nv;
@@ -610,7 +620,7 @@ export function scanForward(
         const off0 = row0 + (<usize> l0 << 2);
         prepChunk(kc, delta, u, off0, r1, r2, r3, bd, b0, b1, b2, b3, softplus, len, dls, dus, ys);
         statesChunk(
-          kc, h, a, N, bBase + (<usize> l0 << 2), cBase + (<usize> l0 << 2), rowBytes, dls, dus, ys, len, 0, 0, 0,
+          kc, h, a, N, bBase + (<usize> l0 << 2), cBase + (<usize> l0 << 2), rowBytes, dls, dus, ys, len, 0, 0, 0, 1,
         );
         const len4 = len & ~3;
         // out = (y + D·u)·silu(z), 4 steps of each row at a time from the transposed y
@@ -757,9 +767,16 @@ export function scanBackward(
         }
         // recompute the chunk's states and decays (into hs, ea) and y (into ys)
         prepChunk(kc, delta, u, row0 + (<usize> l0 << 2), r1, r2, r3, bd, b0, b1, b2, b3, softplus, len, dls, dus, ys);
-        statesChunk(
-          kc, hs, a, N, bBase + (<usize> l0 << 2), cBase + (<usize> l0 << 2), rowBytes, dls, dus, ys, len, 1, hs, ea,
-        );
+        // y only for the z gate's gradient
+        if (z) {
+          statesChunk(
+            kc, hs, a, N, bBase + (<usize> l0 << 2), cBase + (<usize> l0 << 2), rowBytes, dls, dus, ys, len, 1, hs, ea, 1,
+          );
+        } else {
+          statesChunk(
+            kc, hs, a, N, bBase + (<usize> l0 << 2), cBase + (<usize> l0 << 2), rowBytes, dls, dus, ys, len, 1, hs, ea, 0,
+          );
+        }
         // adjoint recurrence, last step first. The per-step terms first (gy after the gate, and what the
         // states need of it), then the states 4 at a time over the chunk with s, the dA sums and A in registers
         // (ddl, du accumulate per step in scratch, in the order n = 0, 1, …), then the per-step outputs.
