@@ -7,18 +7,20 @@
 // vectorised over 4 channels of one group at a time (f32x4 lanes): the channels of a group share B_l and
 // C_l, so those are splatted, and every per-channel quantity is a lane. Channels stay in the tensors'
 // (channels, length) layout; a lane block goes through the length a chunk of T steps at a time:
-// - per-step quantities (δ, δ·u, the outputs) are computed row by row, 4 steps of a channel per v128 load,
-//   and transposed to and from step-major scratch vectors (one vector = the 4 lanes at one step);
-// - the states go 4 at a time over the whole chunk with their h (or adjoint s) and A in registers, reading
-//   4 steps of a state's B and C per load; sums over states (y, the δ and u gradients) are kept per step in
-//   scratch and still add the states in the order n = 0, 1, …
+// - δ, δ·u and the forward's outputs are computed row by row, 4 steps of a channel per v128 load, and
+//   transposed to and from step-major scratch vectors (one vector = the 4 lanes at one step); the backward's
+//   other per-step terms are computed step by step (4 strided loads per vector);
+// - the states go 4 at a time over the whole chunk with their h (or adjoint s) and A in registers (the
+//   forward's and the backward's recomputed states read 4 steps of a state's B and C per load); sums over
+//   states (y, the δ and u gradients) are kept per step in scratch and still add the states in the order
+//   n = 0, 1, … as a loop over the states at each step does.
 // V8 keeps none of a loop's v128 constants in registers (it rebuilds each one at every use, 3 instructions),
 // so the hot loops take theirs from locals loaded once from a table in scratch (see writeExpConstants).
 //
 // Memory: the caller (../selective_scan_wasm.ts) copies one batch element's operands into linear memory
 // and passes byte addresses; 0 means "absent". Scratch areas are passed in too. Nothing is allocated here.
 
-import { vexp, vsigmoid, vsoftplus } from "./vmath";
+import { vsigmoid, vsoftplus } from "./vmath";
 
 // ---- strided lane access: lane k is row (d0 + k) of a (channels, L) array ------------------------------
 
@@ -138,16 +140,6 @@ function writeExpConstants(k: usize): void {
   p = f32x4.add(f32x4.mul(p, r), p4);
   p = f32x4.add(f32x4.mul(p, r), p5);
   return f32x4.mul(f32x4.add(f32x4.add(f32x4.mul(f32x4.mul(p, r), r), r), one), bits);
-}
-
-/** One step of a state: e^(δ·a)·h + δu·b (the operations of the scalar-B step loop, in its order). */
-@inline function decayStep(
-  h: v128, a: v128, dl: v128, du: v128, b: v128,
-  lo: v128, hi: v128, log2e: v128, round: v128, ln2hi: v128, ln2lo: v128,
-  p0: v128, p1: v128, p2: v128, p3: v128, p4: v128, p5: v128, one: v128,
-): v128 {
-  const e = expK(f32x4.mul(dl, a), lo, hi, log2e, round, ln2hi, ln2lo, p0, p1, p2, p3, p4, p5, one);
-  return f32x4.add(f32x4.mul(e, h), f32x4.mul(du, b));
 }
 
 /**
@@ -295,7 +287,8 @@ function writeExpConstants(k: usize): void {
  * step at pb0, pc0, rows `rowBytes` apart), adding y_l = Σ_n h_l·C_l into `ys` in the order n = 0, 1, …
  * States start from `h` (N vectors). With `keep` (a constant at each call), h after step t goes to
  * hs + (t + 1)·N vectors and its decay to ea + t·N vectors, and `h` is left as it was; without, `h` ends as
- * the chunk's last state. States go 4 at a time, h and A in registers, 4 steps per load of B and C.
+ * the chunk's last state. `withY` (a constant at each call) 0 skips y (the backward reads it only for z's
+ * gradient). States go 4 at a time, h and A in registers, 4 steps per load of B and C.
  */
 @inline function statesChunk(
   kc: usize, h: usize, a: usize, N: i32, pb0: usize, pc0: usize, rowBytes: usize, dls: usize, dus: usize,
