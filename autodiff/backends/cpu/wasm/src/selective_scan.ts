@@ -1,5 +1,5 @@
 // AssemblyScript source of the CPU backend's selective-scan kernels (WebAssembly SIMD). Built by
-// `deno run -A tools/build_wasm.ts` into ../kernels.wasm.ts; tests/wasm_build_test.ts checks that the
+// `deno run -A tools/build_wasm.ts` into ../kernels.wasm.ts; tests/cpu_wasm_test.ts checks that the
 // committed binary is this source's build.
 //
 // The recurrence is the one of autodiff/backends/cpu/selective_scan.ts (the scalar reference):
