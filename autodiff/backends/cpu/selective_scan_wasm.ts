@@ -176,8 +176,9 @@ export function selectiveScanBackwardWasm(
     dD: lay.take(2 * D),
     dBias: lay.take(2 * D),
     // constants; a chunk's states and decays ((T + 1)·N, T·N vectors); 8 vectors per step of a chunk (δ, δ·u,
-    // y, gy, u, masked δ·u, the δ and u gradients); s, A, dA sums (N each); the group's dB, dC lane sums (L·N each)
-    scratch: lay.take(4 * (CONSTANT_VECTORS + (T + 1) * N + T * N + 8 * T + 3 * N + 2 * L * N)),
+    // y, gy, u, masked δ·u, the δ and u gradients); A, dA sums (N each); a chunk's dB, dC lane sums (T·N each);
+    // the adjoint states of a group's lane blocks (N each)
+    scratch: lay.take(4 * (CONSTANT_VECTORS + (T + 1) * N + 3 * T * N + 8 * T + 2 * N + Math.ceil(D / G / 4) * N)),
   }));
   const mem = m.reserve(lay.bytes);
   // sums over the batch, added batch element by batch element in order (the same result however many threads ran)

@@ -675,8 +675,10 @@ export function scanForward(
  * float32 rounding of each chunk's partial sum); writes dB, dC: (G, N, L). Chunks are visited last to first;
  * each chunk's states are recomputed from the stored state before it into `hs` ((T + 1)·N vectors) with
  * their decays in `ea` (T·N vectors) by the forward's statesChunk; then the adjoint runs over the chunk
- * (adjointChunk). Scratch: K_COUNT constants, hs, ea, 8 vectors per step of a chunk (dls, dus, ys, gys, uls, dms,
- * duts, ddls), s, a, dAc (N vectors each), dB4, dC4 (L·N vectors each).
+ * (adjointChunk). Chunks are the outer loop and a group's lane blocks the inner one, so that the chunk's dB, dC
+ * lane sums stay in cache. Scratch: K_COUNT constants, hs, ea, 8 vectors per step of a chunk (dls, dus, ys, gys,
+ * uls, dms, duts, ddls), a, dAc (N vectors each), dB4, dC4 (T·N vectors each), the adjoint states of a group's
+ * lane blocks (⌈perGroup/4⌉·N vectors).
  */
 export function scanBackward(
   u: usize,
@@ -712,7 +714,7 @@ export function scanBackward(
   const nv = <usize> N << 4;
   const kc = scratch, hs = kc + (K_COUNT << 4), ea = hs + <usize> (T + 1) * nv, dls = ea + <usize> T * nv;
   const dus = dls + (<usize> T << 4), ys = dus + (<usize> T << 4);
-  const s = ys + (<usize> T << 4), a = s + nv, dAc = a + nv;
+  const a = ys + (<usize> T << 4), dAc = a + nv;
   // the adjoint's per-step vectors (gms reuses dus, free once the chunk's states are recomputed)
   const gys = dAc + nv, uls = gys + (<usize> T << 4), dms = uls + (<usize> T << 4), duts = dms + (<usize> T << 4);
   const ddls = duts + (<usize> T << 4), gms = dus;
@@ -723,34 +725,38 @@ export function scanBackward(
   const p0 = v128.load(kc, K_P0 << 4), p1 = v128.load(kc, K_P1 << 4), p2 = v128.load(kc, K_P2 << 4);
   const p3 = v128.load(kc, K_P3 << 4), p4 = v128.load(kc, K_P4 << 4), p5 = v128.load(kc, K_P5 << 4);
   const one = v128.load(kc, K_ONE << 4);
-  // per-lane dB, dC sums of the group's lane blocks, (L, N) vectors each: one horizontal sum per (n, l) and
-  // group at the end instead of one per lane block
-  const dB4 = ddls + (<usize> T << 4), dC4 = dB4 + <usize> L * nv;
+  // per-lane dB, dC sums of a chunk's steps over the group's lane blocks, (T, N) vectors each: one horizontal
+  // sum per (n, l) and group instead of one per lane block; then the adjoint states of every lane block of
+  // the group (N vectors each), which carry from chunk to chunk
+  const dB4 = ddls + (<usize> T << 4), dC4 = dB4 + <usize> T * nv, sAll = dC4 + <usize> T * nv;
   const gBytes = (<usize> N * <usize> S) << 2;
   for (let g = 0; g < G; g++) {
     const bBase = B + <usize> g * gBytes, cBase = C + <usize> g * gBytes;
-    memory.fill(dB4, 0, <usize> L * nv);
-    memory.fill(dC4, 0, <usize> L * nv);
-    for (let j = 0; j < perGroup; j += 4) {
-      const d0 = g * perGroup + j;
-      const lanes = min(4, perGroup - j);
-      const r1 = laneOffset(1, lanes, rowBytes),
-        r2 = laneOffset(2, lanes, rowBytes),
-        r3 = laneOffset(3, lanes, rowBytes);
-      // a lane that repeats lane 0 must add nothing to the shared dB, dC: mask it out
-      const mask = f32x4(1, lanes > 1 ? 1 : 0, lanes > 2 ? 1 : 0, lanes > 3 ? 1 : 0);
-      for (let n = 0; n < N; n++) {
-        v128.store(s + (<usize> n << 4), f32x4.splat(0));
-        v128.store(a + (<usize> n << 4), gather4(A + ((<usize> (d0 * N + n)) << 2), <usize> N << 2, lanes));
-      }
-      const bd = bias ? gather4(bias + (<usize> d0 << 2), 4, lanes) : f32x4.splat(0);
-      const Dd = Dv ? gather4(Dv + (<usize> d0 << 2), 4, lanes) : f32x4.splat(0);
-      const b0 = f32x4.splat(f32x4.extract_lane(bd, 0)), b1 = f32x4.splat(f32x4.extract_lane(bd, 1));
-      const b2 = f32x4.splat(f32x4.extract_lane(bd, 2)), b3 = f32x4.splat(f32x4.extract_lane(bd, 3));
-      const row0 = (<usize> d0 * <usize> S) << 2;
-      for (let c = nC - 1; c >= 0; c--) {
+    const blocks = (perGroup + 3) >> 2;
+    memory.fill(sAll, 0, <usize> blocks * nv);
+    // chunks outside, lane blocks inside: a chunk's dB, dC sums stay in cache while every lane block adds to them
+    for (let c = nC - 1; c >= 0; c--) {
+      const l0 = c * T, len = min(L, l0 + T) - l0;
+      memory.fill(dB4, 0, <usize> len * nv);
+      memory.fill(dC4, 0, <usize> len * nv);
+      for (let j = 0; j < perGroup; j += 4) {
+        const d0 = g * perGroup + j;
+        const lanes = min(4, perGroup - j);
+        const r1 = laneOffset(1, lanes, rowBytes),
+          r2 = laneOffset(2, lanes, rowBytes),
+          r3 = laneOffset(3, lanes, rowBytes);
+        // a lane that repeats lane 0 must add nothing to the shared dB, dC: mask it out
+        const mask = f32x4(1, lanes > 1 ? 1 : 0, lanes > 2 ? 1 : 0, lanes > 3 ? 1 : 0);
+        const s = sAll + <usize> (j >> 2) * nv;
+        for (let n = 0; n < N; n++) {
+          v128.store(a + (<usize> n << 4), gather4(A + ((<usize> (d0 * N + n)) << 2), <usize> N << 2, lanes));
+        }
+        const bd = bias ? gather4(bias + (<usize> d0 << 2), 4, lanes) : f32x4.splat(0);
+        const Dd = Dv ? gather4(Dv + (<usize> d0 << 2), 4, lanes) : f32x4.splat(0);
+        const b0 = f32x4.splat(f32x4.extract_lane(bd, 0)), b1 = f32x4.splat(f32x4.extract_lane(bd, 1));
+        const b2 = f32x4.splat(f32x4.extract_lane(bd, 2)), b3 = f32x4.splat(f32x4.extract_lane(bd, 3));
+        const row0 = (<usize> d0 * <usize> S) << 2;
         let accD = f32x4.splat(0), accBias = f32x4.splat(0);
-        const l0 = c * T, len = min(L, l0 + T) - l0;
         for (let n = 0; n < N; n++) {
           const hv = c === 0
             ? f32x4.splat(0)
@@ -795,7 +801,7 @@ export function scanBackward(
         }
         adjointChunk(
           s, dAc, a, hs, ea, N, bBase + (<usize> l0 << 2), cBase + (<usize> l0 << 2), rowBytes,
-          dB4 + <usize> l0 * nv, dC4 + <usize> l0 * nv, dls, gys, uls, gms, dms, duts, ddls, len,
+          dB4, dC4, dls, gys, uls, gms, dms, duts, ddls, len,
         );
         for (let t = len - 1; t >= 0; t--) {
           const l = l0 + t, off = row0 + (<usize> l << 2), tb = <usize> t << 4;
@@ -824,14 +830,14 @@ export function scanBackward(
           store<f64>(pB, load<f64>(pB) + laneOf(accBias, k));
         }
       }
-    }
-    // the group's dB, dC: lanes summed, (L, N) → (N, L)
-    const dbBase = dB + <usize> g * gBytes, dcBase = dC + <usize> g * gBytes;
-    for (let l = 0; l < L; l++) {
-      for (let n = 0; n < N; n++) {
-        const at = (<usize> (n * S + l)) << 2, v = <usize> l * nv + (<usize> n << 4);
-        store<f32>(dbBase + at, hsum(v128.load(dB4 + v)));
-        store<f32>(dcBase + at, hsum(v128.load(dC4 + v)));
+      // the chunk's dB, dC: lanes summed, (len, N) → (N, L)
+      const dbBase = dB + <usize> g * gBytes, dcBase = dC + <usize> g * gBytes;
+      for (let t = 0; t < len; t++) {
+        for (let n = 0; n < N; n++) {
+          const at = (<usize> (n * S + l0 + t)) << 2, v = <usize> t * nv + (<usize> n << 4);
+          store<f32>(dbBase + at, hsum(v128.load(dB4 + v)));
+          store<f32>(dcBase + at, hsum(v128.load(dC4 + v)));
+        }
       }
     }
   }
