@@ -44,6 +44,8 @@ const scanCases = [
   { d: 21, g: 3, l: 64, n: 5, z: true, D: true, bias: true, softplus: true }, // 7 per group: a 3-lane block
   { d: 16, g: 4, l: 1, n: 2, z: false, D: false, bias: false, softplus: true },
   { d: 12, g: 1, l: 200, n: 8, z: true, D: true, bias: true, softplus: true },
+  // decays down to e^(δ·A) with δ·A far below the kernels' exp range (-87): the clamped path
+  { d: 9, g: 3, l: 70, n: 7, z: true, D: true, bias: true, softplus: true, aScale: 60 },
 ];
 
 for (const c of scanCases) {
@@ -53,7 +55,7 @@ for (const c of scanCases) {
       tidy(() => ({
         u: randn([b, c.d, c.l]),
         delta: randn([b, c.d, c.l]).mul(0.5),
-        A: randn([c.d, c.n]).mul(0.5).exp().neg(),
+        A: randn([c.d, c.n]).mul(0.5).exp().neg().mul(c.aScale ?? 1),
         B: randn([b, c.g, c.n, c.l]),
         C: randn([b, c.g, c.n, c.l]),
         D: randn([c.d]),

@@ -37,6 +37,9 @@ export function paddedStride(L: number): number {
   return ((L + 3) & ~3) + 16;
 }
 
+/** Vectors (4 floats) in the kernels' constant table at the start of their scratch (K_COUNT there). */
+const CONSTANT_VECTORS = 29;
+
 /** Copies `rows` rows of L values from `src` (starting at row `row0`, packed) into memory at `at`, S apart. */
 function rowsIn(mem: Float32Array, src: Float32Array, row0: number, rows: number, L: number, at: number, S: number) {
   const base = at >> 2;
@@ -98,7 +101,8 @@ export function selectiveScanForwardWasm(
     out: lay.take(DS),
     cs: lay.take(CS),
     last: lay.take(lastB ? D * N : 0),
-    scratch: lay.take(2 * N * 4),
+    // constants; h and A (N vectors each); δ, δ·u and y of a chunk's steps (T vectors each)
+    scratch: lay.take(4 * (CONSTANT_VECTORS + 2 * N + 3 * T)),
   }));
   const mem = m.reserve(lay.bytes);
   mem.set(f32(x.A), pA >> 2);
@@ -171,7 +175,10 @@ export function selectiveScanBackwardWasm(
     dA: lay.take(2 * D * N),
     dD: lay.take(2 * D),
     dBias: lay.take(2 * D),
-    scratch: lay.take(4 * ((T + 1) * N + T * N + 2 * T + 3 * N + 2 * L * N)),
+    // constants; a chunk's states and decays ((T + 1)·N, T·N vectors); 8 vectors per step of a chunk (δ, δ·u,
+    // y, gy, u, masked δ·u, the δ and u gradients); A, dA sums (N each); a chunk's dB, dC lane sums (T·N each);
+    // the adjoint states of a group's lane blocks (N each)
+    scratch: lay.take(4 * (CONSTANT_VECTORS + (T + 1) * N + 3 * T * N + 8 * T + 2 * N + Math.ceil(D / G / 4) * N)),
   }));
   const mem = m.reserve(lay.bytes);
   // sums over the batch, added batch element by batch element in order (the same result however many threads ran)
