@@ -13,6 +13,7 @@ import { cpuBackend } from "../autodiff/backends/cpu/backend.ts";
 import { createWebGPUBackend, type WebGPUBackend } from "../autodiff/backends/webgpu/backend.ts";
 import { collapse, grid } from "../autodiff/backends/webgpu/templates.ts";
 import { BufferPool, sizeClass } from "../autodiff/backends/webgpu/buffer_pool.ts";
+import { profileGpu } from "../bench/profile.ts";
 
 let gpu: WebGPUBackend | null = null;
 try {
@@ -583,6 +584,18 @@ test("GPU timer: every dispatch is stamped once under its key, with a plausible 
   assert.deepEqual(await g.read(outs[149]), await g.read(ref));
   await assert.rejects(() => rt.stopGpuTimer(), /not started/);
   for (const b of [...outs, ref, a]) g.free(b);
+  // the bench's per-call GPU profile: every dispatch counted once, under the backend call that made it
+  const d1 = rt.dispatchCount;
+  const prof = await profileGpu(g, async () => {
+    const x = g.upload(host, "float32");
+    const y = g.matmul(x, x, p);
+    const s = g.reduce("sum", g.unary("exp", y), 1, 300 * 300, 1);
+    await g.read(s);
+    for (const b of [x, y, s]) g.free(b);
+  });
+  assert.equal(Object.values(prof).reduce((n, v) => n + v.calls, 0), rt.dispatchCount - d1);
+  assert.ok(Object.keys(prof).some((k) => k.startsWith("matmul")), Object.keys(prof).join(", "));
+  assert.ok(Object.keys(prof).some((k) => k.startsWith("reduce:sum")), Object.keys(prof).join(", "));
 });
 
 test("bind groups: a repeated program binds the same pooled buffers and reuses every bind group; results unchanged", async (g) => {
