@@ -77,9 +77,9 @@ Deno.test("test runner: a module that calls Deno.exit(0) outside a test fails th
 });
 
 Deno.test("test runner: every module runs in its own process and the totals are the sums; one failure fails all", async () => {
-  const r = await runRunner("passing_suite.ts", "failing_suite.ts");
+  const r = await runRunner("--jobs=1", "passing_suite.ts", "failing_suite.ts");
   assert.notEqual(r.code, 0);
-  // sorted, each module ran although one failed
+  // one at a time: sorted, each module ran although one failed
   assert.match(r.stdout, /running 2 tests from \S*failing_suite\.ts[^]*running 3 tests from \S*passing_suite\.ts/);
   assert.match(r.stderr, /test module passed: .*passing_suite\.ts: 2 passed, 1 ignored/);
   assert.match(r.stderr, /test run FAILED: 3 passed, 1 failed, 1 ignored, of 5 registered, in 2 of 2 modules/);
@@ -89,6 +89,25 @@ Deno.test("test runner: every module runs in its own process and the totals are 
   assert.notEqual(ff.code, 0);
   assert.doesNotMatch(ff.stdout, /passing_suite/);
   assert.match(ff.stderr, /in 1 of 2 modules[^]*1 module\(s\) not run \(--fail-fast\)/);
+});
+
+Deno.test("test runner: modules at once (--jobs) keep each module's output whole and every verdict", async () => {
+  const r = await runRunner("--jobs=3", "passing_suite.ts", "failing_suite.ts", "aborting_suite.ts");
+  assert.notEqual(r.code, 0);
+  assert.match(r.stderr, /test module passed: .*passing_suite\.ts: 2 passed, 1 ignored/);
+  assert.match(r.stderr, /test module FAILED: .*failing_suite\.ts: the test process exited with status 1/);
+  assert.match(r.stderr, /test module FAILED: .*aborting_suite\.ts: the test process was killed by SIGABRT\b/);
+  assert.match(r.stderr, /in 3 of 3 modules/);
+  // each module's block runs from its "running N tests" line to its own summary, with no other module inside
+  for (const name of ["passing_suite", "failing_suite"]) {
+    const block = r.stdout.slice(r.stdout.indexOf(`${name}.ts`));
+    const end = block.search(/\n\S*(?:ok|FAILED)\S* \| \d+ passed/);
+    assert.ok(end > 0, `${name}: no summary after its first line`);
+    assert.doesNotMatch(block.slice(0, end), /running \d+ tests? from (?!\S*${name})/, `${name}'s output interleaved`);
+  }
+  const bad = await runRunner("--jobs=0", "passing_suite.ts");
+  assert.equal(bad.code, 2);
+  assert.match(bad.stderr, /--jobs takes a whole number of at least 1, got --jobs=0/);
 });
 
 Deno.test("test runner: a missing path, or a folder without test modules, fails", async () => {

@@ -17,7 +17,9 @@
  *    a flag's value as `--flag=value`, or after one of {@linkcode VALUE_FLAGS}).
  * 2. `deno check` of all modules at once (what `deno test` would check), unless `--no-check` is given; each child
  *    then runs with `--no-check`, so type-checking is paid once.
- * 3. Each module in turn: `deno test -A --no-check FLAGS MODULE`. Its run passes only when the process exits with
+ * 3. Each module: `deno test -A --no-check FLAGS MODULE`, `--jobs=N` of them at once (default
+ *    {@linkcode defaultJobs}; one at a time with `--fail-fast`). With several at once, each module's output is
+ *    printed whole when it ends. Its run passes only when the process exits with
  *    status 0 (any signal fails); the last non-empty line is deno's summary, `ok | P passed … | 0 failed …`, outside
  *    any captured-output block (a test that prints a summary-like line has it inside `------- output -------`
  *    markers); the number of top-level result lines (`NAME ... ok|FAILED|ignored`) equals the number registered
@@ -261,6 +263,14 @@ export function aggregate(results: ModuleResult[]): {
 
 const secs = (ms: number): string => `${(ms / 1000).toFixed(1)} s`;
 
+/**
+ * Modules run at once by default: one per core, at most 4. Most of a module's time is one JavaScript thread or
+ * one shader compile, which a second module's work overlaps.
+ */
+export function defaultJobs(): number {
+  return Math.max(1, Math.min(4, navigator.hardwareConcurrency || 1));
+}
+
 async function main(args: string[]): Promise<number> {
   const t0 = performance.now();
   const { paths, flags } = splitArgs(args);
@@ -283,6 +293,13 @@ async function main(args: string[]): Promise<number> {
   }
   const filtered = flags.some((a) => a === "--filter" || a.startsWith("--filter="));
   const failFast = flags.some((a) => a === "--fail-fast" || a.startsWith("--fail-fast="));
+  const jobsFlag = flags.find((a) => a.startsWith("--jobs="));
+  // --fail-fast stops at the first failing module, so modules run one at a time there
+  const jobs = jobsFlag ? Number(jobsFlag.slice("--jobs=".length)) : failFast ? 1 : defaultJobs();
+  if (!Number.isInteger(jobs) || jobs < 1) {
+    console.error(`test run FAILED: --jobs takes a whole number of at least 1, got ${jobsFlag}`);
+    return 2;
+  }
   if (!flags.includes("--no-check")) {
     const check = await new Deno.Command(Deno.execPath(), { args: ["check", ...modules] }).spawn().status;
     if (!check.success) {
@@ -292,21 +309,30 @@ async function main(args: string[]): Promise<number> {
   }
   const checkMs = performance.now() - t0;
   const results: ModuleResult[] = [];
-  const dec = new TextDecoder();
-  for (const file of modules) {
+  const passFlags = flags.filter((f) => f !== "--no-check" && !f.startsWith("--jobs"));
+  // one module alone streams its output; several at once each print theirs whole when they end, never interleaved
+  const stream = jobs === 1;
+  const runModule = async (file: string): Promise<void> => {
     const start = performance.now();
     const child = new Deno.Command(Deno.execPath(), {
-      args: ["test", "-A", "--no-check", ...flags.filter((f) => f !== "--no-check"), file],
+      args: ["test", "-A", "--no-check", ...passFlags, file],
       stdout: "piped",
-      stderr: "inherit",
+      stderr: stream ? "inherit" : "piped",
     }).spawn();
+    const dec = new TextDecoder();
     const verdict = new Verdict();
+    const held: Uint8Array[] = [];
+    const errText = stream ? Promise.resolve(new Uint8Array()) : new Response(child.stderr).bytes();
     for await (const chunk of child.stdout) {
-      await Deno.stdout.write(chunk);
+      if (stream) await Deno.stdout.write(chunk);
+      else held.push(chunk);
       verdict.push(dec.decode(chunk, { stream: true }));
     }
     verdict.push(dec.decode());
     const status = await child.status;
+    for (const chunk of held) await Deno.stdout.write(chunk);
+    const err = await errText;
+    if (err.length) await Deno.stderr.write(err);
     const why = verdict.failure(status, filtered ? [] : [file]);
     const r: ModuleResult = {
       file,
@@ -321,8 +347,16 @@ async function main(args: string[]): Promise<number> {
         ? `test module FAILED: ${file}: ${why} (${secs(r.ms)})`
         : `test module passed: ${file}: ${verdict.ran.ok} passed, ${verdict.ran.ignored} ignored (${secs(r.ms)})`,
     );
-    if (why && failFast) break;
-  }
+  };
+  const queue = [...modules];
+  let stop = false;
+  const worker = async () => {
+    while (!stop && queue.length) {
+      await runModule(queue.shift()!);
+      if (failFast && results.some((r) => r.why)) stop = true;
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(jobs, modules.length) }, worker));
   const t = aggregate(results);
   const counts = `${t.passed} passed, ${t.failed} failed, ${t.ignored} ignored, of ${t.registered} registered, ` +
     `in ${results.length} of ${modules.length} modules (${secs(performance.now() - t0)}, type-check ${secs(checkMs)})`;
