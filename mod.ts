@@ -24,6 +24,7 @@ export type {
   DType,
   HostArray,
   Im2colParams,
+  IndexSelectParams,
   MatmulParams,
   MemoryInfo,
   ReduceOp,

@@ -82,6 +82,18 @@ export type BinaryOp =
 export type ReduceOp = "sum" | "max" | "min" | "argmax" | "argmin";
 
 /** Parameters of one (possibly batched) matrix product `C[b] = op(A[b]) @ op(B[b])`. */
+/** Geometry of {@linkcode Backend.indexSelect}: x as (outer, size, inner), `count` indices into `size`. */
+export interface IndexSelectParams {
+  /** Product of the dims before the selected one. */
+  outer: number;
+  /** Size of the selected dim. */
+  size: number;
+  /** Product of the dims after it. */
+  inner: number;
+  /** Number of indices (the selected dim's size in the output). */
+  count: number;
+}
+
 export interface MatmulParams {
   /** Number of products. */
   batch: number;
@@ -448,23 +460,9 @@ export interface Backend {
    * [0, size) → (outer, count, inner), `out[o, j, i] = x[o, index[j], i]`. Backends without it get `gather` with
    * the index broadcast to the output's shape. Out-of-range indices throw (CPU).
    */
-  indexSelect?(
-    x: BackendBuffer,
-    index: BackendBuffer,
-    outer: number,
-    size: number,
-    inner: number,
-    count: number,
-  ): BackendBuffer;
+  indexSelect?(x: BackendBuffer, index: BackendBuffer, p: IndexSelectParams): BackendBuffer;
   /** Gradient of {@linkcode Backend.indexSelect}: g (outer, count, inner) summed into zeros (outer, size, inner). */
-  indexSelectBackward?(
-    g: BackendBuffer,
-    index: BackendBuffer,
-    outer: number,
-    size: number,
-    inner: number,
-    count: number,
-  ): BackendBuffer;
+  indexSelectBackward?(g: BackendBuffer, index: BackendBuffer, p: IndexSelectParams): BackendBuffer;
   /**
    * torch.Tensor.scatter_add_ in place on `dst` (shape `dstShape`): for i over `indexShape`,
    * `dst[i with axis coordinate replaced by index[i]] += src[i]` (src contiguous with `indexShape`).

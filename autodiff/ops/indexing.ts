@@ -63,13 +63,17 @@ export function indexSelect(x: Tensor, dim: number, index: Tensor): Tensor {
   const b = x.backend;
   if (b.indexSelect && b.indexSelectBackward) {
     // x as (outer, size, inner): one pass over the rows, the index read once per row
-    const outer = numel(x.shape.slice(0, axis)), size = x.shape[axis], inner = numel(x.shape.slice(axis + 1));
-    const count = index.shape[0];
-    const buf = b.indexSelect(x.buffer, index.buffer, outer, size, inner, count);
+    const p = {
+      outer: numel(x.shape.slice(0, axis)),
+      size: x.shape[axis],
+      inner: numel(x.shape.slice(axis + 1)),
+      count: index.shape[0],
+    };
+    const buf = b.indexSelect(x.buffer, index.buffer, p);
     const out = Tensor.fromBuffer(buf, shape, x.dtype, x.device);
     return record("indexSelect", out, [x], [index], (g, [idx]) => [
       Tensor.fromBuffer(
-        g.backend.indexSelectBackward!(g.buffer, idx.buffer, outer, size, inner, count),
+        g.backend.indexSelectBackward!(g.buffer, idx.buffer, p),
         x.shape,
         g.dtype,
         g.device,

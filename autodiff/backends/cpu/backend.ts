@@ -15,6 +15,7 @@ import type {
   DType,
   HostArray,
   Im2colParams,
+  IndexSelectParams,
   MatmulParams,
   MemoryInfo,
   ReduceOp,
@@ -564,14 +565,7 @@ export const cpuBackend: Backend = {
     });
     return out;
   },
-  indexSelect(
-    x: BackendBuffer,
-    index: BackendBuffer,
-    outer: number,
-    size: number,
-    inner: number,
-    count: number,
-  ): BackendBuffer {
+  indexSelect(x: BackendBuffer, index: BackendBuffer, { outer, size, inner, count }: IndexSelectParams): BackendBuffer {
     const idx = arr(index) as Int32Array, s = arr(x), out = make(outer * count * inner, x.dtype), o = out.data;
     for (let j = 0; j < count; j++) checkGatherIndex(idx[j], size, "indexSelect");
     if (inner === 1) {
@@ -592,10 +586,7 @@ export const cpuBackend: Backend = {
   indexSelectBackward(
     g: BackendBuffer,
     index: BackendBuffer,
-    outer: number,
-    size: number,
-    inner: number,
-    count: number,
+    { outer, size, inner, count }: IndexSelectParams,
   ): BackendBuffer {
     const idx = arr(index) as Int32Array, src = arr(g), out = make(outer * size * inner, g.dtype), o = out.data;
     o.fill(0);
