@@ -35,14 +35,10 @@ export class GpuTimer {
     this.#querySet = device.createQuerySet({ type: "timestamp", count: 2 * capacity });
   }
 
-  /** True when no more passes fit before the next submit. */
-  get full(): boolean {
-    return this.#keys.length >= this.#capacity;
-  }
-
   /** The timestamp writes for the next pass, which times one dispatch counted under `key`. */
   next(key: string): GPUComputePassTimestampWrites {
     const i = this.#keys.length;
+    if (i >= this.#capacity) throw new Error(`GPU timer: more than ${this.#capacity} dispatches in one submit`);
     this.#keys.push(key);
     return { querySet: this.#querySet, beginningOfPassWriteIndex: 2 * i, endOfPassWriteIndex: 2 * i + 1 };
   }

@@ -74,7 +74,6 @@ export function matmulCode(tile: MatmulTile, v: Variant, decl: string): string {
     "u32",
     0,
   ]]);
-  const ld = (name: string, idx: string) => `${name}[${idx}]`;
   const aKvec = !v.transA && v.vecA; // A vec4 along k
   const bKvec = v.transB && v.vecB; // B vec4 along k
   const L: string[] = [];
@@ -107,9 +106,9 @@ export function matmulCode(tile: MatmulTile, v: Variant, decl: string): string {
     const aVal: string[] = [];
     for (const i of range(tm)) {
       if (aKvec) aVal.push(`a${i}.${COMP[t]}`);
-      else if (!v.transA) aVal.push(ld("A", `ar${i} + ${k}`));
+      else if (!v.transA) aVal.push(`A[ar${i} + ${k}]`);
       else if (v.vecA) aVal.push(`a${Math.floor(i / 4)}_${t}.${COMP[i % 4]}`);
-      else aVal.push(ld("A", `aBase + (${k}) * M + ac${i}`));
+      else aVal.push(`A[aBase + (${k}) * M + ac${i}]`);
     }
     if (v.transA && v.vecA) {
       for (const q of range(tm / 4)) S.push(`let a${q}_${t} = A[aBase / 4u + (${k}) * (M / 4u) + aq${q}];`);
@@ -120,11 +119,11 @@ export function matmulCode(tile: MatmulTile, v: Variant, decl: string): string {
         S.push(`let b${q}_${t} = B[bBase / 4u + (${k}) * (N / 4u) + bq${q}];`);
         bVec.push(`b${q}_${t}`);
       } else if (!v.transB) {
-        bVec.push(`vec4<f32>(${range(4).map((u) => ld("B", `bBase + (${k}) * N + bc${4 * q + u}`)).join(", ")})`);
+        bVec.push(`vec4<f32>(${range(4).map((u) => `B[bBase + (${k}) * N + bc${4 * q + u}]`).join(", ")})`);
       } else if (bKvec) {
         bVec.push(`vec4<f32>(${range(4).map((u) => `b${4 * q + u}.${COMP[t]}`).join(", ")})`);
       } else {
-        bVec.push(`vec4<f32>(${range(4).map((u) => ld("B", `br${4 * q + u} + ${k}`)).join(", ")})`);
+        bVec.push(`vec4<f32>(${range(4).map((u) => `B[br${4 * q + u} + ${k}]`).join(", ")})`);
       }
     }
     if (!inMain && (aKvec || bKvec)) throw new Error("unreachable: k tail with k-vectorised loads");

@@ -16,6 +16,9 @@ import { type FusedNode, realize } from "./fusion.ts";
 import { GpuTimer } from "./gpu_timer.ts";
 import { BindGroupCache, type BoundBuffer } from "./bind_group_cache.ts";
 
+/** The GPU timer's default key: the dispatch's label. */
+const byLabel = (d: Dispatch): string => d.label ?? "kernel";
+
 /** Dispatches recorded before the encoder is submitted regardless. */
 export const MAX_BATCH = 128;
 /** Bytes of the per-batch uniform staging area. */
@@ -138,7 +141,7 @@ export class Runtime {
   hostTimes: number[] | null = null;
   #submitMs = 0;
   #timer: GpuTimer | null = null;
-  #timerKey: (d: Dispatch) => string = (d) => d.label ?? "kernel";
+  #timerKey: (d: Dispatch) => string = byLabel;
 
   /**
    * Starts timing every dispatch on the GPU (timestamp queries; one pass per dispatch), keyed by `key` (default:
@@ -146,8 +149,9 @@ export class Runtime {
    */
   startGpuTimer(key?: (d: Dispatch) => string): void {
     this.flush();
+    // one stamp pair per dispatch of a submit, which holds at most MAX_BATCH
     this.#timer = new GpuTimer(this.device, MAX_BATCH);
-    if (key) this.#timerKey = key;
+    this.#timerKey = key ?? byLabel;
   }
 
   /** Submits pending work, waits for its stamps and returns GPU milliseconds per key; timing stops. */
@@ -347,7 +351,7 @@ export class Runtime {
       pass.end();
       this.#pass = null;
     }
-    if (++this.#dispatches >= MAX_BATCH || this.#timer?.full) this.flush();
+    if (++this.#dispatches >= MAX_BATCH) this.flush();
   }
 
   #open(): void {
