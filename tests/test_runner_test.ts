@@ -108,6 +108,9 @@ Deno.test("test runner: modules at once (--jobs) keep each module's output whole
   const bad = await runRunner("--jobs=0", "passing_suite.ts");
   assert.equal(bad.code, 2);
   assert.match(bad.stderr, /--jobs takes a whole number of at least 1, got --jobs=0/);
+  const spaced = await runRunner("--jobs", "2", "passing_suite.ts");
+  assert.equal(spaced.code, 2);
+  assert.match(spaced.stderr, /give --jobs its value as --jobs=N/);
 });
 
 Deno.test("test runner: a missing path, or a folder without test modules, fails", async () => {

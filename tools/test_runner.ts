@@ -274,6 +274,10 @@ export function defaultJobs(): number {
 async function main(args: string[]): Promise<number> {
   const t0 = performance.now();
   const { paths, flags } = splitArgs(args);
+  if (flags.includes("--jobs")) {
+    console.error("test run FAILED: give --jobs its value as --jobs=N");
+    return 2;
+  }
   const absent = paths.filter((p) => {
     try {
       Deno.statSync(p);
@@ -349,12 +353,8 @@ async function main(args: string[]): Promise<number> {
     );
   };
   const queue = [...modules];
-  let stop = false;
   const worker = async () => {
-    while (!stop && queue.length) {
-      await runModule(queue.shift()!);
-      if (failFast && results.some((r) => r.why)) stop = true;
-    }
+    while (queue.length && !(failFast && results.some((r) => r.why))) await runModule(queue.shift()!);
   };
   await Promise.all(Array.from({ length: Math.min(jobs, modules.length) }, worker));
   const t = aggregate(results);
