@@ -115,7 +115,7 @@ function scanUniforms(p: SelectiveScanParams, count: number, slices = 1, segs = 
     ["pg", "u32", p.groups > 0 ? p.channels / p.groups : p.channels],
     ["nC", "u32", Math.ceil(p.length / p.chunk)],
     ["slices", "u32", slices],
-    ["per", "u32", p.groups > 0 ? Math.ceil(p.channels / p.groups / slices) : 0], // = groupedSlice(p).per
+    ["per", "u32", p.groups > 0 ? groupedSlice(p).per : 0], // channels per slice of the grouped dB/dC pass
     ["S", "u32", segs],
     ["cps", "u32", cps || Math.ceil(p.length / p.chunk)],
   ];
