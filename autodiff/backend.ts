@@ -81,7 +81,6 @@ export type BinaryOp =
 /** Reductions over the middle axis of an (outer, size, inner) view. */
 export type ReduceOp = "sum" | "max" | "min" | "argmax" | "argmin";
 
-/** Parameters of one (possibly batched) matrix product `C[b] = op(A[b]) @ op(B[b])`. */
 /** Geometry of {@linkcode Backend.indexSelect}: x as (outer, size, inner), `count` indices into `size`. */
 export interface IndexSelectParams {
   /** Product of the dims before the selected one. */
@@ -94,6 +93,7 @@ export interface IndexSelectParams {
   count: number;
 }
 
+/** Parameters of one (possibly batched) matrix product `C[b] = op(A[b]) @ op(B[b])`. */
 export interface MatmulParams {
   /** Number of products. */
   batch: number;
