@@ -1,6 +1,7 @@
 /** Device selection: clear errors when WebGPU is asked for but missing, and the default device rule. */
 import assert from "node:assert/strict";
 import { createWebGPUBackend } from "../autodiff/backends/webgpu/backend.ts";
+import { BACKEND_ENV } from "../autodiff/backends/webgpu/device.ts";
 import { getBackend, getDefaultDevice, initDefaultDevice, setDefaultDevice, tensor } from "../mod.ts";
 import { testDevices } from "./util.ts";
 
@@ -66,5 +67,19 @@ Deno.test({
       setDefaultDevice("cpu");
     }
     assert.equal(tensor([1, 2]).device, "cpu");
+  },
+});
+
+Deno.test({
+  name: "webgpu on Linux: Vulkan only, no EGL/GL driver loaded beside it (its teardown aborted processes at exit)" +
+    (hasWebGPU && Deno.build.os === "linux" ? "" : " (ignored: no WebGPU adapter, or not Linux)"),
+  ignore: !hasWebGPU || Deno.build.os !== "linux",
+  fn: () => {
+    // testDevices() above made the device through requestDevice, which asked wgpu for Vulkan alone
+    assert.ok(Deno.env.get(BACKEND_ENV), `${BACKEND_ENV} is set`);
+    const libs = Deno.readTextFileSync("/proc/self/maps").split("\n").map((l) => l.split(/\s+/)[5] ?? "");
+    const gl = [...new Set(libs.filter((p) => /lib(EGL|GLX)[^/]*\.so|_dri\.so/.test(p)))];
+    if (Deno.env.get(BACKEND_ENV) === "vulkan") assert.deepEqual(gl, [], "GL libraries loaded with Vulkan alone");
+    assert.ok(libs.some((p) => /libvulkan/.test(p)), "the Vulkan loader is loaded");
   },
 });

@@ -13,6 +13,7 @@ import { cpuBackend } from "../autodiff/backends/cpu/backend.ts";
 import { createWebGPUBackend, type WebGPUBackend } from "../autodiff/backends/webgpu/backend.ts";
 import { collapse, grid } from "../autodiff/backends/webgpu/templates.ts";
 import { BufferPool, sizeClass } from "../autodiff/backends/webgpu/buffer_pool.ts";
+import { preferVulkanOnLinux } from "../autodiff/backends/webgpu/device.ts";
 import { profileGpu } from "../bench/profile.ts";
 
 let gpu: WebGPUBackend | null = null;
@@ -622,6 +623,7 @@ test("bind groups: a repeated program binds the same pooled buffers and reuses e
 });
 
 Deno.test("buffer pool: the oldest idle buffer of a class first, whatever order buffers were released in", async () => {
+  preferVulkanOnLinux(); // as requestDevice does, should this test run first
   const adapter = await navigator.gpu?.requestAdapter();
   if (!adapter) {
     if (Deno.env.get("CI")) throw new Error("no WebGPU adapter under CI");

@@ -35,11 +35,39 @@ const REQUESTED_LIMITS = [
   "maxBindGroups",
 ] as const;
 
+/** The environment variable through which Deno's WebGPU (wgpu) takes the graphics APIs it may open. */
+export const BACKEND_ENV = "DENO_WEBGPU_BACKEND";
+
+/**
+ * On Linux, limits Deno's WebGPU to Vulkan (sets `DENO_WEBGPU_BACKEND=vulkan`) unless the variable is already set;
+ * returns the value in force, or undefined where none is set (other systems, or no env permission).
+ *
+ * Why: by default wgpu also opens an EGL/OpenGL instance beside Vulkan, only to list its adapters. On Mesa that loads
+ * a second llvmpipe driver (`swrast_dri.so`, through glvnd's `libEGL`) that no compute work ever uses, and its
+ * teardown at process exit corrupts the heap now and then: glibc aborts ("double free or corruption",
+ * "malloc_consolidate(): invalid chunk size") inside libEGL's destructor after every test has passed. Vulkan alone
+ * gives the same adapter (lavapipe, or the hardware GPU's Vulkan driver) and the crash is gone. wgpu reads the
+ * variable when its instance is made, at the first `requestAdapter`, so this runs before that.
+ */
+export function preferVulkanOnLinux(): string | undefined {
+  if (typeof Deno === "undefined" || Deno.build.os !== "linux") return undefined;
+  try {
+    const set = Deno.env.get(BACKEND_ENV);
+    if (set !== undefined) return set;
+    Deno.env.set(BACKEND_ENV, "vulkan");
+    return "vulkan";
+  } catch {
+    return undefined; // no env permission: wgpu keeps its default backends
+  }
+}
+
 /**
  * Requests an adapter and a device with the adapter's real limits. Throws
- * `Error("WebGPU unavailable: ...")` naming the reason when there is no WebGPU or no adapter.
+ * `Error("WebGPU unavailable: ...")` naming the reason when there is no WebGPU or no adapter. On Linux it asks for
+ * Vulkan only, unless `DENO_WEBGPU_BACKEND` says otherwise (see {@linkcode preferVulkanOnLinux}).
  */
 export async function requestDevice(options: WebGPUOptions = {}): Promise<DeviceInfo> {
+  const backends = preferVulkanOnLinux();
   const gpu = (globalThis.navigator as Navigator | undefined)?.gpu;
   if (!gpu) throw new Error("WebGPU unavailable: navigator.gpu is not defined in this runtime");
   let adapter: GPUAdapter | null;
@@ -48,7 +76,10 @@ export async function requestDevice(options: WebGPUOptions = {}): Promise<Device
   } catch (e) {
     throw new Error(`WebGPU unavailable: requestAdapter failed (${(e as Error).message})`);
   }
-  if (!adapter) throw new Error("WebGPU unavailable: navigator.gpu.requestAdapter() returned no adapter");
+  if (!adapter) {
+    const hint = backends ? ` (${BACKEND_ENV}=${backends}; is a Vulkan driver installed?)` : "";
+    throw new Error(`WebGPU unavailable: navigator.gpu.requestAdapter() returned no adapter${hint}`);
+  }
   const requiredLimits: Record<string, number> = {};
   const limits = adapter.limits as unknown as Record<string, number>;
   for (const name of REQUESTED_LIMITS) {
