@@ -8,8 +8,10 @@
  * is no way to share one device across modules. With Mesa's software adapter (lavapipe) such a process sometimes
  * aborts in native teardown at exit ("double free or corruption", "corrupted size vs. prev_size"): 5 of 115 runs
  * of 8 WebGPU modules in one process, 0 of 80 runs of one module alone; destroying each module's device at
- * `unload` did not prevent it. A process per module holds exactly one device and no abort is tolerated: SIGABRT,
- * like any other signal or non-zero status, fails the run.
+ * `unload` did not prevent it. The cause, found from a core dump: wgpu's unused EGL/GL instance, whose libEGL
+ * destructor freed into a corrupted heap; the backend now asks for Vulkan alone (`preferVulkanOnLinux`). A process
+ * per module still holds exactly one device, and no abort is tolerated: SIGABRT, like any other signal or non-zero
+ * status, fails the run.
  *
  * Steps:
  * 1. The modules: the files named, and deno's test-named files (`*_test.ts`, `*.test.ts`, `test.ts`) under the
