@@ -13,17 +13,21 @@ const ONE = f32x4.splat(1.0);
   return f32x4.div(ONE, f32x4.add(ONE, vexpIeee(f32x4.neg(x))));
 }
 
+/** Φ(x) = (1 + erf(x/√2))/2, GELU's Gaussian CDF. */
+@inline function cdf(x: v128): v128 {
+  return f32x4.mul(f32x4.splat(0.5), vOnePlusErf(f32x4.mul(x, f32x4.splat(0.70710678118654752))));
+}
+
+/** φ(x) = e^(−x²/2)/√(2π), its density. */
+@inline function pdf(x: v128): v128 {
+  return f32x4.mul(f32x4.splat(0.3989422804014327), vexpIeee(f32x4.mul(f32x4.splat(-0.5), f32x4.mul(x, x))));
+}
+
 @inline function apply(op: i32, x: v128): v128 {
   if (op === EXP) return vexpIeee(x);
   if (op === SIGMOID) return sigmoid(x);
   if (op === SILU) return f32x4.mul(x, sigmoid(x));
-  if (op === GELU) {
-    // 0.5·x·(1 + erf(x/√2))
-    return f32x4.mul(
-      f32x4.mul(f32x4.splat(0.5), x),
-      vOnePlusErf(f32x4.mul(x, f32x4.splat(0.70710678118654752))),
-    );
-  }
+  if (op === GELU) return f32x4.mul(x, cdf(x)); // x·Φ(x)
   if (op === SOFTPLUS) {
     // x > 20: x (torch's threshold); else max(x, 0) + log1p(e^−|x|)
     const sp = f32x4.add(f32x4.max(x, f32x4.splat(0.0)), vlog1pUnit(vexpIeee(f32x4.neg(f32x4.abs(x)))));
@@ -34,10 +38,7 @@ const ONE = f32x4.splat(1.0);
     const s = sigmoid(x);
     return f32x4.mul(s, f32x4.add(ONE, f32x4.mul(x, f32x4.sub(ONE, s))));
   }
-  // GELU_GRAD: Φ(x) + x·φ(x)
-  const cdf = f32x4.mul(f32x4.splat(0.5), vOnePlusErf(f32x4.mul(x, f32x4.splat(0.70710678118654752))));
-  const pdf = f32x4.mul(f32x4.splat(0.3989422804014327), vexpIeee(f32x4.mul(f32x4.splat(-0.5), f32x4.mul(x, x))));
-  return f32x4.add(cdf, f32x4.mul(x, pdf));
+  return f32x4.add(cdf(x), f32x4.mul(x, pdf(x))); // GELU_GRAD: Φ(x) + x·φ(x)
 }
 
 /** Two vectors per iteration: independent polynomial chains overlap (the loops are latency-bound otherwise). */
@@ -71,12 +72,18 @@ export function geluCross(a: usize, b: usize, dst: usize, n: i32): void {
   }
 }
 
-/** Gradient of {@link geluCross} given g: da = g·(gelu'(a)·b + gelu(b)), db = g·(gelu'(b)·a + gelu(a)). */
+/**
+ * Gradient of {@link geluCross} given g: da = g·(gelu'(a)·b + gelu(b)), db = g·(gelu'(b)·a + gelu(a)). Each of a and
+ * b takes one erf and one exp, shared by gelu = x·Φ(x) and gelu' = Φ(x) + x·φ(x) (the same values as GELU and
+ * GELU_GRAD above, which would take two erfs each).
+ */
 export function geluCrossGrad(a: usize, b: usize, g: usize, da: usize, db: usize, n: i32): void {
   const end = a + (<usize>n << 2);
   for (; a < end; a += 16, b += 16, g += 16, da += 16, db += 16) {
     const x = v128.load(a), y = v128.load(b), gv = v128.load(g);
-    v128.store(da, f32x4.mul(gv, f32x4.add(f32x4.mul(apply(GELU_GRAD, x), y), apply(GELU, y))));
-    v128.store(db, f32x4.mul(gv, f32x4.add(f32x4.mul(apply(GELU_GRAD, y), x), apply(GELU, x))));
+    const cx = cdf(x), cy = cdf(y);
+    const gradX = f32x4.add(cx, f32x4.mul(x, pdf(x))), gradY = f32x4.add(cy, f32x4.mul(y, pdf(y)));
+    v128.store(da, f32x4.mul(gv, f32x4.add(f32x4.mul(gradX, y), f32x4.mul(y, cy))));
+    v128.store(db, f32x4.mul(gv, f32x4.add(f32x4.mul(gradY, x), f32x4.mul(x, cx))));
   }
 }
