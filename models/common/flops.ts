@@ -31,6 +31,7 @@ import { BatchNorm2d, GroupNorm, InstanceNorm2d, LayerNorm, LayerNorm2d } from "
 import { DSS2D, SelectiveScan2dBase } from "../../nn/ssm/ss2d.ts";
 import { ChannelMamba } from "../../nn/ssm/channel_mamba.ts";
 import { ChannelFreqAdapt } from "../wave_mambaad/lfss.ts";
+import { FeedForward } from "../wave_mambaad/dse.ts";
 
 /** The result of {@linkcode countFlops}. */
 export interface FlopCount {
@@ -89,6 +90,11 @@ function compositeCounts(m: Module, args: unknown[]): Counts | null {
     // u (B, h, 1, C′): a sequence of L = C′ tokens of width h; dt = dt_proj.weight (h, R) @ dt_low.t() per branch
     const [b, h, , l] = x.shape;
     return [["aten::matmul", 2 * b * l * m.dtRank * h]];
+  }
+  if (m instanceof FeedForward) {
+    // project_in runs functionally (its weight carries the channel shuffle): the official 1×1 convolution
+    const [b, , h, w] = x.shape;
+    return [["aten::_convolution", b * 2 * m.hidden * h * w * m.dim]];
   }
   if (m instanceof ChannelFreqAdapt) {
     // per head: adaptive_avg_pool2d to (h, 1) of x, then to (1, w) of f; both inputs are (B, C′, h, w)

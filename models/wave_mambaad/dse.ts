@@ -6,8 +6,8 @@
  */
 
 import type { Device } from "../../autodiff/backend.ts";
-import { geluCrossGate, permute, reshape } from "../../autodiff/ops/index.ts";
-import { type Tensor, tidy } from "../../autodiff/tensor.ts";
+import { conv2d, geluCrossGate, indexSelect, permute, reshape } from "../../autodiff/ops/index.ts";
+import { keep, Tensor, tidy } from "../../autodiff/tensor.ts";
 import { Conv2d } from "../../nn/layers/conv.ts";
 import { Module } from "../../nn/module.ts";
 
@@ -63,9 +63,31 @@ export class FeedForward extends Module {
 
   /** x (B, C, H, W) → (B, C, H, W). */
   forward(x: Tensor): Tensor {
+    const pin = this.project_in;
+    if (x.ndim !== 4 || x.shape[1] !== this.dim) {
+      throw new Error(`FeedForward(${this.dim}): expected a (B, ${this.dim}, H, W) input, got shape [${x.shape}]`);
+    }
     return tidy(() => {
-      const t = this.dwconv3.forward(channelShuffle2(this.project_in.forward(x)));
+      // channelShuffle2(project_in(x)) with the shuffle folded into project_in's weight: permuting a 1×1 conv's
+      // output channels is permuting its weight's rows, the same dot products exactly, and saves copying the
+      // (B, 2·hid, H, W) map forward and its gradient backward
+      const order = this.#shuffleOrder(x.device);
+      const shuffled = conv2d(x, indexSelect(pin.weight, 0, order), pin.bias ? indexSelect(pin.bias, 0, order) : null);
+      const t = this.dwconv3.forward(shuffled);
       return this.project_out.forward(geluCrossGate(t, 1)); // x1, x2 = the two channel halves
     });
+  }
+
+  #orders = new Map<string, Tensor>();
+
+  /** channelShuffle2's channel order as an int32 index: new channel 2i = old i, 2i + 1 = old hid + i. */
+  #shuffleOrder(device: Tensor["device"]): Tensor {
+    const hit = this.#orders.get(device);
+    if (hit && !hit.disposed) return hit;
+    const hid = this.hidden, order = new Int32Array(2 * hid);
+    for (let i = 0; i < hid; i++) [order[2 * i], order[2 * i + 1]] = [i, hid + i];
+    const t = keep(Tensor.fromHost(order, [2 * hid], "int32", device));
+    this.#orders.set(device, t);
+    return t;
   }
 }
