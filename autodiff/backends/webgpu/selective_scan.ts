@@ -1,8 +1,9 @@
 /**
  * The selective scan (Mamba's S6 recurrence) on WebGPU.
  *
- * - Forward: one invocation per (batch, channel) runs the recurrence over the length with the dState-wide
- *   state in registers (dState is compiled in), writing `out` and the state at the end of every chunk.
+ * - Forward: one invocation per (batch, channel, segment of the length) runs the recurrence with the dState-wide
+ *   state in registers (dState is compiled in), writing `out` and the state at the end of every chunk; with more
+ *   than one segment it is a chunked parallel scan (local scans, a carry pass, a rescan; see `selectiveScanForward`).
  * - Backward, pass 1: one invocation per (batch, channel, segment of chunks; see `selectiveScanBackward` for the
  *   split and its carry of the adjoint) visits the chunks last to first; per chunk and
  *   state index n it recomputes h_n over the chunk from the stored state before it (a chunk-long private
