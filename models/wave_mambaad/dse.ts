@@ -6,7 +6,7 @@
  */
 
 import type { Device } from "../../autodiff/backend.ts";
-import { conv2d, geluCrossGate, indexSelect, permute, reshape } from "../../autodiff/ops/index.ts";
+import { conv2d, geluCrossGate, indexSelect } from "../../autodiff/ops/index.ts";
 import { keep, Tensor, tidy } from "../../autodiff/tensor.ts";
 import { Conv2d } from "../../nn/layers/conv.ts";
 import { Module } from "../../nn/module.ts";
@@ -19,16 +19,6 @@ export interface FeedForwardOptions {
   bias?: boolean;
   /** Device of the parameters. */
   device?: Device;
-}
-
-/**
- * Channel shuffle with 2 groups on (B, 2·hid, H, W): new channel 2i = old i, new 2i+1 = old hid + i
- * (the official `channel_shuffle(x, groups=2)`).
- */
-export function channelShuffle2(x: Tensor): Tensor {
-  const [b, c, h, w] = x.shape;
-  if (c % 2 !== 0) throw new Error(`channelShuffle2: expected an even channel count, got shape [${x.shape}]`);
-  return reshape(permute(reshape(x, [b, 2, c / 2, h, w]), [0, 2, 1, 3, 4]), [b, c, h, w]);
 }
 
 /**
@@ -68,9 +58,9 @@ export class FeedForward extends Module {
       throw new Error(`FeedForward(${this.dim}): expected a (B, ${this.dim}, H, W) input, got shape [${x.shape}]`);
     }
     return tidy(() => {
-      // channelShuffle2(project_in(x)) with the shuffle folded into project_in's weight: permuting a 1×1 conv's
-      // output channels is permuting its weight's rows, the same dot products exactly, and saves copying the
-      // (B, 2·hid, H, W) map forward and its gradient backward
+      // the official `channel_shuffle(x, groups=2)` after project_in, folded into its weight: permuting a 1×1
+      // conv's output channels is permuting its weight's rows, the same dot products exactly, and saves copying
+      // the (B, 2·hid, H, W) map forward and its gradient backward
       const order = this.#shuffleOrder(x.device);
       const shuffled = conv2d(x, indexSelect(pin.weight, 0, order), pin.bias ? indexSelect(pin.bias, 0, order) : null);
       const t = this.dwconv3.forward(shuffled);
@@ -78,10 +68,10 @@ export class FeedForward extends Module {
     });
   }
 
-  #orders = new Map<string, Tensor>();
+  #orders = new Map<Device, Tensor>();
 
-  /** channelShuffle2's channel order as an int32 index: new channel 2i = old i, 2i + 1 = old hid + i. */
-  #shuffleOrder(device: Tensor["device"]): Tensor {
+  /** The 2-group channel shuffle's order as an int32 index: new channel 2i = old i, 2i + 1 = old hid + i. */
+  #shuffleOrder(device: Device): Tensor {
     const hit = this.#orders.get(device);
     if (hit && !hit.disposed) return hit;
     const hid = this.hidden, order = new Int32Array(2 * hid);
