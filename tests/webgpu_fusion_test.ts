@@ -8,7 +8,13 @@ import assert from "node:assert/strict";
 import type { BackendBuffer, Im2colParams, SelectiveScanParams } from "../autodiff/backend.ts";
 import { cpuBackend } from "../autodiff/backends/cpu/backend.ts";
 import { createWebGPUBackend, type WebGPUBackend } from "../autodiff/backends/webgpu/backend.ts";
-import { scanInvocations, scanSegmentLength, setScanSplit } from "../autodiff/backends/webgpu/selective_scan.ts";
+import {
+  channelsPerInvocation,
+  scanInvocations,
+  scanSegmentLength,
+  setScanSplit,
+  setScanWidth,
+} from "../autodiff/backends/webgpu/selective_scan.ts";
 import { normals } from "./util.ts";
 
 let gpu: WebGPUBackend | null = null;
@@ -47,6 +53,21 @@ const scanCases: { name: string; p: SelectiveScanParams }[] = [
     p: {
       batch: 2,
       channels: 6,
+      length: 45,
+      dState: 4,
+      groups: 2,
+      chunk: 8,
+      hasD: true,
+      hasZ: true,
+      hasDeltaBias: true,
+      deltaSoftplus: true,
+    },
+  },
+  {
+    name: "grouped B/C, 8 channels a group (4 a forward invocation on software adapters), z, D, softplus bias",
+    p: {
+      batch: 2,
+      channels: 16,
       length: 45,
       dState: 4,
       groups: 2,
@@ -108,13 +129,17 @@ test("the chunked parallel scan matches the CPU at every split (out, chunk state
     const nC = Math.ceil(L / p.chunk);
     const xs = on(g);
     try {
-      for (const split of [1, 2, 3, nC, L]) {
+      // every split, with 1 and 4 channels per invocation of the scan proper where the groups allow 4
+      for (const [split, channels] of [1, 2, 3, nC, L].flatMap((s) => [[s, 1], [s, 4]])) {
         setScanSplit(split);
+        setScanWidth(channels);
         assert.equal(scanSegmentLength(p, true), Math.ceil(L / split));
+        const cpi = channelsPerInvocation(p, g.runtime.software);
+        assert.equal(cpi, G > 0 && (D / G) % channels === 0 ? channels : 1);
         const before = g.runtime.dispatchCount;
         const r = g.selectiveScanForward(xs, p, true);
         const out = await g.read(r.out), cs = await g.read(r.chunkStates), last = await g.read(r.lastState!);
-        const what = `${name}, ${split} segment(s)`;
+        const what = `${name}, ${split} segment(s), ${cpi} channel(s) an invocation`;
         assertClose(out, refOut, `${what}: out`);
         assertClose(cs, refCs, `${what}: chunk states`);
         assertClose(last, refLast, `${what}: last state`);
@@ -125,6 +150,7 @@ test("the chunked parallel scan matches the CPU at every split (out, chunk state
       }
     } finally {
       setScanSplit(null);
+      setScanWidth(null);
       for (const b of Object.values(xs)) if (b) g.free(b as BackendBuffer);
     }
   }
@@ -152,7 +178,7 @@ test("lazy selective-scan inputs (views, slices of one projection, −exp(A)) ar
       bias: normals(D, 17),
       dout: normals(B * D * L, 18),
     };
-    const run = async (be: typeof cpuBackend | WebGPUBackend, split: number) => {
+    const run = async (be: typeof cpuBackend | WebGPUBackend, split: number, width: number) => {
       const up = (a: Float32Array) => be.upload(a, "float32");
       const view = (src: BackendBuffer, offset: number, strides: number[], shape: number[]) => {
         const dst = be.alloc(shape.reduce((a, b) => a * b, 1), "float32");
@@ -188,7 +214,10 @@ test("lazy selective-scan inputs (views, slices of one projection, −exp(A)) ar
         deltaBias: p.hasDeltaBias ? be.affine(base.bias, 0.5, 0) : null,
       };
       const dout = be.affine(base.dout, 2, 0);
-      if (be !== cpuBackend) setScanSplit(split);
+      if (be !== cpuBackend) {
+        setScanSplit(split);
+        setScanWidth(width);
+      }
       const count = () => (be === cpuBackend ? 0 : (be as WebGPUBackend).runtime.dispatchCount);
       try {
         const c0 = count();
@@ -204,12 +233,14 @@ test("lazy selective-scan inputs (views, slices of one projection, −exp(A)) ar
         return { values, forward };
       } finally {
         setScanSplit(null);
+        setScanWidth(null);
       }
     };
-    const ref = await run(cpuBackend, 1);
-    for (const split of [1, 3, 100]) {
-      const r = await run(g, split);
-      const what = `${name}, ${split} segment(s)`;
+    const ref = await run(cpuBackend, 1, 1);
+    // every split, with 1 and 4 channels (forward) and states (grouped dB/dC) an invocation where the shapes allow
+    for (const [split, width] of [1, 3, 100].flatMap((s) => [[s, 1], [s, 4]])) {
+      const r = await run(g, split, width);
+      const what = `${name}, ${split} segment(s), width ${width}`;
       // the forward is its scan kernels alone: no kernel computes an input first
       assert.equal(r.forward, split === 1 ? 1 : 3, `${what}: forward dispatches`);
       const names = ["out", "chunk states", "du", "ddelta", "dA", "dB", "dC", "dD", "dz", "ddeltaBias"];

@@ -176,9 +176,9 @@ export function scanBackwardChunksPerSegment(p: SelectiveScanParams, software: b
   const segments = Math.ceil(p.length / scanSegmentLength(p, software));
   let cps = Math.ceil(nC / Math.max(1, Math.min(nC, segments)));
   if (software) {
-    // per chunk: the main kernel's step loops (2·dState + 2 of them), the grouped dB/dC pass's 2 per channel
-    const N = p.dState;
-    const perChunk = Math.max((2 * N + 2) * p.chunk + N, p.groups > 0 ? 2 * p.chunk * groupedSlice(p).per : 0);
+    // per chunk: the main kernel's step loops (2·dState + 2 of them), the grouped dB/dC pass's 2 per channel + 2
+    const N = p.dState, per = p.groups > 0 ? groupedSlice(p).per : 0;
+    const perChunk = Math.max((2 * N + 2) * p.chunk + N, p.groups > 0 ? (2 * per + 2) * p.chunk + per : 0);
     cps = Math.min(cps, Math.max(1, Math.floor(SOFTWARE_LOOP_BUDGET / perChunk)));
   }
   return cps;
@@ -190,6 +190,43 @@ function groupedSlice(p: SelectiveScanParams): { slices: number; per: number } {
   // enough invocations, partials about the size of u
   const slices = Math.max(1, Math.min(pg, Math.floor(p.channels / (p.groups * p.dState))));
   return { slices, per: Math.ceil(pg / slices) };
+}
+
+/**
+ * Work items per invocation on software adapters: channels of the forward's scan proper, states of the grouped
+ * dB/dC pass (see {@linkcode channelsPerInvocation}, {@linkcode statesPerInvocation}).
+ */
+const SOFTWARE_WIDTH = 4;
+let widthOverride: number | null = null;
+
+/**
+ * Forces the channels (forward) and states (grouped dB/dC pass) one scan invocation takes, where the shapes allow
+ * it (tests); `null` restores the choice.
+ */
+export function setScanWidth(width: number | null): void {
+  widthOverride = width;
+}
+
+/**
+ * Channels the forward's scan proper runs per invocation, all of one group of B/C. A software adapter loads a value
+ * one lane at a time, so B and C, shared by a group's channels, cost a load per lane that reads them: there each
+ * invocation scans {@linkcode SOFTWARE_WIDTH} channels and loads B and C once for them (2.5x faster on lavapipe
+ * at the bench's size). Hardware adapters broadcast a load shared by a warp's lanes and keep 1 (more invocations,
+ * fewer registers).
+ */
+export function channelsPerInvocation(p: SelectiveScanParams, software: boolean): number {
+  const want = widthOverride ?? (software ? SOFTWARE_WIDTH : 1);
+  return p.groups > 0 && (p.channels / p.groups) % want === 0 ? want : 1;
+}
+
+/**
+ * States the grouped dB/dC pass runs per invocation: δ, u and dout of a step are loaded (and softplus taken) once
+ * for them. Software adapters take {@linkcode SOFTWARE_WIDTH} (one lane at a time, as above); hardware adapters 1,
+ * whose private arrays would otherwise grow by as much.
+ */
+export function statesPerInvocation(p: SelectiveScanParams, software: boolean): number {
+  const want = widthOverride ?? (software ? SOFTWARE_WIDTH : 1);
+  return p.dState % want === 0 ? want : 1;
 }
 
 /** Invocations of the forward scan's widest pass (for reports and tests). */
@@ -279,33 +316,72 @@ export function selectiveScanForward(
 `;
       rt.dispatch({ code: code2, uniforms: u, buffers: b2.buffers, groups: grid(Math.ceil(seqs * N / SWG)) });
     }
-    // (3) the scan proper, each segment from its start state
-    const code = helpers(p) + ENTRY + head + `  var h: array<f32, NS>;
-  for (var n = 0u; n < NS; n++) { h[n] = ${seg ? "seg[gidx * NS + n]" : "0.0"}; }
-  let Dd = ${p.hasD ? "Dv[d]" : "0.0"};
-  for (var l = l0; l < l1; l++) {
-    let i = base + l;
-    let dl = delta_(i, d);
-    let ul = u[i];
-    let dbu = dl * ul;
-    var y = 0.0;
-    for (var n = 0u; n < NS; n++) {
-      let o = bc_(bb, d, n, l);
-      let hn = exp(dl * a[n]) * h[n] + dbu * Bm[o];
-      h[n] = hn;
-      y += hn * Cm[o];
+    // (3) the scan proper, each segment from its start state; `cpi` channels of one group per invocation
+    const cpi = channelsPerInvocation(p, rt.software);
+    const count3 = count / cpi;
+    const ks = Array.from({ length: cpi }, (_, k) => k);
+    const ns = Array.from({ length: N }, (_, n) => n);
+    // state n of channel k: h${k}_${n}, decay rate a${k}_${n} (scalars, so they stay in registers)
+    const code = helpers(p) + ENTRY.replace("P.count", `P.count / ${cpi}u`) + `  let q = gidx / P.S;
+  let s = gidx % P.S;
+  let seq0 = q * ${cpi}u;
+  let bb = seq0 / P.Dn;
+  let d0 = seq0 % P.Dn;
+  let l0 = s * P.seg;
+  let l1 = min(P.L, l0 + P.seg);
+${
+      ks.map((k) =>
+        ns.map((n) =>
+          `  let a${k}_${n} = Am[(d0 + ${k}u) * NS + ${n}u];
+  var h${k}_${n} = ${seg ? `seg[((seq0 + ${k}u) * P.S + s) * NS + ${n}u]` : "0.0"};`
+        ).join("\n")
+      ).join("\n")
     }
-    var v = y + Dd * ul;
-    ${p.hasZ ? "let zv = z[i];\n    v *= zv / (1.0 + exp(-zv));" : ""}
-    out[i] = v;
+${ks.map((k) => `  let D${k} = ${p.hasD ? `Dv[d0 + ${k}u]` : "0.0"};`).join("\n")}
+  for (var l = l0; l < l1; l++) {
+${
+      ks.map((k) =>
+        `    let i${k} = (seq0 + ${k}u) * P.L + l;
+    let dl${k} = delta_(i${k}, d0 + ${k}u);
+    let u${k} = u[i${k}];
+    let dbu${k} = dl${k} * u${k};
+    var y${k} = 0.0;`
+      ).join("\n")
+    }
+${
+      ns.map((n) =>
+        `    {
+      let o = bc_(bb, d0, ${n}u, l);
+      let Bn = Bm[o];
+      let Cn = Cm[o];
+${
+          ks.map((k) =>
+            `      h${k}_${n} = exp(dl${k} * a${k}_${n}) * h${k}_${n} + dbu${k} * Bn;
+      y${k} += h${k}_${n} * Cn;`
+          ).join("\n")
+        }
+    }`
+      ).join("\n")
+    }
+${
+      ks.map((k) =>
+        `    var v${k} = y${k} + D${k} * u${k};
+    ${p.hasZ ? `let z${k} = z[i${k}];\n    v${k} *= z${k} / (1.0 + exp(-z${k}));` : ""}
+    out[i${k}] = v${k};`
+      ).join("\n")
+    }
     if ((l + 1u) % TS == 0u || l + 1u == P.L) {
-      let so = (seq * P.nC + l / TS) * NS;
-      for (var n = 0u; n < NS; n++) { cs[so + n] = h[n]; }
+${
+      ks.map((k) =>
+        `      let so${k} = ((seq0 + ${k}u) * P.nC + l / TS) * NS;
+${ns.map((n) => `      cs[so${k} + ${n}u] = h${k}_${n};`).join("\n")}`
+      ).join("\n")
+    }
     }
   }
 }
 `;
-    scanDispatch(rt, scalars, [...inputs, ["seg", seg]], [["out", out], ["cs", cs]], code, count);
+    scanDispatch(rt, scalars, [...inputs, ["seg", seg]], [["out", out], ["cs", cs]], code, count3);
     if (seg) rt.free(seg);
   }
   if (!returnLastState) return { out, chunkStates: cs };
@@ -394,11 +470,16 @@ export function selectiveScanBackward(
   var hs: array<f32, ${p.chunk + 1}>;
   var ddl: array<f32, TS>;
   var dus: array<f32, TS>;
+  var us: array<f32, TS>;
+  var bq: array<f32, TS>;
+  var cq: array<f32, TS>;
 ${
       chunkSteps(
         p,
         `
-      accD += gy * u[i];
+      let ul = u[i];
+      us[t] = ul;
+      accD += gy * ul;
       ys[t] = 0.0;
       ddl[t] = 0.0;
       dus[t] = gy * Dd;`,
@@ -408,23 +489,24 @@ ${
       let an = Am[d * NS + n];
       hs[0] = select(0.0, cs[(seq * P.nC + c - 1u) * NS + n], c > 0u);
       for (var t = 0u; t < len; t++) {
-        let l = l0 + t;
-        let o = bc_(bb, d, n, l);
-        let hn = exp(dls[t] * an) * hs[t] + dls[t] * u[base + l] * Bm[o];
+        let o = bc_(bb, d, n, l0 + t);
+        let Bn = Bm[o];
+        let Cn = Cm[o];
+        bq[t] = Bn;
+        cq[t] = Cn;
+        let hn = exp(dls[t] * an) * hs[t] + dls[t] * us[t] * Bn;
         hs[t + 1u] = hn;
-        ys[t] += hn * Cm[o];
+        ys[t] += hn * Cn;
       }
       var s = sc[n];
       var aA = 0.0;
       ${fixed ? "var aB = 0.0;\n      var aC = 0.0;" : ""}
       for (var tt = 0u; tt < len; tt++) {
         let t = len - 1u - tt;
-        let l = l0 + t;
-        let o = bc_(bb, d, n, l);
         let dl = dls[t];
-        let ul = u[base + l];
-        let Bn = Bm[o];
-        let sn = s + gys[t] * Cm[o];
+        let ul = us[t];
+        let Bn = bq[t];
+        let sn = s + gys[t] * cq[t];
         let e = exp(dl * an);
         let t1 = sn * hs[t] * e;
         aA += t1 * dl;
@@ -494,63 +576,117 @@ function groupedBC(
   cps: number,
 ): [GPUBuf, GPUBuf] {
   const { batch, length: L, dState: N, groups: G } = p;
-  const { slices } = groupedSlice(p);
+  const { slices, per } = groupedSlice(p);
   const size = batch * G * N * L;
   const partB = rt.alloc(slices * size, "float32"), partC = rt.alloc(slices * size, "float32");
   const count = slices * batch * G * N * S;
   const hasSin = inputs.some(([name, b]) => name === "sin" && b !== null);
   if (count > 0 && L > 0) {
-    const code = helpers(p) + ENTRY + `  // gidx = (((slice · batch + b) · G + g) · NS + n) · S + segment
+    // `spi` states per invocation, written out for each state k: n = n0 + k
+    const spi = statesPerInvocation(p, rt.software);
+    const ks = Array.from({ length: spi }, (_, k) => k);
+    const each = (f: (k: number) => string, sep = "\n") => ks.map(f).join(sep);
+    const code = helpers(p) + ENTRY.replace("P.count", `P.count / ${spi}u`) +
+      `  // gidx = (((slice · batch + b) · G + g) · NS / ${spi} + n0 / ${spi}) · S + segment
   let sg = gidx % P.S;
   let r = gidx / P.S;
-  let n = r % NS;
+  let n0 = (r % (NS / ${spi}u)) * ${spi}u;
+  let rest = r / (NS / ${spi}u); // (slice · batch + b) · G + g
   let nb = P.count / (P.slices * P.G * NS * P.S); // batch
-  let bg = (r / NS) % (P.G * nb);
-  let slice = r / (NS * P.G * nb);
+  let bg = rest % (P.G * nb);
+  let slice = rest / (P.G * nb);
   let bb = bg / P.G;
   let g = bg % P.G;
   let cBeg = sg * P.cps;
   let cEnd = min(P.nC, cBeg + P.cps);
-  let row = r * P.L; // this invocation's (slice, b, g, n) row of the partials, steps of its segment
-  for (var l = cBeg * TS; l < min(P.L, cEnd * TS); l++) { pB[row + l] = 0.0; pC[row + l] = 0.0; }
+  let row = (rest * NS + n0) * P.L; // the (slice, b, g, n0) row of the partials; state k's is k rows on
   let d0 = g * P.pg + slice * P.per;
   let d1 = min(d0 + P.per, (g + 1u) * P.pg);
-  var hs: array<f32, ${p.chunk + 1}>;
+  let bcRow = bc_(bb, d0, n0, 0u); // B and C of state n0: one row for every channel of the group
   var dls: array<f32, TS>;
-  for (var d = d0; d < d1; d++) {
-    let an = Am[d * NS + n];
-    let ch = bb * P.Dn + d;
-    let base = ch * P.L;
-    var s = ${hasSin ? "sin[(ch * P.S + sg) * NS + n]" : "0.0"};
-    for (var c = cEnd; c > cBeg; ) {
-      c--;
-      let l0 = c * TS;
-      let len = min(P.L, l0 + TS) - l0;
-      hs[0] = select(0.0, cs[(ch * P.nC + c - 1u) * NS + n], c > 0u);
+  var us: array<f32, TS>;
+${
+        each((k) =>
+          `  var hs${k}: array<f32, ${p.chunk + 1}>;
+  var bq${k}: array<f32, TS>;
+  var cq${k}: array<f32, TS>;
+  var accB${k}: array<f32, TS>;
+  var accC${k}: array<f32, TS>;
+  var sd${k}: array<f32, ${per}>; // the adjoint of state n0 + ${k} per channel of the slice, from chunk to chunk`
+        )
+      }
+  for (var j = 0u; j < d1 - d0; j++) {
+${each((k) => `    sd${k}[j] = ${hasSin ? `sin[((bb * P.Dn + d0 + j) * P.S + sg) * NS + n0 + ${k}u]` : "0.0"};`)}
+  }
+  for (var c = cEnd; c > cBeg; ) {
+    c--;
+    let l0 = c * TS;
+    let len = min(P.L, l0 + TS) - l0;
+    for (var t = 0u; t < len; t++) {
+${
+        each((k) =>
+          `      bq${k}[t] = Bm[bcRow + ${k}u * P.L + l0 + t];
+      cq${k}[t] = Cm[bcRow + ${k}u * P.L + l0 + t];
+      accB${k}[t] = 0.0;
+      accC${k}[t] = 0.0;`
+        )
+      }
+    }
+    for (var j = 0u; j < d1 - d0; j++) {
+      let d = d0 + j;
+      let ch = bb * P.Dn + d;
+      let base = ch * P.L;
+${
+        each((k) =>
+          `      let a${k} = Am[d * NS + n0 + ${k}u];
+      hs${k}[0] = select(0.0, cs[(ch * P.nC + c - 1u) * NS + n0 + ${k}u], c > 0u);`
+        )
+      }
       for (var t = 0u; t < len; t++) {
         let i = base + l0 + t;
         let dl = delta_(i, d);
         dls[t] = dl;
-        hs[t + 1u] = exp(dl * an) * hs[t] + dl * u[i] * Bm[bc_(bb, d, n, l0 + t)];
+        let ul = u[i];
+        us[t] = ul;
+${each((k) => `        hs${k}[t + 1u] = exp(dl * a${k}) * hs${k}[t] + dl * ul * bq${k}[t];`)}
       }
+${each((k) => `      var s${k} = sd${k}[j];`)}
       for (var tt = 0u; tt < len; tt++) {
         let t = len - 1u - tt;
-        let l = l0 + t;
-        let i = base + l;
+        let i = base + l0 + t;
         var gy = dout[i];
         ${p.hasZ ? "let zv = z[i];\n        gy *= zv / (1.0 + exp(-zv));" : ""}
         let dl = dls[t];
-        let sn = s + gy * Cm[bc_(bb, d, n, l)];
-        pC[row + l] += gy * hs[t + 1u];
-        pB[row + l] += sn * dl * u[i];
-        s = sn * exp(dl * an);
+${
+        each((k) =>
+          `        let sn${k} = s${k} + gy * cq${k}[t];
+        accC${k}[t] += gy * hs${k}[t + 1u];
+        accB${k}[t] += sn${k} * dl * us[t];
+        s${k} = sn${k} * exp(dl * a${k});`
+        )
+      }
+      }
+${each((k) => `      sd${k}[j] = s${k};`)}
+    }
+    for (var t = 0u; t < len; t++) {
+${
+        each((k) =>
+          `      pB[row + ${k}u * P.L + l0 + t] = accB${k}[t];
+      pC[row + ${k}u * P.L + l0 + t] = accC${k}[t];`
+        )
       }
     }
   }
 }
 `;
-    const inputsBC = inputs.filter(([name]) => name !== "Dv");
-    scanDispatch(rt, scanUniforms(p, count, slices, S, cps), inputsBC, [["pB", partB], ["pC", partC]], code, count);
+    scanDispatch(
+      rt,
+      scanUniforms(p, count, slices, S, cps),
+      inputs.filter(([name]) => name !== "Dv"),
+      [["pB", partB], ["pC", partC]],
+      code,
+      count / spi,
+    );
   }
   if (slices === 1) return [partB, partC];
   const dB = reduce(rt, "sum", partB, 1, slices, size), dC = reduce(rt, "sum", partC, 1, slices, size);
