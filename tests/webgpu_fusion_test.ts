@@ -14,6 +14,7 @@ import {
   scanSegmentLength,
   setScanSplit,
   setScanWidth,
+  statesPerInvocation,
 } from "../autodiff/backends/webgpu/selective_scan.ts";
 import { normals } from "./util.ts";
 
@@ -159,8 +160,29 @@ test("the chunked parallel scan matches the CPU at every split (out, chunk state
   for (const [batch, channels, length] of [[3, 256, 1024], [1, 1024, 4096]]) {
     const big: SelectiveScanParams = { ...scanCases[0].p, batch, channels, length, groups: 2, chunk: 64 };
     assert.ok(scanInvocations(big, false) >= 65536, `${scanInvocations(big, false)} invocations`);
-    assert.equal(scanInvocations(big, true), batch * channels);
+    assert.equal(channelsPerInvocation(big, false), 1);
+    // software adapters: whole sequences, 4 channels an invocation from 2^27 state updates (see below)
+    const wide = big.batch * big.channels * big.length * big.dState >= 2 ** 27;
+    assert.equal(scanInvocations(big, true), batch * channels / (wide ? 4 : 1));
   }
+  // the bench's scan (batch 8, 1024 channels in 8 groups, L = 4,096, dState 16): 4 channels and 4 states an
+  // invocation on software adapters, 1 on hardware ones
+  const bench: SelectiveScanParams = {
+    ...scanCases[0].p,
+    batch: 8,
+    channels: 1024,
+    length: 4096,
+    dState: 16,
+    groups: 8,
+  };
+  assert.equal(channelsPerInvocation(bench, true), 4);
+  assert.equal(statesPerInvocation(bench, true), 4);
+  assert.equal(channelsPerInvocation(bench, false), 1);
+  assert.equal(statesPerInvocation(bench, false), 1);
+  // a group's channels not a multiple of 4, dState not a multiple of 4: 1
+  assert.equal(channelsPerInvocation({ ...bench, channels: 8 * 1026 }, true), 1);
+  assert.equal(statesPerInvocation({ ...bench, dState: 18 }, true), 1);
+  assert.equal(channelsPerInvocation(scanCases[0].p, true), 1); // a small scan keeps the kernels that compile fast
 });
 
 test("lazy selective-scan inputs (views, slices of one projection, −exp(A)) are evaluated inside the scan kernels, forward and backward, and match the CPU", async (g) => {

@@ -11,8 +11,13 @@
  *   per-step sums over n (du, dδ) in chunk-long private arrays. Per-channel partials (dA, fixed dB/dC, dD,
  *   d deltaBias) go to a (batch, channel, 3·dState + 2) buffer summed over the batch by `reduce`.
  * - Backward, pass 2 (grouped B/C): one invocation per (batch, group, n, slice of the group's channels, segment) reruns
- *   the scalar recurrence of state n for its channels and owns dB/dC[b, g, n, :] of its slice, so no atomics
- *   are needed; slices (chosen so the partials stay about the size of u) are summed by `reduce`.
+ *   the scalar recurrence of state n for its channels, chunk by chunk, summing their terms in chunk-long private
+ *   arrays, and owns dB/dC[b, g, n, :] of its slice, so no atomics are needed; slices (chosen so the partials stay
+ *   about the size of u) are summed by `reduce`.
+ * - Wide kernels (large scans on software adapters, see `channelsPerInvocation`): an invocation of the forward and
+ *   of backward pass 1 takes 4 channels of one group, and of pass 2 takes 4 states, so that values shared by them
+ *   (B and C; δ, u and dout) are loaded once: software adapters load a value one lane at a time. The generated
+ *   code spells out each channel (`eachChannel`); with one it is the plain kernel.
  *
  * Nothing of size (batch, channels, length, dState) is allocated. Lazy inputs (views and elementwise
  * expressions such as A = −exp(A_log), or B and C sliced out of one projection) are evaluated inside the scan
@@ -192,11 +197,14 @@ function groupedSlice(p: SelectiveScanParams): { slices: number; per: number } {
   return { slices, per: Math.ceil(pg / slices) };
 }
 
+/** Work items per invocation of the wide kernels: channels of the forward, states of the grouped dB/dC pass. */
+const WIDE = 4;
 /**
- * Work items per invocation on software adapters: channels of the forward's scan proper, states of the grouped
- * dB/dC pass (see {@linkcode channelsPerInvocation}, {@linkcode statesPerInvocation}).
+ * State updates (batch · channels · length · dState) from which a software adapter runs the wide kernels. They
+ * compile slower (lavapipe: about 20 s more for a backward, against about 70 ns saved per state update forward
+ * and backward), so they pay back only on large scans: 2^27 is the decoder's widest scan at batch 2, 256².
  */
-const SOFTWARE_WIDTH = 4;
+const WIDE_FROM = 2 ** 27;
 let widthOverride: number | null = null;
 
 /**
@@ -207,31 +215,38 @@ export function setScanWidth(width: number | null): void {
   widthOverride = width;
 }
 
+/** The width asked for: the override, else {@linkcode WIDE} for a large scan on a software adapter, else 1. */
+function wantedWidth(p: SelectiveScanParams, software: boolean): number {
+  if (widthOverride !== null) return widthOverride;
+  return software && p.batch * p.channels * p.length * p.dState >= WIDE_FROM ? WIDE : 1;
+}
+
 /**
- * Channels the forward's scan proper runs per invocation, all of one group of B/C. A software adapter loads a value
- * one lane at a time, so B and C, shared by a group's channels, cost a load per lane that reads them: there each
- * invocation scans {@linkcode SOFTWARE_WIDTH} channels and loads B and C once for them (2.5x faster on lavapipe
- * at the bench's size). Hardware adapters broadcast a load shared by a warp's lanes and keep 1 (more invocations,
- * fewer registers).
+ * Channels per invocation of the forward's scan proper and the backward's per-channel passes, all of one group of
+ * B/C. A software adapter loads a value one lane at a time, so B and C, shared by a group's channels, cost a load
+ * per lane that reads them: on large scans each invocation takes {@linkcode WIDE} channels and loads B and C once
+ * for them (lavapipe, the bench's scan: forward 2.5x, backward 2.6x faster). Hardware adapters broadcast a load
+ * shared by a warp's lanes and keep 1 (more invocations, fewer registers).
  */
 export function channelsPerInvocation(p: SelectiveScanParams, software: boolean): number {
-  const want = widthOverride ?? (software ? SOFTWARE_WIDTH : 1);
+  const want = wantedWidth(p, software);
   return p.groups > 0 && (p.channels / p.groups) % want === 0 ? want : 1;
 }
 
 /**
- * States the grouped dB/dC pass runs per invocation: δ, u and dout of a step are loaded (and softplus taken) once
- * for them. Software adapters take {@linkcode SOFTWARE_WIDTH} (one lane at a time, as above); hardware adapters 1,
- * whose private arrays would otherwise grow by as much.
+ * States per invocation of the grouped dB/dC pass: δ, u and dout of a step are loaded (and softplus taken) once
+ * for them. As {@linkcode channelsPerInvocation}: {@linkcode WIDE} on large scans on software adapters, else 1
+ * (on hardware its private arrays would grow as much).
  */
 export function statesPerInvocation(p: SelectiveScanParams, software: boolean): number {
-  const want = widthOverride ?? (software ? SOFTWARE_WIDTH : 1);
+  const want = wantedWidth(p, software);
   return p.dState % want === 0 ? want : 1;
 }
 
 /** Invocations of the forward scan's widest pass (for reports and tests). */
 export function scanInvocations(p: SelectiveScanParams, software: boolean): number {
-  return p.batch * p.channels * Math.ceil(p.length / scanSegmentLength(p, software));
+  const segments = Math.ceil(p.length / scanSegmentLength(p, software));
+  return p.batch * p.channels * segments / channelsPerInvocation(p, software);
 }
 
 /**
@@ -393,30 +408,44 @@ ${ns.map((n) => `      cs[so${k} + ${n}u] = h${k}_${n};`).join("\n")}`
   return { out, lastState: last, chunkStates: cs };
 }
 
-/** WGSL: the sequence (bb, d; its steps from `base`) and the segment of whole chunks [cBeg, cEnd) of `gidx`. */
-const SEGMENT = `  let seq = gidx / P.S;
+/** `f(k)` for each channel k of an invocation's `cpi`, joined by newlines. */
+function eachChannel(cpi: number, f: (k: number) => string): string {
+  return Array.from({ length: cpi }, (_, k) => f(k)).join("\n");
+}
+
+/**
+ * WGSL: the `cpi` channels (one group's when more than one) and the segment of whole chunks [cBeg, cEnd) of
+ * `gidx`. Channel k is sequence seq0 + k = (bb, d0 + k), its steps from `base{k}`.
+ */
+function segment(cpi: number): string {
+  return `  let seq0 = gidx / P.S * ${cpi}u;
   let sg = gidx % P.S;
   let cBeg = sg * P.cps;
   let cEnd = min(P.nC, cBeg + P.cps);
-  let bb = seq / P.Dn;
-  let d = seq % P.Dn;
-  let base = seq * P.L;`;
+  let bb = seq0 / P.Dn;
+  let d0 = seq0 % P.Dn;
+${eachChannel(cpi, (k) => `  let base${k} = (seq0 + ${k}u) * P.L;`)}`;
+}
 
 /**
- * WGSL: opens the loop over the segment's chunks, last first, and fills `dls` (δ) and `gys` (dout, SiLU(z)-gated)
- * for the chunk's steps, running `perStep` after each; the caller closes the chunk loop.
+ * WGSL: opens the loop over the segment's chunks, last first, and fills `dls{k}` (δ) and `gys{k}` (dout,
+ * SiLU(z)-gated) of each channel k for the chunk's steps, running `perStep(k)` after each; the caller closes the
+ * chunk loop.
  */
-function chunkSteps(p: SelectiveScanParams, perStep: string): string {
+function chunkSteps(p: SelectiveScanParams, cpi: number, perStep: (k: number) => string): string {
   return `  for (var c = cEnd; c > cBeg; ) {
     c--;
     let l0 = c * TS;
     let len = min(P.L, l0 + TS) - l0;
     for (var t = 0u; t < len; t++) {
-      let i = base + l0 + t;
-      dls[t] = delta_(i, d);
-      var gy = dout[i];
-      ${p.hasZ ? "let zv = z[i];\n      gy *= zv / (1.0 + exp(-zv));" : ""}
-      gys[t] = gy;${perStep}
+${
+    eachChannel(cpi, (k) =>
+      `      let i${k} = base${k} + l0 + t;
+      dls${k}[t] = delta_(i${k}, d0 + ${k}u);
+      var gy${k} = dout[i${k}];
+      ${p.hasZ ? `let zv${k} = z[i${k}];\n      gy${k} *= zv${k} / (1.0 + exp(-zv${k}));` : ""}
+      gys${k}[t] = gy${k};${perStep(k)}`)
+  }
     }`;
 }
 
@@ -449,100 +478,142 @@ export function selectiveScanBackward(
   // zero-filled when no kernel writes it (an empty length); laid out (batch, segment, channel, W)
   const part = L > 0 ? rt.alloc(count * W, "float32") : fill(rt, count * W, 0, "float32");
   const inputs: Read[] = [...scanReads(rt, x), ["cs", cs], ["dout", dout]];
-  const sin = count > 0 && L > 0 && S > 1 ? adjointCarry(rt, inputs, p, S, cps) : null;
+  const cpi = channelsPerInvocation(p, rt.software);
+  const sin = count > 0 && L > 0 && S > 1 ? adjointCarry(rt, inputs, p, S, cps, cpi) : null;
   if (count > 0 && L > 0) {
     const fixed = G === 0;
-    const code = helpers(p) + ENTRY + `${SEGMENT}
-  let Dd = ${p.hasD ? "Dv[d]" : "0.0"};
-  var sc: array<f32, NS>;
-  var accA: array<f32, NS>;
-  ${fixed ? "var accB: array<f32, NS>;\n  var accC: array<f32, NS>;" : ""}
-  for (var n = 0u; n < NS; n++) {
-    sc[n] = ${sin ? "sin[gidx * NS + n]" : "0.0"};
-    accA[n] = 0.0;
-    ${fixed ? "accB[n] = 0.0; accC[n] = 0.0;" : ""}
-  }
-  var accD = 0.0;
-  var accBias = 0.0;
-  var dls: array<f32, TS>;
-  var gys: array<f32, TS>;
-  var ys: array<f32, TS>;
-  var hs: array<f32, ${p.chunk + 1}>;
-  var ddl: array<f32, TS>;
-  var dus: array<f32, TS>;
-  var us: array<f32, TS>;
-  var bq: array<f32, TS>;
-  var cq: array<f32, TS>;
+    const shared = cpi > 1; // B and C of a step are loaded once for the channels and kept for the adjoint's loop
+    const each = (f: (k: number) => string) => eachChannel(cpi, f);
+    const code = helpers(p) + ENTRY.replace("P.count", `P.count / ${cpi}u`) + `${segment(cpi)}
 ${
-      chunkSteps(
-        p,
-        `
-      let ul = u[i];
-      us[t] = ul;
-      accD += gy * ul;
-      ys[t] = 0.0;
-      ddl[t] = 0.0;
-      dus[t] = gy * Dd;`,
+      each((k) =>
+        `  let Dd${k} = ${p.hasD ? `Dv[d0 + ${k}u]` : "0.0"};
+  var sc${k}: array<f32, NS>;
+  var accA${k}: array<f32, NS>;
+  ${fixed ? `var accB${k}: array<f32, NS>;\n  var accC${k}: array<f32, NS>;` : ""}
+  for (var n = 0u; n < NS; n++) {
+    sc${k}[n] = ${sin ? `sin[((seq0 + ${k}u) * P.S + sg) * NS + n]` : "0.0"};
+    accA${k}[n] = 0.0;
+    ${fixed ? `accB${k}[n] = 0.0; accC${k}[n] = 0.0;` : ""}
+  }
+  var accD${k} = 0.0;
+  var accBias${k} = 0.0;
+  var dls${k}: array<f32, TS>;
+  var gys${k}: array<f32, TS>;
+  ${p.hasZ ? `var ys${k}: array<f32, TS>;` : ""}
+  var hs${k}: array<f32, ${p.chunk + 1}>;
+  var ddl${k}: array<f32, TS>;
+  var dus${k}: array<f32, TS>;
+  var us${k}: array<f32, TS>;`
       )
     }
+  ${shared ? "var bq: array<f32, TS>;\n  var cq: array<f32, TS>;" : ""}
+${
+      chunkSteps(p, cpi, (k) => `
+      let ul${k} = u[i${k}];
+      us${k}[t] = ul${k};
+      accD${k} += gy${k} * ul${k};
+      ${p.hasZ ? `ys${k}[t] = 0.0;` : ""}
+      ddl${k}[t] = 0.0;
+      dus${k}[t] = gy${k} * Dd${k};`)
+    }
     for (var n = 0u; n < NS; n++) {
-      let an = Am[d * NS + n];
-      hs[0] = select(0.0, cs[(seq * P.nC + c - 1u) * NS + n], c > 0u);
+${
+      each((k) =>
+        `      let an${k} = Am[(d0 + ${k}u) * NS + n];
+      hs${k}[0] = select(0.0, cs[((seq0 + ${k}u) * P.nC + c - 1u) * NS + n], c > 0u);`
+      )
+    }
       for (var t = 0u; t < len; t++) {
-        let o = bc_(bb, d, n, l0 + t);
+        let o = bc_(bb, d0, n, l0 + t);
         let Bn = Bm[o];
         let Cn = Cm[o];
-        bq[t] = Bn;
-        cq[t] = Cn;
-        let hn = exp(dls[t] * an) * hs[t] + dls[t] * us[t] * Bn;
-        hs[t + 1u] = hn;
-        ys[t] += hn * Cn;
+        ${shared ? "bq[t] = Bn;\n        cq[t] = Cn;" : ""}
+${
+      each((k) =>
+        `        let hn${k} = exp(dls${k}[t] * an${k}) * hs${k}[t] + dls${k}[t] * us${k}[t] * Bn;
+        hs${k}[t + 1u] = hn${k};
+        ${p.hasZ ? `ys${k}[t] += hn${k} * Cn;` : ""}`
+      )
+    }
       }
-      var s = sc[n];
-      var aA = 0.0;
-      ${fixed ? "var aB = 0.0;\n      var aC = 0.0;" : ""}
+${
+      each((k) =>
+        `      var s${k} = sc${k}[n];
+      var aA${k} = 0.0;
+      ${fixed ? `var aB${k} = 0.0;\n      var aC${k} = 0.0;` : ""}`
+      )
+    }
       for (var tt = 0u; tt < len; tt++) {
         let t = len - 1u - tt;
-        let dl = dls[t];
-        let ul = us[t];
-        let Bn = bq[t];
-        let sn = s + gys[t] * cq[t];
-        let e = exp(dl * an);
-        let t1 = sn * hs[t] * e;
-        aA += t1 * dl;
-        ddl[t] += t1 * an + sn * Bn * ul;
-        dus[t] += sn * dl * Bn;
-        ${fixed ? "aB += sn * dl * ul;\n        aC += gys[t] * hs[t + 1u];" : ""}
-        s = sn * e;
+        ${
+      shared
+        ? "let Bn = bq[t];\n        let Cn = cq[t];"
+        : "let o = bc_(bb, d0, n, l0 + t);\n        let Bn = Bm[o];\n        let Cn = Cm[o];"
+    }
+${
+      each((k) =>
+        `        {
+          let dl = dls${k}[t];
+          let ul = us${k}[t];
+          let sn = s${k} + gys${k}[t] * Cn;
+          let e = exp(dl * an${k});
+          let t1 = sn * hs${k}[t] * e;
+          aA${k} += t1 * dl;
+          ddl${k}[t] += t1 * an${k} + sn * Bn * ul;
+          dus${k}[t] += sn * dl * Bn;
+          ${fixed ? `aB${k} += sn * dl * ul;\n          aC${k} += gys${k}[t] * hs${k}[t + 1u];` : ""}
+          s${k} = sn * e;
+        }`
+      )
+    }
       }
-      sc[n] = s;
-      accA[n] += aA;
-      ${fixed ? "accB[n] += aB;\n      accC[n] += aC;" : ""}
+${
+      each((k) =>
+        `      sc${k}[n] = s${k};
+      accA${k}[n] += aA${k};
+      ${fixed ? `accB${k}[n] += aB${k};\n      accC${k}[n] += aC${k};` : ""}`
+      )
+    }
     }
     for (var t = 0u; t < len; t++) {
-      let i = base + l0 + t;
-      ${
-      p.hasZ
-        ? "let zv = z[i];\n      let sg = 1.0 / (1.0 + exp(-zv));\n      dz[i] = dout[i] * (ys[t] + Dd * u[i]) * sg * (1.0 + zv * (1.0 - sg));"
-        : ""
+${
+      each((k) =>
+        `      {
+        let i = base${k} + l0 + t;
+        ${
+          p.hasZ
+            ? `let zv = z[i];
+        let sg = 1.0 / (1.0 + exp(-zv));
+        dz[i] = dout[i] * (ys${k}[t] + Dd${k} * u[i]) * sg * (1.0 + zv * (1.0 - sg));`
+            : ""
+        }
+        du[i] = dus${k}[t];
+        let g = ddelta_(i, d0 + ${k}u, ddl${k}[t]);
+        dd[i] = g;
+        accBias${k} += g;
+      }`
+      )
     }
-      du[i] = dus[t];
-      let g = ddelta_(i, d, ddl[t]);
-      dd[i] = g;
-      accBias += g;
     }
   }
-  let po = ((bb * P.S + sg) * P.Dn + d) * ${W}u;
-  for (var n = 0u; n < NS; n++) {
-    part[po + n] = accA[n];
-    ${fixed ? "part[po + NS + n] = accB[n];\n    part[po + 2u * NS + n] = accC[n];" : ""}
-  }
-  part[po + 3u * NS] = accD;
-  part[po + 3u * NS + 1u] = accBias;
+${
+      each((k) =>
+        `  {
+    let po = ((bb * P.S + sg) * P.Dn + d0 + ${k}u) * ${W}u;
+    for (var n = 0u; n < NS; n++) {
+      part[po + n] = accA${k}[n];
+      ${fixed ? `part[po + NS + n] = accB${k}[n];\n      part[po + 2u * NS + n] = accC${k}[n];` : ""}
+    }
+    part[po + 3u * NS] = accD${k};
+    part[po + 3u * NS + 1u] = accBias${k};
+  }`
+      )
+    }
 }
 `;
     const outputs: Read[] = [["du", du], ["dd", dd], ["dz", dz], ["part", part]];
-    scanDispatch(rt, scanUniforms(p, count, 1, S, cps), [...inputs, ["sin", sin]], outputs, code, count);
+    scanDispatch(rt, scanUniforms(p, count, 1, S, cps), [...inputs, ["sin", sin]], outputs, code, count / cpi);
   }
   // sum the per-channel partials over batch and segments → (channels, W)
   const sums = reduce(rt, "sum", part, 1, batch * S, Dn * W);
@@ -699,40 +770,67 @@ ${
  * Passes (1) and (2) of the split backward: the adjoint state entering each segment from its right end,
  * (batch, channel, segment, dState).
  */
-function adjointCarry(rt: Runtime, inputs: readonly Read[], p: SelectiveScanParams, S: number, cps: number): GPUBuf {
+function adjointCarry(
+  rt: Runtime,
+  inputs: readonly Read[],
+  p: SelectiveScanParams,
+  S: number,
+  cps: number,
+  cpi: number,
+): GPUBuf {
   const { batch, channels: Dn, dState: N } = p;
   const seqs = batch * Dn;
   const pq = rt.alloc(seqs * S * 2 * N, "float32");
   // (1) per (batch, channel, segment): P = Π exp(δ·A), Q = the adjoint from zero, per state
-  const local = helpers(p) + ENTRY + `${SEGMENT}
-  var pp: array<f32, NS>;
-  var qq: array<f32, NS>;
-  for (var n = 0u; n < NS; n++) { pp[n] = 1.0; qq[n] = 0.0; }
-  var dls: array<f32, TS>;
-  var gys: array<f32, TS>;
-${chunkSteps(p, "")}
+  const each = (f: (k: number) => string) => eachChannel(cpi, f);
+  const local = helpers(p) + ENTRY.replace("P.count", `P.count / ${cpi}u`) + `${segment(cpi)}
+${
+    each((k) =>
+      `  var pp${k}: array<f32, NS>;
+  var qq${k}: array<f32, NS>;
+  for (var n = 0u; n < NS; n++) { pp${k}[n] = 1.0; qq${k}[n] = 0.0; }
+  var dls${k}: array<f32, TS>;
+  var gys${k}: array<f32, TS>;`
+    )
+  }
+${chunkSteps(p, cpi, () => "")}
     for (var n = 0u; n < NS; n++) {
-      let an = Am[d * NS + n];
-      var q = qq[n];
-      var pr = pp[n];
+${
+    each((k) =>
+      `      let an${k} = Am[(d0 + ${k}u) * NS + n];
+      var q${k} = qq${k}[n];
+      var pr${k} = pp${k}[n];`
+    )
+  }
       for (var tt = 0u; tt < len; tt++) {
         let t = len - 1u - tt;
-        let e = exp(dls[t] * an);
-        q = (q + gys[t] * Cm[bc_(bb, d, n, l0 + t)]) * e;
-        pr *= e;
+        let Cn = Cm[bc_(bb, d0, n, l0 + t)];
+${
+    each((k) =>
+      `        {
+          let e = exp(dls${k}[t] * an${k});
+          q${k} = (q${k} + gys${k}[t] * Cn) * e;
+          pr${k} *= e;
+        }`
+    )
+  }
       }
-      qq[n] = q;
-      pp[n] = pr;
+${each((k) => `      qq${k}[n] = q${k};\n      pp${k}[n] = pr${k};`)}
     }
   }
-  for (var n = 0u; n < NS; n++) {
-    pq[(gidx * 2u) * NS + n] = pp[n];
-    pq[(gidx * 2u + 1u) * NS + n] = qq[n];
+${
+    each((k) =>
+      `  for (var n = 0u; n < NS; n++) {
+    let o = ((seq0 + ${k}u) * P.S + sg) * 2u * NS + n;
+    pq[o] = pp${k}[n];
+    pq[o + NS] = qq${k}[n];
+  }`
+    )
   }
 }
 `;
   const localReads = inputs.filter(([name]) => !["u", "Bm", "Dv", "cs", "sin"].includes(name));
-  scanDispatch(rt, scanUniforms(p, seqs * S, 1, S, cps), localReads, [["pq", pq]], local, seqs * S);
+  scanDispatch(rt, scanUniforms(p, seqs * S, 1, S, cps), localReads, [["pq", pq]], local, seqs * S / cpi);
   // (2) per (batch, channel, state): compose right to left
   const sin = rt.alloc(seqs * S * N, "float32");
   const carry = `const NS: u32 = ${N}u;\n` + ENTRY + `  let seq = gidx / NS;
