@@ -29,6 +29,9 @@ export function maxPool2dForward(x: Float32Array, out: Float32Array, indices: In
     kjLo[ow] = Math.max(0, Math.ceil(-w0 / DW));
     kjHi[ow] = Math.max(kjLo[ow], Math.min(KW, Math.floor((W - 1 - w0) / DW) + 1));
   }
+  // a window wholly inside the image: its taps' offsets from the window's corner, row-major
+  const taps = new Int32Array(KH * KW);
+  for (let ki = 0; ki < KH; ki++) for (let kj = 0; kj < KW; kj++) taps[ki * KW + kj] = ki * DH * W + kj * DW;
   for (let bc = 0; bc < planes; bc++) {
     const xBase = bc * plane;
     let o = bc * L;
@@ -36,6 +39,21 @@ export function maxPool2dForward(x: Float32Array, out: Float32Array, indices: In
       const h0 = oh * SH - PH, k0 = kiLo[oh], k1 = kiHi[oh];
       for (let ow = 0; ow < OW; ow++, o++) {
         const w0 = ow * SW - PW, j0 = kjLo[ow], j1 = kjHi[ow];
+        if (k1 - k0 === KH && j1 - j0 === KW) {
+          // the same scan over the precomputed taps, without the bounds (most outputs)
+          const corner = h0 * W + w0;
+          let best = x[xBase + corner], t = 0;
+          for (let k = 1; k < taps.length; k++) {
+            const v = x[xBase + corner + taps[k]];
+            // selects instead of a branch: which tap wins is data-dependent and mispredicts
+            const take = v > best || v !== v;
+            best = take ? v : best;
+            t = take ? k : t;
+          }
+          out[o] = best;
+          indices[o] = corner + taps[t];
+          continue;
+        }
         let best = -Infinity, at = (h0 + k0 * DH) * W + w0 + j0 * DW;
         for (let ki = k0; ki < k1; ki++) {
           const row = (h0 + ki * DH) * W + w0;
