@@ -96,6 +96,10 @@ function compositeCounts(m: Module, args: unknown[]): Counts | null {
     const [b, , h, w] = x.shape;
     return [["aten::_convolution", b * 2 * m.hidden * h * w * m.dim]];
   }
+  if (m instanceof SelectiveScan2dBase) {
+    // in_proj runs functionally (as its two halves, see SS2D.project): the official linear over (B, H, W, C)
+    return [["aten::linear", (numel(x.shape) / x.shape[x.ndim - 1]) * m.in_proj.outFeatures * m.in_proj.inFeatures]];
+  }
   if (m instanceof ChannelFreqAdapt) {
     // per head: adaptive_avg_pool2d to (h, 1) of x, then to (1, w) of f; both inputs are (B, C′, h, w)
     return [["aten::adaptive_avg_pool2d", 2 * numel(x.shape)]];

@@ -15,10 +15,12 @@
 import type { Device } from "../../autodiff/backend.ts";
 import {
   add,
+  bmm,
   concat,
   exp,
   flip,
   indexSelect,
+  linear,
   matmul,
   mul,
   neg,
@@ -123,11 +125,26 @@ export abstract class SelectiveScan2dBase extends Module {
     this.out_proj = new Linear(d, dModel, { bias: false, device });
   }
 
-  /** in_proj, then x through the depthwise conv and SiLU (channels-first) and z kept channels-last. */
+  /**
+   * in_proj, then x through the depthwise conv and SiLU (channels-first) and z kept channels-last. in_proj runs as
+   * its two halves: x's straight into the conv's channels-first layout (the GEMM reads the input transposed in
+   * place), z's channels-last, the same dot products as splitting the (B, H, W, 2D) map and permuting x's half,
+   * without those two copies forward and their two backward. (The flop counter counts it as the official
+   * `in_proj` linear, see models/common/flops.ts.)
+   */
   protected project(x: Tensor): { xc: Tensor; z: Tensor } {
-    const [xs, z] = split(this.in_proj.forward(x), this.dInner, 3);
-    const xc = silu(this.conv2d.forward(permute(xs, [0, 3, 1, 2]))); // (B, D, H, W)
-    return { xc, z };
+    if (x.ndim !== 4 || x.shape[3] !== this.in_proj.inFeatures) {
+      throw new Error(
+        `${this.constructor.name}: expected a (B, H, W, ${this.in_proj.inFeatures}) input, got [${x.shape}]`,
+      );
+    }
+    const [b, h, w, c] = x.shape, d = this.dInner;
+    const [wx, wz] = split(this.in_proj.weight, d, 0);
+    const [bx, bz] = this.in_proj.bias ? split(this.in_proj.bias, d, 0) : [null, null];
+    let xs = reshape(bmm(reshape(wx, [1, d, c]), reshape(x, [b, h * w, c]), { transB: true }), [b, d, h, w]);
+    if (bx) xs = add(xs, reshape(bx, [1, d, 1, 1]));
+    const xc = silu(this.conv2d.forward(xs)); // (B, D, H, W)
+    return { xc, z: linear(x, wz, bz) };
   }
 
   /**
