@@ -17,7 +17,7 @@
  * - Wide kernels (large scans on software adapters, see `channelsPerInvocation`): an invocation of the forward and
  *   of backward pass 1 takes 4 channels of one group, and of pass 2 takes 4 states, so that values shared by them
  *   (B and C; δ, u and dout) are loaded once: software adapters load a value one lane at a time. The generated
- *   code spells out each channel (`eachChannel`); with one it is the plain kernel.
+ *   code spells out each channel (`each`); with one it is the plain kernel.
  *
  * Nothing of size (batch, channels, length, dState) is allocated. Lazy inputs (views and elementwise
  * expressions such as A = −exp(A_log), or B and C sliced out of one projection) are evaluated inside the scan
@@ -127,12 +127,20 @@ function scanUniforms(p: SelectiveScanParams, count: number, slices = 1, segs = 
   ];
 }
 
-const ENTRY = `@compute @workgroup_size(${SWG})
+/** WGSL: the entry point, opened up to its body: invocations `gidx` below `bound` (WGSL) run. */
+function entry(bound = "P.count"): string {
+  return `@compute @workgroup_size(${SWG})
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
         @builtin(local_invocation_index) lid: u32) {
   let gidx = (wid.y * nwg.x + wid.x) * ${SWG}u + lid;
-  if (gidx >= P.count) { return; }
+  if (gidx >= ${bound}) { return; }
 `;
+}
+
+/** `f(k)` for k = 0 … count − 1 (the channels or states of a wide kernel), joined by newlines. */
+function each(count: number, f: (k: number) => string): string {
+  return Array.from({ length: count }, (_, k) => f(k)).join("\n");
+}
 
 /** Hardware adapters: the forward splits each sequence into segments until it launches about this many invocations. */
 export const SCAN_TARGET_INVOCATIONS = 65536;
@@ -296,7 +304,7 @@ export function selectiveScanForward(
     const seg = segs > 1 ? rt.alloc(2 * count * N, "float32") : null;
     if (seg) {
       // (1) local scans: seg[gidx, n] = end state from zero, seg[count + gidx, n] = product of the decays
-      const code1 = helpers(p) + ENTRY + head + `  var h: array<f32, NS>;
+      const code1 = helpers(p) + entry() + head + `  var h: array<f32, NS>;
   var pd: array<f32, NS>;
   for (var n = 0u; n < NS; n++) { h[n] = 0.0; pd[n] = 1.0; }
   for (var l = l0; l < l1; l++) {
@@ -317,7 +325,7 @@ export function selectiveScanForward(
       const u = uniforms(scalars);
       const b2 = bindings([["seg", seg, "rw"]]);
       const code2 = u.decl + b2.decl + `const NS: u32 = ${N}u;
-` + ENTRY.replace("P.count", "P.count / P.S * NS") +
+` + entry("P.count / P.S * NS") +
         `  let seq = gidx / NS;
   let n = gidx % NS;
   var h = 0.0;
@@ -334,10 +342,9 @@ export function selectiveScanForward(
     // (3) the scan proper, each segment from its start state; `cpi` channels of one group per invocation
     const cpi = channelsPerInvocation(p, rt.software);
     const count3 = count / cpi;
-    const ks = Array.from({ length: cpi }, (_, k) => k);
-    const ns = Array.from({ length: N }, (_, n) => n);
+    const channels = (f: (k: number) => string) => each(cpi, f), states = (f: (n: number) => string) => each(N, f);
     // state n of channel k: h${k}_${n}, decay rate a${k}_${n} (scalars, so they stay in registers)
-    const code = helpers(p) + ENTRY.replace("P.count", `P.count / ${cpi}u`) + `  let q = gidx / P.S;
+    const code = helpers(p) + entry(`P.count / ${cpi}u`) + `  let q = gidx / P.S;
   let s = gidx % P.S;
   let seq0 = q * ${cpi}u;
   let bb = seq0 / P.Dn;
@@ -345,52 +352,52 @@ export function selectiveScanForward(
   let l0 = s * P.seg;
   let l1 = min(P.L, l0 + P.seg);
 ${
-      ks.map((k) =>
-        ns.map((n) =>
+      channels((k) =>
+        states((n) =>
           `  let a${k}_${n} = Am[(d0 + ${k}u) * NS + ${n}u];
   var h${k}_${n} = ${seg ? `seg[((seq0 + ${k}u) * P.S + s) * NS + ${n}u]` : "0.0"};`
-        ).join("\n")
-      ).join("\n")
+        )
+      )
     }
-${ks.map((k) => `  let D${k} = ${p.hasD ? `Dv[d0 + ${k}u]` : "0.0"};`).join("\n")}
+${channels((k) => `  let D${k} = ${p.hasD ? `Dv[d0 + ${k}u]` : "0.0"};`)}
   for (var l = l0; l < l1; l++) {
 ${
-      ks.map((k) =>
+      channels((k) =>
         `    let i${k} = (seq0 + ${k}u) * P.L + l;
     let dl${k} = delta_(i${k}, d0 + ${k}u);
     let u${k} = u[i${k}];
     let dbu${k} = dl${k} * u${k};
     var y${k} = 0.0;`
-      ).join("\n")
+      )
     }
 ${
-      ns.map((n) =>
+      states((n) =>
         `    {
       let o = bc_(bb, d0, ${n}u, l);
       let Bn = Bm[o];
       let Cn = Cm[o];
 ${
-          ks.map((k) =>
+          channels((k) =>
             `      h${k}_${n} = exp(dl${k} * a${k}_${n}) * h${k}_${n} + dbu${k} * Bn;
       y${k} += h${k}_${n} * Cn;`
-          ).join("\n")
+          )
         }
     }`
-      ).join("\n")
+      )
     }
 ${
-      ks.map((k) =>
+      channels((k) =>
         `    var v${k} = y${k} + D${k} * u${k};
     ${p.hasZ ? `let z${k} = z[i${k}];\n    v${k} *= z${k} / (1.0 + exp(-z${k}));` : ""}
     out[i${k}] = v${k};`
-      ).join("\n")
+      )
     }
     if ((l + 1u) % TS == 0u || l + 1u == P.L) {
 ${
-      ks.map((k) =>
+      channels((k) =>
         `      let so${k} = ((seq0 + ${k}u) * P.nC + l / TS) * NS;
-${ns.map((n) => `      cs[so${k} + ${n}u] = h${k}_${n};`).join("\n")}`
-      ).join("\n")
+${states((n) => `      cs[so${k} + ${n}u] = h${k}_${n};`)}`
+      )
     }
     }
   }
@@ -408,11 +415,6 @@ ${ns.map((n) => `      cs[so${k} + ${n}u] = h${k}_${n};`).join("\n")}`
   return { out, lastState: last, chunkStates: cs };
 }
 
-/** `f(k)` for each channel k of an invocation's `cpi`, joined by newlines. */
-function eachChannel(cpi: number, f: (k: number) => string): string {
-  return Array.from({ length: cpi }, (_, k) => f(k)).join("\n");
-}
-
 /**
  * WGSL: the `cpi` channels (one group's when more than one) and the segment of whole chunks [cBeg, cEnd) of
  * `gidx`. Channel k is sequence seq0 + k = (bb, d0 + k), its steps from `base{k}`.
@@ -424,7 +426,7 @@ function segment(cpi: number): string {
   let cEnd = min(P.nC, cBeg + P.cps);
   let bb = seq0 / P.Dn;
   let d0 = seq0 % P.Dn;
-${eachChannel(cpi, (k) => `  let base${k} = (seq0 + ${k}u) * P.L;`)}`;
+${each(cpi, (k) => `  let base${k} = (seq0 + ${k}u) * P.L;`)}`;
 }
 
 /**
@@ -439,7 +441,7 @@ function chunkSteps(p: SelectiveScanParams, cpi: number, perStep: (k: number) =>
     let len = min(P.L, l0 + TS) - l0;
     for (var t = 0u; t < len; t++) {
 ${
-    eachChannel(cpi, (k) =>
+    each(cpi, (k) =>
       `      let i${k} = base${k} + l0 + t;
       dls${k}[t] = delta_(i${k}, d0 + ${k}u);
       var gy${k} = dout[i${k}];
@@ -483,10 +485,10 @@ export function selectiveScanBackward(
   if (count > 0 && L > 0) {
     const fixed = G === 0;
     const shared = cpi > 1; // B and C of a step are loaded once for the channels and kept for the adjoint's loop
-    const each = (f: (k: number) => string) => eachChannel(cpi, f);
-    const code = helpers(p) + ENTRY.replace("P.count", `P.count / ${cpi}u`) + `${segment(cpi)}
+    const channels = (f: (k: number) => string) => each(cpi, f);
+    const code = helpers(p) + entry(`P.count / ${cpi}u`) + `${segment(cpi)}
 ${
-      each((k) =>
+      channels((k) =>
         `  let Dd${k} = ${p.hasD ? `Dv[d0 + ${k}u]` : "0.0"};
   var sc${k}: array<f32, NS>;
   var accA${k}: array<f32, NS>;
@@ -519,7 +521,7 @@ ${
     }
     for (var n = 0u; n < NS; n++) {
 ${
-      each((k) =>
+      channels((k) =>
         `      let an${k} = Am[(d0 + ${k}u) * NS + n];
       hs${k}[0] = select(0.0, cs[((seq0 + ${k}u) * P.nC + c - 1u) * NS + n], c > 0u);`
       )
@@ -530,7 +532,7 @@ ${
         let Cn = Cm[o];
         ${shared ? "bq[t] = Bn;\n        cq[t] = Cn;" : ""}
 ${
-      each((k) =>
+      channels((k) =>
         `        let hn${k} = exp(dls${k}[t] * an${k}) * hs${k}[t] + dls${k}[t] * us${k}[t] * Bn;
         hs${k}[t + 1u] = hn${k};
         ${p.hasZ ? `ys${k}[t] += hn${k} * Cn;` : ""}`
@@ -538,7 +540,7 @@ ${
     }
       }
 ${
-      each((k) =>
+      channels((k) =>
         `      var s${k} = sc${k}[n];
       var aA${k} = 0.0;
       ${fixed ? `var aB${k} = 0.0;\n      var aC${k} = 0.0;` : ""}`
@@ -552,7 +554,7 @@ ${
         : "let o = bc_(bb, d0, n, l0 + t);\n        let Bn = Bm[o];\n        let Cn = Cm[o];"
     }
 ${
-      each((k) =>
+      channels((k) =>
         `        {
           let dl = dls${k}[t];
           let ul = us${k}[t];
@@ -569,7 +571,7 @@ ${
     }
       }
 ${
-      each((k) =>
+      channels((k) =>
         `      sc${k}[n] = s${k};
       accA${k}[n] += aA${k};
       ${fixed ? `accB${k}[n] += aB${k};\n      accC${k}[n] += aC${k};` : ""}`
@@ -578,7 +580,7 @@ ${
     }
     for (var t = 0u; t < len; t++) {
 ${
-      each((k) =>
+      channels((k) =>
         `      {
         let i = base${k} + l0 + t;
         ${
@@ -598,7 +600,7 @@ ${
     }
   }
 ${
-      each((k) =>
+      channels((k) =>
         `  {
     let po = ((bb * P.S + sg) * P.Dn + d0 + ${k}u) * ${W}u;
     for (var n = 0u; n < NS; n++) {
@@ -655,9 +657,8 @@ function groupedBC(
   if (count > 0 && L > 0) {
     // `spi` states per invocation, written out for each state k: n = n0 + k
     const spi = statesPerInvocation(p, rt.software);
-    const ks = Array.from({ length: spi }, (_, k) => k);
-    const each = (f: (k: number) => string, sep = "\n") => ks.map(f).join(sep);
-    const code = helpers(p) + ENTRY.replace("P.count", `P.count / ${spi}u`) +
+    const states = (f: (k: number) => string) => each(spi, f);
+    const code = helpers(p) + entry(`P.count / ${spi}u`) +
       `  // gidx = (((slice · batch + b) · G + g) · NS / ${spi} + n0 / ${spi}) · S + segment
   let sg = gidx % P.S;
   let r = gidx / P.S;
@@ -677,7 +678,7 @@ function groupedBC(
   var dls: array<f32, TS>;
   var us: array<f32, TS>;
 ${
-        each((k) =>
+        states((k) =>
           `  var hs${k}: array<f32, ${p.chunk + 1}>;
   var bq${k}: array<f32, TS>;
   var cq${k}: array<f32, TS>;
@@ -687,7 +688,7 @@ ${
         )
       }
   for (var j = 0u; j < d1 - d0; j++) {
-${each((k) => `    sd${k}[j] = ${hasSin ? `sin[((bb * P.Dn + d0 + j) * P.S + sg) * NS + n0 + ${k}u]` : "0.0"};`)}
+${states((k) => `    sd${k}[j] = ${hasSin ? `sin[((bb * P.Dn + d0 + j) * P.S + sg) * NS + n0 + ${k}u]` : "0.0"};`)}
   }
   for (var c = cEnd; c > cBeg; ) {
     c--;
@@ -695,7 +696,7 @@ ${each((k) => `    sd${k}[j] = ${hasSin ? `sin[((bb * P.Dn + d0 + j) * P.S + sg)
     let len = min(P.L, l0 + TS) - l0;
     for (var t = 0u; t < len; t++) {
 ${
-        each((k) =>
+        states((k) =>
           `      bq${k}[t] = Bm[bcRow + ${k}u * P.L + l0 + t];
       cq${k}[t] = Cm[bcRow + ${k}u * P.L + l0 + t];
       accB${k}[t] = 0.0;
@@ -708,7 +709,7 @@ ${
       let ch = bb * P.Dn + d;
       let base = ch * P.L;
 ${
-        each((k) =>
+        states((k) =>
           `      let a${k} = Am[d * NS + n0 + ${k}u];
       hs${k}[0] = select(0.0, cs[(ch * P.nC + c - 1u) * NS + n0 + ${k}u], c > 0u);`
         )
@@ -719,9 +720,9 @@ ${
         dls[t] = dl;
         let ul = u[i];
         us[t] = ul;
-${each((k) => `        hs${k}[t + 1u] = exp(dl * a${k}) * hs${k}[t] + dl * ul * bq${k}[t];`)}
+${states((k) => `        hs${k}[t + 1u] = exp(dl * a${k}) * hs${k}[t] + dl * ul * bq${k}[t];`)}
       }
-${each((k) => `      var s${k} = sd${k}[j];`)}
+${states((k) => `      var s${k} = sd${k}[j];`)}
       for (var tt = 0u; tt < len; tt++) {
         let t = len - 1u - tt;
         let i = base + l0 + t;
@@ -729,7 +730,7 @@ ${each((k) => `      var s${k} = sd${k}[j];`)}
         ${p.hasZ ? "let zv = z[i];\n        gy *= zv / (1.0 + exp(-zv));" : ""}
         let dl = dls[t];
 ${
-        each((k) =>
+        states((k) =>
           `        let sn${k} = s${k} + gy * cq${k}[t];
         accC${k}[t] += gy * hs${k}[t + 1u];
         accB${k}[t] += sn${k} * dl * us[t];
@@ -737,11 +738,11 @@ ${
         )
       }
       }
-${each((k) => `      sd${k}[j] = s${k};`)}
+${states((k) => `      sd${k}[j] = s${k};`)}
     }
     for (var t = 0u; t < len; t++) {
 ${
-        each((k) =>
+        states((k) =>
           `      pB[row + ${k}u * P.L + l0 + t] = accB${k}[t];
       pC[row + ${k}u * P.L + l0 + t] = accC${k}[t];`
         )
@@ -782,10 +783,10 @@ function adjointCarry(
   const seqs = batch * Dn;
   const pq = rt.alloc(seqs * S * 2 * N, "float32");
   // (1) per (batch, channel, segment): P = Π exp(δ·A), Q = the adjoint from zero, per state
-  const each = (f: (k: number) => string) => eachChannel(cpi, f);
-  const local = helpers(p) + ENTRY.replace("P.count", `P.count / ${cpi}u`) + `${segment(cpi)}
+  const channels = (f: (k: number) => string) => each(cpi, f);
+  const local = helpers(p) + entry(`P.count / ${cpi}u`) + `${segment(cpi)}
 ${
-    each((k) =>
+    channels((k) =>
       `  var pp${k}: array<f32, NS>;
   var qq${k}: array<f32, NS>;
   for (var n = 0u; n < NS; n++) { pp${k}[n] = 1.0; qq${k}[n] = 0.0; }
@@ -796,7 +797,7 @@ ${
 ${chunkSteps(p, cpi, () => "")}
     for (var n = 0u; n < NS; n++) {
 ${
-    each((k) =>
+    channels((k) =>
       `      let an${k} = Am[(d0 + ${k}u) * NS + n];
       var q${k} = qq${k}[n];
       var pr${k} = pp${k}[n];`
@@ -806,7 +807,7 @@ ${
         let t = len - 1u - tt;
         let Cn = Cm[bc_(bb, d0, n, l0 + t)];
 ${
-    each((k) =>
+    channels((k) =>
       `        {
           let e = exp(dls${k}[t] * an${k});
           q${k} = (q${k} + gys${k}[t] * Cn) * e;
@@ -815,11 +816,11 @@ ${
     )
   }
       }
-${each((k) => `      qq${k}[n] = q${k};\n      pp${k}[n] = pr${k};`)}
+${channels((k) => `      qq${k}[n] = q${k};\n      pp${k}[n] = pr${k};`)}
     }
   }
 ${
-    each((k) =>
+    channels((k) =>
       `  for (var n = 0u; n < NS; n++) {
     let o = ((seq0 + ${k}u) * P.S + sg) * 2u * NS + n;
     pq[o] = pp${k}[n];
@@ -833,7 +834,7 @@ ${
   scanDispatch(rt, scanUniforms(p, seqs * S, 1, S, cps), localReads, [["pq", pq]], local, seqs * S / cpi);
   // (2) per (batch, channel, state): compose right to left
   const sin = rt.alloc(seqs * S * N, "float32");
-  const carry = `const NS: u32 = ${N}u;\n` + ENTRY + `  let seq = gidx / NS;
+  const carry = `const NS: u32 = ${N}u;\n` + entry() + `  let seq = gidx / NS;
   let n = gidx % NS;
   var s = 0.0;
   for (var sg = P.S; sg > 0u; ) {
