@@ -41,6 +41,8 @@ import { selectiveScanBackwardWasm, selectiveScanForwardWasm } from "./selective
 import { geluCrossGradWasm, geluCrossWasm, unaryWasm } from "./elementwise_wasm.ts";
 import { depthwiseBackwardInputWasm, depthwiseBackwardWeightWasm, depthwiseForwardWasm } from "./depthwise_wasm.ts";
 import { cpuWasm } from "./wasm/module.ts";
+import { heapArray, heapFree, onHeap } from "./wasm/heap.ts";
+import { binaryOnHeap, copyOnHeap } from "./heap_kernels.ts";
 import { haarDwtForward, haarIwtForward } from "./wavelet.ts";
 import { layerNormBackward, layerNormForward } from "./layer_norm.ts";
 import { adamStepCpu } from "./adam.ts";
@@ -51,15 +53,22 @@ export class CpuBuffer implements BackendBuffer {
   readonly data: HostArray;
   /** Element type. */
   readonly dtype: DType;
+  /** Whether `data` is a block of the tensor heap not yet given back. */
+  heap: boolean;
   constructor(data: HostArray, dtype: DType) {
     this.data = data;
     this.dtype = dtype;
+    this.heap = onHeap(data);
+    if (this.heap) heapOwners.register(this, data as Float32Array, this);
   }
   /** Number of elements. */
   get length(): number {
     return this.data.length;
   }
 }
+
+/** Gives the heap block of a buffer that was dropped without being freed back (tensors left to the collector). */
+const heapOwners = new FinalizationRegistry<Float32Array>((data) => heapFree(data));
 
 function newArray(length: number, dtype: DType): HostArray {
   if (dtype === "float32") return new Float32Array(length);
@@ -90,11 +99,16 @@ const MAX_POOLED_BYTES = 1 << 30;
 /** Arrays below this size are cheap to allocate and not pooled. */
 const MIN_POOLED_LENGTH = 4096;
 
-/** A buffer whose contents are unspecified (pooled arrays keep old data). */
+/** Float32 arrays of at least this many elements live in the tensor heap, where the WebAssembly kernels work in place. */
+const MIN_HEAP_LENGTH = 4096;
+
+/** A buffer whose contents are unspecified (pooled and heap arrays keep old data). */
 function make(length: number, dtype: DType): CpuBuffer {
   liveBytes += length * 4;
   liveBuffers++;
   if (liveBytes > peakBytes) peakBytes = liveBytes;
+  const inHeap = dtype === "float32" && length >= MIN_HEAP_LENGTH ? heapArray(length) : null;
+  if (inHeap) return new CpuBuffer(inHeap, dtype);
   const reuse = length >= MIN_POOLED_LENGTH ? pool.get(`${dtype}:${length}`)?.pop() : undefined;
   if (reuse) pooledBytes -= reuse.byteLength;
   return new CpuBuffer(reuse ?? newArray(length, dtype), dtype);
@@ -102,6 +116,14 @@ function make(length: number, dtype: DType): CpuBuffer {
 
 function recycle(buf: CpuBuffer): void {
   const data = buf.data;
+  if (buf.heap) {
+    // heap blocks go straight back to the heap, which reuses them for any size
+    buf.heap = false;
+    heapOwners.unregister(buf);
+    heapFree(data as Float32Array);
+    return;
+  }
+  if (onHeap(data)) return;
   if (data.length < MIN_POOLED_LENGTH || pooledBytes + data.byteLength > MAX_POOLED_BYTES) return;
   const key = `${buf.dtype}:${data.length}`;
   let list = pool.get(key);
@@ -225,6 +247,7 @@ export const cpuBackend: Backend = {
       maskPositiveBits(o as Float32Array, x, y as Float32Array);
       return out;
     }
+    if (binaryOnHeap(op, o, x, y, shape, stridesA, stridesB)) return out;
     const loops = binaryLoops(op);
     forEachRow(shape, [stridesA, stridesB], [0, 0], (offs, o0, len, [ia, ib]) => {
       // the common rows (both operands contiguous, or one a constant along the row) get stride-free loops
@@ -280,6 +303,7 @@ export const cpuBackend: Backend = {
     shape: readonly number[],
   ): void {
     const s = arr(src), d = arr(dst);
+    if (copyOnHeap(s, srcOffset, srcStrides, d, dstOffset, dstStrides, shape)) return;
     if (transposeCopy(s, srcOffset, srcStrides, d, dstOffset, dstStrides, shape)) return;
     stridedCopy(s, srcOffset, srcStrides, d, dstOffset, dstStrides, shape);
   },
@@ -530,8 +554,9 @@ export const cpuBackend: Backend = {
     p: SelectiveScanParams,
     returnLastState: boolean,
   ): { out: BackendBuffer; lastState?: BackendBuffer; chunkStates: BackendBuffer } {
-    const kernel = p.groups > 0 && cpuWasm() ? selectiveScanForwardWasm : selectiveScanForwardCpu;
-    return kernel(x, p, returnLastState, (n) => make(n, "float32"));
+    const alloc = (n: number) => make(n, "float32");
+    const viaWasm = p.groups > 0 && cpuWasm() ? selectiveScanForwardWasm(x, p, returnLastState, alloc) : null;
+    return viaWasm ?? selectiveScanForwardCpu(x, p, returnLastState, alloc);
   },
   selectiveScanBackward(
     x: SelectiveScanInputs,
@@ -539,8 +564,9 @@ export const cpuBackend: Backend = {
     dout: BackendBuffer,
     p: SelectiveScanParams,
   ): SelectiveScanGrads {
-    const kernel = p.groups > 0 && cpuWasm() ? selectiveScanBackwardWasm : selectiveScanBackwardCpu;
-    return kernel(x, chunkStates, dout, p, (n) => make(n, "float32"));
+    const alloc = (n: number) => make(n, "float32");
+    const viaWasm = p.groups > 0 && cpuWasm() ? selectiveScanBackwardWasm(x, chunkStates, dout, p, alloc) : null;
+    return viaWasm ?? selectiveScanBackwardCpu(x, chunkStates, dout, p, alloc);
   },
   gather(
     x: BackendBuffer,

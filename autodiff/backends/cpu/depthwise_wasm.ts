@@ -9,6 +9,7 @@
 
 import type { Im2colParams } from "../../backend.ts";
 import { cpuWasm, WasmLayout } from "./wasm/module.ts";
+import { onHeap } from "./wasm/heap.ts";
 import { cpuThreads, parallelCalls } from "./wasm/threads.ts";
 
 const geometry = (p: Im2colParams): number[] => [
@@ -39,7 +40,9 @@ interface ImageRegion {
 
 /**
  * Runs `kernel` once per image, over the kernel threads: `a` gets image b's slice of `first` (`firstSize`
- * floats), `b` its slice of `second` when given, and `collect(region, image)` reads the results.
+ * floats), `b` its slice of `second` when given, and `collect(region, image)` reads the results. Where the
+ * images and `out` (the forward's and input gradient's result, null for the weight gradient) are in the
+ * tensor heap, the kernel reads and writes them in place and `collect` is not called for them.
  */
 function perImage(
   p: Im2colParams,
@@ -48,43 +51,60 @@ function perImage(
   sizes: [number, number, number],
   first: Float32Array,
   second: Float32Array | null,
+  out: Float32Array | null,
   collect: (mem: Float32Array, r: ImageRegion, image: number) => void,
-): void {
+): boolean {
   const m = cpuWasm()!;
+  const inPlace = onHeap(first) && (!second || onHeap(second)) && (!out || onHeap(out));
   const lay = new WasmLayout();
   const pw = kernel === "dwBackwardWeight" ? 0 : lay.take(w.length);
   const regions: ImageRegion[] = Array.from(
     { length: Math.min(p.batch, cpuThreads()) },
-    () => ({ a: lay.take(sizes[0]), b: lay.take(sizes[1]), c: lay.take(sizes[2]) }),
+    () => ({
+      a: inPlace ? 0 : lay.take(sizes[0]),
+      b: inPlace ? 0 : lay.take(sizes[1]),
+      c: inPlace && out ? 0 : lay.take(sizes[2]),
+    }),
   );
   const mem = m.reserve(lay.bytes);
+  if (!mem) return false;
   if (pw) mem.set(w, pw >> 2);
+  const at = (t: Float32Array, b: number, size: number) => t.byteOffset + 4 * b * size;
   parallelCalls(
     p.batch,
     regions.length,
     (slot, b) => {
       const r = regions[slot];
-      mem.set(first.subarray(b * sizes[0], (b + 1) * sizes[0]), r.a >> 2);
-      if (second) mem.set(second.subarray(b * sizes[1], (b + 1) * sizes[1]), r.b >> 2);
-      else mem.fill(0, r.b >> 2, (r.b >> 2) + sizes[1]);
+      let ra = r.a, rb = r.b, rc = r.c;
+      if (inPlace) {
+        ra = at(first, b, sizes[0]);
+        if (second) rb = at(second, b, sizes[1]);
+        if (out) rc = at(out, b, sizes[2]);
+      } else {
+        mem.set(first.subarray(b * sizes[0], (b + 1) * sizes[0]), r.a >> 2);
+        if (second) mem.set(second.subarray(b * sizes[1], (b + 1) * sizes[1]), r.b >> 2);
+        else mem.fill(0, r.b >> 2, (r.b >> 2) + sizes[1]);
+      }
       // forward and input gradient: (input, weights, output); weight gradient: (x, gy, dw)
-      const args = kernel === "dwBackwardWeight" ? [r.a, r.b, r.c] : [r.a, pw, r.c];
+      const args = kernel === "dwBackwardWeight" ? [ra, rb, rc] : [ra, pw, rc];
       if (kernel === "dwBackwardWeight") mem.fill(0, r.c >> 2, (r.c >> 2) + sizes[2]);
       return { kernel, args: [...args, ...geometry(p)] };
     },
-    (slot, b) => collect(mem, regions[slot], b),
+    (slot, b) => {
+      if (!(inPlace && out)) collect(mem, regions[slot], b);
+    },
     (call) => m.run(call),
   );
+  return true;
 }
 
 /** out = depthwise conv of x; false (nothing written) when `p` is not handled. */
 export function depthwiseForwardWasm(out: Float32Array, x: Float32Array, w: Float32Array, p: Im2colParams): boolean {
   if (!handles(p)) return false;
   const inSize = p.channels * p.height * p.width, outSize = p.channels * p.outH * p.outW;
-  perImage(p, w, "dwForward", [inSize, 0, outSize], x, null, (mem, r, b) => {
+  return perImage(p, w, "dwForward", [inSize, 0, outSize], x, null, out, (mem, r, b) => {
     out.set(mem.subarray(r.c >> 2, (r.c >> 2) + outSize), b * outSize);
   });
-  return true;
 }
 
 /** gx = the input gradient; false (nothing written) when `p` is not handled. */
@@ -96,10 +116,9 @@ export function depthwiseBackwardInputWasm(
 ): boolean {
   if (!handles(p)) return false;
   const inSize = p.channels * p.height * p.width, outSize = p.channels * p.outH * p.outW;
-  perImage(p, w, "dwBackwardInput", [outSize, 0, inSize], gy, null, (mem, r, b) => {
+  return perImage(p, w, "dwBackwardInput", [outSize, 0, inSize], gy, null, gx, (mem, r, b) => {
     gx.set(mem.subarray(r.c >> 2, (r.c >> 2) + inSize), b * inSize);
   });
-  return true;
 }
 
 /** dw = the weight gradient (per-image sums added in float64, image by image); false when `p` is not handled. */
@@ -112,9 +131,9 @@ export function depthwiseBackwardWeightWasm(
   if (!handles(p)) return false;
   const inSize = p.channels * p.height * p.width, outSize = p.channels * p.outH * p.outW;
   const total = new Float64Array(dw.length);
-  perImage(p, dw, "dwBackwardWeight", [inSize, outSize, dw.length], x, gy, (mem, r) => {
+  const ran = perImage(p, dw, "dwBackwardWeight", [inSize, outSize, dw.length], x, gy, null, (mem, r) => {
     for (let i = 0; i < dw.length; i++) total[i] += mem[(r.c >> 2) + i];
   });
-  dw.set(total);
-  return true;
+  if (ran) dw.set(total);
+  return ran;
 }

@@ -9,7 +9,8 @@
 
 import type { UnaryOp } from "../../backend.ts";
 import { cpuWasm, WasmLayout } from "./wasm/module.ts";
-import { cpuThreads, parallelCalls } from "./wasm/threads.ts";
+import { onHeap } from "./wasm/heap.ts";
+import { cpuThreads, type KernelCall, parallelCalls, splitRows } from "./wasm/threads.ts";
 
 /** The ops with a WebAssembly kernel, in the op-code order of src/elementwise.ts. */
 const WASM_UNARY: readonly UnaryOp[] = ["exp", "sigmoid", "silu", "gelu", "softplus", "siluGrad", "geluGrad"];
@@ -18,6 +19,8 @@ const WASM_UNARY: readonly UnaryOp[] = ["exp", "sigmoid", "silu", "gelu", "softp
 const BLOCK = 1 << 16;
 /** Below this, the scalar loop is as fast (no copies). */
 const MIN_LENGTH = 256;
+/** Elements a thread's share of an in-place call should have at least. */
+const PER_THREAD = 1 << 14;
 
 /** The op code of `op`, or −1 when it has no WebAssembly kernel. */
 export function wasmUnaryCode(op: UnaryOp): number {
@@ -30,6 +33,15 @@ export function unaryWasm(op: UnaryOp, o: Float32Array, x: Float32Array): boolea
   if (code < 0 || x.length < MIN_LENGTH) return false;
   const m = cpuWasm();
   if (!m) return false;
+  if (onHeap(x) && onHeap(o)) {
+    // in place: heap blocks are whole 64-byte lines, so rounding the length up to 8 stays inside them
+    const groups = Math.ceil(x.length / 8);
+    splitRows(groups, PER_THREAD / 8, (g0, g1) => ({
+      kernel: "unary",
+      args: [code, x.byteOffset + 32 * g0, o.byteOffset + 32 * g0, 8 * (g1 - g0)],
+    }), (call) => m.run(call));
+    return true;
+  }
   const blocks = Math.ceil(x.length / BLOCK);
   const lay = new WasmLayout();
   const regions = Array.from({ length: Math.min(blocks, cpuThreads()) }, () => ({
@@ -37,6 +49,7 @@ export function unaryWasm(op: UnaryOp, o: Float32Array, x: Float32Array): boolea
     dst: lay.take(BLOCK),
   }));
   const mem = m.reserve(lay.bytes);
+  if (!mem) return false;
   const span = (i: number) => [i * BLOCK, Math.min(x.length, (i + 1) * BLOCK)];
   parallelCalls(
     blocks,
@@ -70,6 +83,27 @@ function pairBlocks(
 ): boolean {
   const m = cpuWasm();
   if (!m || outer * span < MIN_LENGTH) return false;
+  if (span % 4 === 0 && span >= 1024 && [x, ...more, ...outs.map((o) => o.data)].every(onHeap)) {
+    // in place, in row chunks of a multiple of 4 (the kernels' vector width) spread over the threads
+    const per = Math.ceil(span / PER_THREAD), step = Math.ceil(span / per / 4) * 4, calls: KernelCall[] = [];
+    for (let row = 0; row < outer; row++) {
+      for (let start = 0; start < span; start += step) {
+        const len = Math.min(step, span - start), a = x.byteOffset + 4 * (row * 2 * span + start);
+        calls.push({
+          kernel,
+          args: [
+            a,
+            a + 4 * span,
+            ...more.map((t) => t.byteOffset + 4 * (row * span + start)),
+            ...outs.map((o) => o.data.byteOffset + 4 * (row * o.rowStride + o.shift + start)),
+            len,
+          ],
+        });
+      }
+    }
+    parallelCalls(calls.length, calls.length, (_, i) => calls[i], () => {}, (call) => m.run(call));
+    return true;
+  }
   const per = Math.ceil(span / BLOCK), items = outer * per;
   const lay = new WasmLayout();
   const regions = Array.from({ length: Math.min(items, cpuThreads()) }, () => ({
@@ -77,6 +111,7 @@ function pairBlocks(
     outs: outs.map(() => lay.take(BLOCK)),
   }));
   const mem = m.reserve(lay.bytes);
+  if (!mem) return false;
   const at = (i: number) => {
     const row = Math.floor(i / per), start = (i % per) * BLOCK;
     return { row, start, len: Math.min(BLOCK, span - start) };

@@ -77,19 +77,20 @@ interface ForwardRegion extends InputRegion {
   scratch: number;
 }
 
-/** Forward through WebAssembly; the caller checked `cpuWasm()` and `groups > 0`. */
+/**
+ * Forward through WebAssembly; the caller checked `cpuWasm()` and `groups > 0`. Null (nothing allocated) when
+ * one batch element's operands do not fit the kernels' scratch space.
+ */
 export function selectiveScanForwardWasm(
   x: SelectiveScanInputs,
   p: SelectiveScanParams,
   returnLastState: boolean,
   alloc: (n: number) => BackendBuffer,
-): { out: BackendBuffer; lastState?: BackendBuffer; chunkStates: BackendBuffer } {
+): { out: BackendBuffer; lastState?: BackendBuffer; chunkStates: BackendBuffer } | null {
   const m = cpuWasm()!;
   const { batch, channels: D, length: L, dState: N, groups: G, chunk: T } = p;
   const nC = Math.ceil(L / T), DL = D * L, CS = D * nC * N;
   const S = paddedStride(L), DS = D * S, GNS = G * N * S;
-  const outB = alloc(batch * DL), csB = alloc(batch * CS);
-  const lastB = returnLastState ? alloc(batch * D * N) : undefined;
   const lay = new WasmLayout();
   const pA = lay.take(D * N), pD = lay.take(x.D ? D : 0), pbias = lay.take(x.deltaBias ? D : 0);
   const regions: ForwardRegion[] = Array.from({ length: Math.min(batch, cpuThreads()) }, () => ({
@@ -100,11 +101,14 @@ export function selectiveScanForwardWasm(
     C: lay.take(GNS),
     out: lay.take(DS),
     cs: lay.take(CS),
-    last: lay.take(lastB ? D * N : 0),
+    last: lay.take(returnLastState ? D * N : 0),
     // constants; h and A (N vectors each); δ, δ·u and y of a chunk's steps (T vectors each)
     scratch: lay.take(4 * (CONSTANT_VECTORS + 2 * N + 3 * T)),
   }));
   const mem = m.reserve(lay.bytes);
+  if (!mem) return null;
+  const outB = alloc(batch * DL), csB = alloc(batch * CS);
+  const lastB = returnLastState ? alloc(batch * D * N) : undefined;
   mem.set(f32(x.A), pA >> 2);
   if (x.D) mem.set(f32(x.D), pD >> 2);
   if (x.deltaBias) mem.set(f32(x.deltaBias), pbias >> 2);
@@ -144,14 +148,17 @@ interface BackwardRegion extends InputRegion {
   scratch: number;
 }
 
-/** Backward through WebAssembly; the caller checked `cpuWasm()` and `groups > 0`. */
+/**
+ * Backward through WebAssembly; the caller checked `cpuWasm()` and `groups > 0`. Null (nothing allocated) when
+ * one batch element's operands do not fit the kernels' scratch space.
+ */
 export function selectiveScanBackwardWasm(
   x: SelectiveScanInputs,
   chunkStates: BackendBuffer,
   dout: BackendBuffer,
   p: SelectiveScanParams,
   alloc: (n: number) => BackendBuffer,
-): SelectiveScanGrads {
+): SelectiveScanGrads | null {
   const m = cpuWasm()!;
   const { batch, channels: D, length: L, dState: N, groups: G, chunk: T } = p;
   const nC = Math.ceil(L / T), DL = D * L, GNL = G * N * L, CS = D * nC * N;
@@ -181,6 +188,7 @@ export function selectiveScanBackwardWasm(
     scratch: lay.take(4 * (CONSTANT_VECTORS + (T + 1) * N + 3 * T * N + 8 * T + 2 * N + Math.ceil(D / G / 4) * N)),
   }));
   const mem = m.reserve(lay.bytes);
+  if (!mem) return null;
   // sums over the batch, added batch element by batch element in order (the same result however many threads ran)
   const totA = new Float64Array(D * N), totD = new Float64Array(D), totBias = new Float64Array(D);
   const f64 = (at: number, n: number) => new Float64Array(mem.buffer, at, n);

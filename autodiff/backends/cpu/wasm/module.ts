@@ -28,14 +28,23 @@ export interface CpuWasmExports {
   geluCross(a: number, b: number, dst: number, n: number): void;
   /** Its gradient: da, db from a, b and the output gradient g. */
   geluCrossGrad(a: number, b: number, g: number, da: number, db: number, n: number): void;
+  /** Rows [r0, r1) of a broadcast add, sub, mul or div (src/binary.ts). */
+  binary(...args: number[]): void;
+  /** Rows [r0, r1) of a strided copy (src/copy.ts). */
+  copy(...args: number[]): void;
+  /** Rows [a0, a1) of a tiled transpose (src/copy.ts). */
+  transpose(...args: number[]): void;
 }
 
 /** The instance and its memory. */
 export interface CpuWasm {
   /** The kernels. */
   exports: CpuWasmExports;
-  /** Grows the memory to at least `bytes` and returns a float32 view of all of it. */
-  reserve(bytes: number): Float32Array;
+  /**
+   * Grows the memory to at least `bytes` and returns a float32 view of all of it; null when `bytes` is more
+   * than the scratch space below the tensor heap (the caller runs its scalar kernel instead).
+   */
+  reserve(bytes: number): Float32Array | null;
   /** Runs one kernel call on the calling thread. */
   run(call: KernelCall): void;
 }
@@ -54,17 +63,44 @@ function instantiate(bytes: Uint8Array<ArrayBuffer>, memory: WebAssembly.Memory)
   }).exports as unknown as CpuWasmExports;
 }
 
-/** The shared-memory build on a shared memory, or null where shared memory is unavailable. */
-function sharedBuild(): { exports: CpuWasmExports; memory: WebAssembly.Memory; bytes: Uint8Array<ArrayBuffer> } | null {
-  if (typeof SharedArrayBuffer === "undefined") return null;
+/** The shared-memory build and its memory. */
+interface SharedBuild {
+  exports: CpuWasmExports;
+  memory: WebAssembly.Memory;
+  bytes: Uint8Array<ArrayBuffer>;
+}
+
+let shared: SharedBuild | null | undefined;
+
+/** The shared-memory build on a shared memory (made once), or null where shared memory is unavailable. */
+function sharedBuild(): SharedBuild | null {
+  if (shared !== undefined) return shared;
+  shared = null;
+  if (typeof SharedArrayBuffer === "undefined") return shared;
   try {
     const bytes = decode(CPU_KERNELS_SHARED_WASM_BASE64);
     const memory = new WebAssembly.Memory({ initial: 16, maximum: 65536, shared: true });
-    return { exports: instantiate(bytes, memory), memory, bytes };
+    shared = { exports: instantiate(bytes, memory), memory, bytes };
   } catch {
-    return null;
+    shared = null;
   }
+  return shared;
 }
+
+/**
+ * The kernels' shared memory, where the CPU backend keeps its large float32 arrays (heap.ts) so the kernels and
+ * their worker threads work on them in place; null where shared memory or WebAssembly SIMD is unavailable.
+ */
+export function sharedMemory(): WebAssembly.Memory | null {
+  return sharedBuild()?.memory ?? null;
+}
+
+/**
+ * Byte address where the tensor heap (heap.ts) begins. Below it is the kernels' scratch space, which every
+ * kernel call lays out from address 16 on ({@linkcode WasmLayout}); the address space of a shared memory is
+ * reserved up front, so pages of either only cost memory once touched.
+ */
+export const HEAP_BASE = 1 << 30;
 
 let instance: CpuWasm | null | undefined;
 let enabled = true;
@@ -82,7 +118,8 @@ export function cpuWasm(): CpuWasm | null {
     let view = new Float32Array(memory.buffer);
     instance = {
       exports,
-      reserve(bytes: number): Float32Array {
+      reserve(bytes: number): Float32Array | null {
+        if (shared && bytes > HEAP_BASE) return null;
         const have = memory.buffer.byteLength;
         if (bytes > have) memory.grow(Math.ceil((bytes - have) / 65536));
         if (view.buffer !== memory.buffer || view.length * 4 !== memory.buffer.byteLength) {

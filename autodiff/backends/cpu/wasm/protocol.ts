@@ -27,6 +27,9 @@ export const KERNELS = [
   "dwBackwardWeight",
   "geluCross",
   "geluCrossGrad",
+  "binary",
+  "copy",
+  "transpose",
 ] as const;
 /** A kernel's name. */
 export type KernelName = (typeof KERNELS)[number];

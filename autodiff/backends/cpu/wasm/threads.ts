@@ -119,6 +119,21 @@ export function parallelCalls(
   }
 }
 
+/**
+ * Runs one kernel over `total` rows, split into equal ranges over the calling thread and the ready workers
+ * (one range when there are fewer than `minRows` rows a thread): `call(r0, r1)` is the call for rows [r0, r1).
+ */
+export function splitRows(
+  total: number,
+  minRows: number,
+  call: (r0: number, r1: number) => KernelCall,
+  run: (call: KernelCall) => void,
+): void {
+  const parts = Math.max(1, Math.min(cpuThreads(), Math.floor(total / Math.max(1, minRows))));
+  const range = (i: number) => [Math.floor(total * i / parts), Math.floor(total * (i + 1) / parts)];
+  parallelCalls(parts, parts, (_, i) => call(range(i)[0], range(i)[1]), () => {}, run);
+}
+
 function post(w: WorkerSlot, call: KernelCall): void {
   const c = w.ctrl;
   c[1] = KERNELS.indexOf(call.kernel);

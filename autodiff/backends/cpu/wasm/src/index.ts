@@ -2,3 +2,5 @@
 export { scanBackward, scanForward } from "./selective_scan";
 export { geluCross, geluCrossGrad, unary } from "./elementwise";
 export { dwBackwardInput, dwBackwardWeight, dwForward } from "./depthwise";
+export { binary } from "./binary";
+export { copy, transpose } from "./copy";

@@ -1,0 +1,143 @@
+/**
+ * Kernels that run on tensors in the tensor heap (wasm/heap.ts) in place, split over the kernel threads: the
+ * float32 arithmetic ops with broadcasting (src/binary.ts) and strided copies, permutes included (src/copy.ts).
+ * Each returns false (nothing written) when an operand is not in the heap, the shape has more than four
+ * coalesced dims, or the work is too small to be worth a call; the caller then runs its TypeScript loop.
+ *
+ * @module
+ */
+
+import type { BinaryOp, HostArray } from "../../backend.ts";
+import { coalesce } from "../../shape.ts";
+import { cpuWasm, WasmLayout } from "./wasm/module.ts";
+import { onHeap } from "./wasm/heap.ts";
+import { type KernelCall, parallelCalls, splitRows } from "./wasm/threads.ts";
+
+/** The ops of src/binary.ts, in its op-code order. */
+const HEAP_BINARY: readonly BinaryOp[] = ["add", "sub", "mul", "div"];
+/** Below this many elements the TypeScript loops are as fast (no call, no thread hand-off). */
+const MIN_ELEMENTS = 1 << 14;
+/** Elements a thread's share should have at least. */
+const PER_THREAD = 1 << 15;
+/** Side of src/copy.ts's transpose tiles. */
+const TILE = 32;
+
+let calls = 0;
+
+/** How many times a kernel here ran (tests check that the in-place path really ran). */
+export function heapKernelCalls(): number {
+  return calls;
+}
+
+const isHeapF32 = (a: HostArray): boolean => a instanceof Float32Array && onHeap(a);
+/** In the heap, or a float32 array small enough to copy into the scratch space. */
+const reachable = (a: HostArray): boolean => a instanceof Float32Array && (onHeap(a) || a.length <= 1 << 16);
+
+/** Pads a coalesced shape and its strides to 4 dims at the front; null when there are more. */
+function four(shape: number[], strides: number[][]): [number[], number[][]] | null {
+  if (shape.length > 4) return null;
+  const pad = 4 - shape.length;
+  return [[...Array(pad).fill(1), ...shape], strides.map((s) => [...Array(pad).fill(0), ...s])];
+}
+
+/** o = x op y over `shape` (x, y read with their strides, 0 where they broadcast; o contiguous). */
+export function binaryOnHeap(
+  op: BinaryOp,
+  o: HostArray,
+  x: HostArray,
+  y: HostArray,
+  shape: readonly number[],
+  stridesA: readonly number[],
+  stridesB: readonly number[],
+): boolean {
+  const code = HEAP_BINARY.indexOf(op);
+  if (code < 0 || o.length < MIN_ELEMENTS || !isHeapF32(o) || !reachable(x) || !reachable(y)) return false;
+  const m = cpuWasm();
+  const dims = four(...coalesce(shape, [stridesA, stridesB]));
+  if (!m || !dims) return false;
+  // an operand outside the heap (a bias, a scale: small) goes to the scratch space first
+  const lay = new WasmLayout(), px = isHeapF32(x) ? 0 : lay.take(x.length), py = isHeapF32(y) ? 0 : lay.take(y.length);
+  const mem = m.reserve(lay.bytes);
+  if (!mem) return false;
+  if (px) mem.set(x as Float32Array, px >> 2);
+  if (py) mem.set(y as Float32Array, py >> 2);
+  const [[, n1, n2, len], [sa, sb]] = dims, rows = o.length / len;
+  calls++;
+  splitRows(
+    rows,
+    Math.ceil(PER_THREAD / len),
+    (r0, r1) => ({
+      kernel: "binary",
+      args: [code, px || x.byteOffset, py || y.byteOffset, o.byteOffset, n1, n2, len, ...sa, ...sb, r0, r1],
+    }),
+    (call) => m.run(call),
+  );
+  return true;
+}
+
+/** d[dstOffset + Σ i·dstStrides] = s[srcOffset + Σ i·srcStrides] over `shape`. */
+export function copyOnHeap(
+  s: HostArray,
+  srcOffset: number,
+  srcStrides: readonly number[],
+  d: HostArray,
+  dstOffset: number,
+  dstStrides: readonly number[],
+  shape: readonly number[],
+): boolean {
+  const count = shape.reduce((a, b) => a * b, 1);
+  if (count < MIN_ELEMENTS || !isHeapF32(s) || !isHeapF32(d)) return false;
+  const m = cpuWasm();
+  if (!m) return false;
+  const [cs, [ss, ds]] = coalesce(shape, [srcStrides, dstStrides]);
+  const src0 = s.byteOffset + 4 * srcOffset, dst0 = d.byteOffset + 4 * dstOffset;
+  const last = cs.length - 1, j = ss.indexOf(1);
+  if (last >= 1 && ds[last] === 1 && ss[last] !== 1 && cs[last] >= TILE && j >= 0 && j !== last && cs[j] >= TILE) {
+    calls++;
+    transposeCalls(m.run, cs, ss, ds, j, src0, dst0);
+    return true;
+  }
+  const dims = four(cs, [ss, ds]);
+  if (!dims) return false;
+  const [[, n1, n2, len], [sv, dv]] = dims;
+  calls++;
+  splitRows(
+    count / len,
+    Math.ceil(PER_THREAD / len),
+    (r0, r1) => ({ kernel: "copy", args: [src0, dst0, n1, n2, len, ...sv, ...dv, r0, r1] }),
+    (call) => m.run(call),
+  );
+  return true;
+}
+
+/**
+ * The permute whose innermost destination dim `last` walks the source with a stride while dim `j` walks it
+ * contiguously: one transpose call per index of the other dims and share of j's range.
+ */
+function transposeCalls(
+  run: (call: KernelCall) => void,
+  cs: number[],
+  ss: number[],
+  ds: number[],
+  j: number,
+  src0: number,
+  dst0: number,
+): void {
+  const last = cs.length - 1, nj = cs[j];
+  const outer = cs.map((_, k) => k).filter((k) => k !== j && k !== last);
+  const starts: [number, number][] = [[src0, dst0]];
+  for (const k of outer) {
+    const next: [number, number][] = [];
+    for (const [a, b] of starts) for (let i = 0; i < cs[k]; i++) next.push([a + 4 * i * ss[k], b + 4 * i * ds[k]]);
+    starts.splice(0, starts.length, ...next);
+  }
+  const parts = Math.max(1, Math.min(Math.ceil(nj / TILE), Math.floor(nj * cs[last] / PER_THREAD), 64));
+  const list: KernelCall[] = [];
+  for (const [a, b] of starts) {
+    for (let p = 0; p < parts; p++) {
+      const a0 = Math.floor(nj * p / parts), a1 = Math.floor(nj * (p + 1) / parts);
+      list.push({ kernel: "transpose", args: [a, b, cs[last], ss[last], ds[j], a0, a1] });
+    }
+  }
+  parallelCalls(list.length, list.length, (_, i) => list[i], () => {}, run);
+}

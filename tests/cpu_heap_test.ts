@@ -1,0 +1,170 @@
+/**
+ * The CPU backend's tensor heap (wasm/heap.ts) and the kernels that work on it in place (heap_kernels.ts,
+ * elementwise_wasm.ts, depthwise_wasm.ts): the allocator's reuse and merging, results against host index
+ * arithmetic and against the same ops with the heap off (ordinary arrays, the TypeScript loops), and a proof
+ * that the in-place kernels really ran.
+ */
+import assert from "node:assert/strict";
+import type { CpuBuffer } from "../autodiff/backends/cpu/backend.ts";
+import { add, div, gelu, mul, permute, silu, sub, type Tensor, tensor, tidy } from "../mod.ts";
+import { BlockAllocator, heapStats, onHeap, setCpuHeapEnabled } from "../autodiff/backends/cpu/wasm/heap.ts";
+import { heapKernelCalls } from "../autodiff/backends/cpu/heap_kernels.ts";
+import { sharedMemory } from "../autodiff/backends/cpu/wasm/module.ts";
+
+const hasHeap = typeof SharedArrayBuffer !== "undefined" && sharedMemory() !== null;
+
+/** Values with a pattern no op leaves unchanged (no zeros, mixed signs). */
+const values = (n: number, seed: number) =>
+  Float32Array.from({ length: n }, (_, i) => Math.sin(i * 0.37 + seed) * 3 + (i % 7 === 0 ? 0.5 : -0.25));
+
+const heapData = (t: Tensor) => (t.buffer as CpuBuffer).data;
+
+/** Asserts a and b hold the same values (NaN equal to NaN), naming the first that differs (no 100k-line diffs). */
+function assertSame(a: Float32Array, b: Float32Array, what: string): void {
+  assert.equal(a.length, b.length, `${what}: lengths`);
+  const i = a.findIndex((v, k) => !Object.is(v, b[k]));
+  assert.equal(i, -1, `${what}: element ${i} is ${a[i]}, want ${b[i]}`);
+}
+
+/** Runs `f` with the heap on, then off; returns both results. */
+async function bothWays(f: () => Tensor): Promise<[Float32Array, Float32Array]> {
+  const on = (await tidy(f).data()) as Float32Array;
+  setCpuHeapEnabled(false);
+  try {
+    return [on, (await tidy(f).data()) as Float32Array];
+  } finally {
+    setCpuHeapEnabled(true);
+  }
+}
+
+Deno.test("cpu heap: the runtime has it (shared memory and WebAssembly SIMD)", () => {
+  assert.ok(hasHeap, "no shared WebAssembly memory: the CPU backend would copy every kernel's operands");
+});
+
+Deno.test("cpu heap: large float32 tensors live in it, small ones and other dtypes do not", () => {
+  const big = tensor(values(1 << 14, 1), { shape: [1 << 14] });
+  const small = tensor(values(100, 1), { shape: [100] });
+  const ints = tensor(new Int32Array(1 << 14), { shape: [1 << 14], dtype: "int32" });
+  assert.ok(onHeap(heapData(big)));
+  assert.ok(!onHeap(heapData(small)));
+  assert.ok(!onHeap(heapData(ints)));
+  for (const t of [big, small, ints]) t.dispose();
+});
+
+Deno.test("cpu heap: blocks are reused best-fit, neighbours merge, a free top lowers it", () => {
+  const h = new BlockAllocator(1024, 1024 + 10_000);
+  const a = h.take(1000), b = h.take(5000), c = h.take(1000);
+  assert.deepEqual([a, b, c], [1024, 2024, 7024]);
+  const small = h.take(200);
+  h.release(b, 5000);
+  h.release(small, 200); // the top block: the top comes down to c's end
+  assert.equal(h.top, 8024);
+  // 4000 fits in b's hole, below the top
+  const d = h.take(4000);
+  assert.equal(d, b);
+  h.release(a, 1000);
+  assert.deepEqual(h.free, [{ at: 1024, size: 1000 }, { at: 6024, size: 1000 }]);
+  h.release(d, 4000); // merges with both neighbours
+  assert.deepEqual(h.free, [{ at: 1024, size: 6000 }]);
+  assert.equal(h.take(1000), 1024, "a hole that fits wins over the top");
+  assert.equal(h.take(3000), 2024);
+  assert.equal(h.take(2500), 8024, "nothing below fits: from the top");
+  assert.equal(h.take(10_000), 0, "past the end: none");
+  h.release(1024, 1000);
+  h.release(2024, 3000);
+  h.release(8024, 2500);
+  assert.deepEqual(h.stats(), { usedBytes: 1000, topBytes: 7000 }, "only c is left");
+  h.release(c, 1000);
+  assert.deepEqual([h.top, h.free], [1024, []]);
+});
+
+Deno.test("cpu heap: memory stays flat over repeated steps of tidy'd ops", async () => {
+  const x = tensor(values(1 << 16, 2), { shape: [64, 1024] });
+  const step = () => tidy(() => silu(mul(add(x, x), permute(x.reshape([1024, 64]), [1, 0]))).sum());
+  for (let i = 0; i < 3; i++) (await step().data(), undefined);
+  const before = heapStats();
+  for (let i = 0; i < 20; i++) {
+    const s = step();
+    await s.data();
+    s.dispose();
+  }
+  assert.deepEqual(heapStats(), before);
+  x.dispose();
+});
+
+const binaryCases: { name: string; a: number[]; b: number[] }[] = [
+  { name: "same shape", a: [8, 64, 96], b: [8, 64, 96] },
+  { name: "row broadcast (bias)", a: [8, 64, 96], b: [96] },
+  { name: "column broadcast", a: [8, 64, 96], b: [8, 64, 1] },
+  { name: "scalar on the left", a: [1], b: [8, 64, 96] },
+  { name: "outer product", a: [160, 1], b: [1, 130] },
+  { name: "five dims (the loop path)", a: [2, 3, 4, 5, 300], b: [2, 1, 4, 1, 300] },
+];
+const binaryOps = { add, sub, mul, div } as const;
+
+for (const { name, a: sa, b: sb } of binaryCases) {
+  Deno.test(`cpu heap: binary ops, ${name} = host arithmetic and the heap-off loops`, async () => {
+    const na = sa.reduce((p, q) => p * q, 1), nb = sb.reduce((p, q) => p * q, 1);
+    const va = values(na, 3), vb = values(nb, 4).map((v) => v + 4); // no division by zero
+    const out = sa.length >= sb.length ? sa.map((d, k) => Math.max(d, sb[k - sa.length + sb.length] ?? 1)) : sb;
+    const rank = out.length,
+      pa = [...Array(rank - sa.length).fill(1), ...sa],
+      pb = [...Array(rank - sb.length).fill(1), ...sb];
+    const strides = (s: number[]) => s.map((d, k) => (d === 1 ? 0 : s.slice(k + 1).reduce((p, q) => p * q, 1)));
+    const [ra, rb] = [strides(pa), strides(pb)];
+    for (const [op, f] of Object.entries(binaryOps)) {
+      const calls = heapKernelCalls();
+      const [on, off] = await bothWays(() => f(tensor(va, { shape: sa }), tensor(vb, { shape: sb })));
+      if (rank <= 4) assert.ok(heapKernelCalls() > calls, `${op}: the heap kernel did not run`);
+      assertSame(on, off, `${op}: heap against loops`);
+      const idx = new Array(rank).fill(0);
+      for (let i = 0; i < on.length; i++) {
+        let ia = 0, ib = 0;
+        for (let k = 0; k < rank; k++) (ia += idx[k] * ra[k], ib += idx[k] * rb[k]);
+        const x = va[ia], y = vb[ib];
+        const want = Math.fround(op === "add" ? x + y : op === "sub" ? x - y : op === "mul" ? x * y : x / y);
+        assert.equal(on[i], want, `${op} element ${i}`);
+        for (let k = rank - 1; k >= 0 && ++idx[k] === out[k]; k--) idx[k] = 0;
+      }
+    }
+  });
+}
+
+const copyCases: { shape: number[]; dims: number[] }[] = [
+  { shape: [4, 96, 130], dims: [0, 2, 1] }, // tiled transpose, partial tiles
+  { shape: [2, 64, 17, 40], dims: [0, 2, 3, 1] }, // channels-first → channels-last
+  { shape: [2, 45, 34, 64], dims: [0, 3, 1, 2] }, // channels-last → channels-first
+  { shape: [3, 40, 8, 50], dims: [2, 0, 3, 1] }, // rows of 50 strided on both sides
+  { shape: [6, 4, 33, 100], dims: [1, 0, 2, 3] }, // contiguous rows (memory.copy)
+  { shape: [2, 3, 5, 7, 11, 13], dims: [5, 3, 1, 0, 2, 4] }, // six dims (the loop path)
+];
+
+for (const { shape, dims } of copyCases) {
+  Deno.test(`cpu heap: permute [${shape}] by [${dims}] = host index arithmetic, heap on and off`, async () => {
+    const n = shape.reduce((a, b) => a * b, 1);
+    const src = Float32Array.from({ length: n }, (_, i) => i);
+    const calls = heapKernelCalls();
+    const [on, off] = await bothWays(() => permute(tensor(src, { shape }), dims));
+    if (shape.length <= 4) assert.ok(heapKernelCalls() > calls, "the heap kernel did not run");
+    const outShape = dims.map((d) => shape[d]);
+    const srcStrides = shape.map((_, k) => shape.slice(k + 1).reduce((a, b) => a * b, 1));
+    const idx = new Array(outShape.length).fill(0);
+    for (let i = 0; i < n; i++) {
+      let at = 0;
+      for (let k = 0; k < dims.length; k++) at += idx[k] * srcStrides[dims[k]];
+      assert.equal(on[i], src[at], `element ${i} (index [${idx}])`);
+      for (let k = outShape.length - 1; k >= 0 && ++idx[k] === outShape[k]; k--) idx[k] = 0;
+    }
+    assertSame(on, off, "heap against loops");
+  });
+}
+
+Deno.test("cpu heap: in-place unary kernels equal the copying path, lengths not a multiple of 8", async () => {
+  for (const n of [40_001, 1 << 16]) {
+    const v = values(n, 5);
+    for (const f of [silu, gelu]) {
+      const [on, off] = await bothWays(() => f(tensor(v, { shape: [n] })));
+      assertSame(on, off, `${f.name} at ${n}`);
+    }
+  }
+});
