@@ -6,7 +6,7 @@
  */
 import assert from "node:assert/strict";
 import type { CpuBuffer } from "../autodiff/backends/cpu/backend.ts";
-import { add, div, gelu, mul, permute, silu, sub, type Tensor, tensor, tidy } from "../mod.ts";
+import { add, div, gelu, mul, permute, selectiveScan, silu, sub, type Tensor, tensor, tidy } from "../mod.ts";
 import { BlockAllocator, heapStats, onHeap, setCpuHeapEnabled } from "../autodiff/backends/cpu/wasm/heap.ts";
 import { heapKernelCalls } from "../autodiff/backends/cpu/heap_kernels.ts";
 import { sharedMemory } from "../autodiff/backends/cpu/wasm/module.ts";
@@ -167,4 +167,37 @@ Deno.test("cpu heap: in-place unary kernels equal the copying path, lengths not 
       assertSame(on, off, `${f.name} at ${n}`);
     }
   }
+});
+
+Deno.test("cpu heap: the selective scan's worker-side copies (operands in the heap) equal the copying path", async () => {
+  const b = 3, d = 8, n = 4, G = 2, L = 700; // 3 batch elements: a wave of two threads, then one
+  const mk = (shape: number[], seed: number, scale = 1, shift = 0) => {
+    const v = values(shape.reduce((p, q) => p * q, 1), seed).map((x) => x * scale + shift);
+    return () => tensor(v, { shape, requiresGrad: true });
+  };
+  const inputs = [
+    mk([b, d, L], 1), // u
+    mk([b, d, L], 2, 0.2), // delta
+    mk([d, n], 3, 0.2, -1), // A
+    mk([b, G, n, L], 4), // B
+    mk([b, G, n, L], 5), // C
+    mk([d], 6), // D
+    mk([b, d, L], 7), // z
+    mk([d], 8, 0.3), // delta bias
+  ];
+  const weights = values(b * d * L, 9);
+  const run = async (heap: boolean) => {
+    const [u, delta, A, B, C, D, z, bias] = inputs.map((f) => f());
+    assert.equal(onHeap(heapData(u)), heap);
+    const y = selectiveScan(u, delta, A, B, C, { D, z, deltaBias: bias, deltaSoftplus: true });
+    mul(y, tensor(weights, { shape: [b, d, L] })).sum().backward();
+    const out = [(await y.data()) as Float32Array];
+    for (const t of [u, delta, A, B, C, D, z, bias]) out.push((await t.grad!.data()) as Float32Array);
+    return out;
+  };
+  const on = await run(true);
+  setCpuHeapEnabled(false);
+  const off = await run(false).finally(() => setCpuHeapEnabled(true));
+  const names = ["y", "du", "ddelta", "dA", "dB", "dC", "dD", "dz", "dbias"];
+  names.forEach((name, k) => assertSame(on[k], off[k], name));
 });

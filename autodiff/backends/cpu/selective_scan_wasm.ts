@@ -13,7 +13,8 @@
 
 import type { BackendBuffer, SelectiveScanGrads, SelectiveScanInputs, SelectiveScanParams } from "../../backend.ts";
 import { cpuWasm, WasmLayout } from "./wasm/module.ts";
-import { cpuThreads, parallelCalls } from "./wasm/threads.ts";
+import { onHeap } from "./wasm/heap.ts";
+import { cpuThreads, type KernelCall, parallelCalls } from "./wasm/threads.ts";
 
 type F32Buf = BackendBuffer & { readonly data: Float32Array };
 const f32 = (b: BackendBuffer): Float32Array => (b as F32Buf).data;
@@ -40,20 +41,57 @@ export function paddedStride(L: number): number {
 /** Vectors (4 floats) in the kernels' constant table at the start of their scratch (K_COUNT there). */
 const CONSTANT_VECTORS = 29;
 
-/** Copies `rows` rows of L values from `src` (starting at row `row0`, packed) into memory at `at`, S apart. */
-function rowsIn(mem: Float32Array, src: Float32Array, row0: number, rows: number, L: number, at: number, S: number) {
+/** A copy kernel call: `rows` rows of L floats from byte address `src` (rows `from` apart) to `dst` (`to` apart). */
+function rowsCall(src: number, dst: number, rows: number, L: number, from: number, to: number): KernelCall {
+  return { kernel: "copy", args: [src, dst, 1, rows, L, 0, 0, from, 1, 0, 0, to, 1, 0, rows] };
+}
+
+/**
+ * Copies `rows` rows of L values from `src` (starting at row `row0`, packed) into memory at `at`, S apart: a
+ * tensor in the heap by a copy call added to `job` (the thread that runs the job copies), another one here.
+ */
+function rowsIn(
+  job: KernelCall[],
+  mem: Float32Array,
+  src: Float32Array,
+  row0: number,
+  rows: number,
+  L: number,
+  at: number,
+  S: number,
+) {
+  if (onHeap(src)) return void job.push(rowsCall(src.byteOffset + 4 * row0 * L, at, rows, L, L, S));
   const base = at >> 2;
   for (let r = 0; r < rows; r++) mem.set(src.subarray((row0 + r) * L, (row0 + r + 1) * L), base + r * S);
 }
 
-/** Copies `rows` rows of L values from memory at `at` (S apart) into `dst` from row `row0`, packed. */
-function rowsOut(mem: Float32Array, at: number, rows: number, L: number, S: number, dst: Float32Array, row0: number) {
+/**
+ * Copies `rows` rows of L values from memory at `at` (S apart) into `dst` from row `row0`, packed. Called twice
+ * per batch element: with the job being prepared (`job`), which gets a copy call for a `dst` in the heap, and
+ * after the job ran (`job` null), when the other outputs are copied here.
+ */
+function rowsOut(
+  job: KernelCall[] | null,
+  mem: Float32Array,
+  at: number,
+  rows: number,
+  L: number,
+  S: number,
+  dst: Float32Array,
+  row0: number,
+) {
+  if (onHeap(dst)) {
+    if (job) job.push(rowsCall(at, dst.byteOffset + 4 * row0 * L, rows, L, S, L));
+    return;
+  }
+  if (job) return;
   const base = at >> 2;
   for (let r = 0; r < rows; r++) dst.set(mem.subarray(base + r * S, base + r * S + L), (row0 + r) * L);
 }
 
-/** Copies batch element b's u, delta, z (when given), B and C into its region, rows S apart. */
+/** Copies (or adds copy calls to `job` for) batch element b's u, delta, z (when given), B and C, rows S apart. */
 function copyInputs(
+  job: KernelCall[],
   mem: Float32Array,
   x: SelectiveScanInputs,
   r: InputRegion,
@@ -62,11 +100,11 @@ function copyInputs(
   S: number,
 ): void {
   const { channels: D, length: L, dState: N, groups: G } = p;
-  rowsIn(mem, f32(x.u), b * D, D, L, r.u, S);
-  rowsIn(mem, f32(x.delta), b * D, D, L, r.delta, S);
-  if (x.z) rowsIn(mem, f32(x.z), b * D, D, L, r.z, S);
-  rowsIn(mem, f32(x.B), b * G * N, G * N, L, r.B, S);
-  rowsIn(mem, f32(x.C), b * G * N, G * N, L, r.C, S);
+  rowsIn(job, mem, f32(x.u), b * D, D, L, r.u, S);
+  rowsIn(job, mem, f32(x.delta), b * D, D, L, r.delta, S);
+  if (x.z) rowsIn(job, mem, f32(x.z), b * D, D, L, r.z, S);
+  rowsIn(job, mem, f32(x.B), b * G * N, G * N, L, r.B, S);
+  rowsIn(job, mem, f32(x.C), b * G * N, G * N, L, r.C, S);
 }
 
 /** Byte offsets of one batch element's forward operands. */
@@ -113,21 +151,24 @@ export function selectiveScanForwardWasm(
   if (x.D) mem.set(f32(x.D), pD >> 2);
   if (x.deltaBias) mem.set(f32(x.deltaBias), pbias >> 2);
   const out = f32(outB), cs = f32(csB), last = lastB ? f32(lastB) : null;
+  const outputs = (job: KernelCall[] | null, slot: number, b: number) => {
+    const r = regions[slot];
+    rowsOut(job, mem, r.out, D, L, S, out, b * D);
+    rowsOut(job, mem, r.cs, 1, CS, CS, cs, b);
+    if (last) rowsOut(job, mem, r.last, 1, D * N, D * N, last, b);
+  };
   parallelCalls(
     batch,
     regions.length,
     (slot, b) => {
-      const r = regions[slot];
-      copyInputs(mem, x, r, b, p, S);
+      const r = regions[slot], job: KernelCall[] = [];
+      copyInputs(job, mem, x, r, b, p, S);
       const args = [r.u, r.delta, pA, r.B, r.C, pD, r.z, pbias, r.out, r.cs, r.last, r.scratch];
-      return { kernel: "scanForward", args: [...args, D, L, N, G, T, p.deltaSoftplus ? 1 : 0, S] };
+      job.push({ kernel: "scanForward", args: [...args, D, L, N, G, T, p.deltaSoftplus ? 1 : 0, S] });
+      outputs(job, slot, b);
+      return job;
     },
-    (slot, b) => {
-      const r = regions[slot];
-      rowsOut(mem, r.out, D, L, S, out, b * D);
-      cs.set(mem.subarray(r.cs >> 2, (r.cs >> 2) + CS), b * CS);
-      if (last) last.set(mem.subarray(r.last >> 2, (r.last >> 2) + D * N), b * D * N);
-    },
+    (slot, b) => outputs(null, slot, b),
     (call) => m.run(call),
   );
   return lastB ? { out: outB, lastState: lastB, chunkStates: csB } : { out: outB, chunkStates: csB };
@@ -200,28 +241,34 @@ export function selectiveScanBackwardWasm(
   const duB = alloc(batch * DL), ddB = alloc(batch * DL), dzB = z ? alloc(batch * DL) : null;
   const dBB = alloc(batch * GNL), dCB = alloc(batch * GNL);
   const du = f32(duB), dd = f32(ddB), dz = dzB ? f32(dzB) : null, dB = f32(dBB), dC = f32(dCB);
+  const outputs = (job: KernelCall[] | null, slot: number, b: number) => {
+    const r = regions[slot];
+    rowsOut(job, mem, r.du, D, L, S, du, b * D);
+    rowsOut(job, mem, r.dd, D, L, S, dd, b * D);
+    if (dz) rowsOut(job, mem, r.dz, D, L, S, dz, b * D);
+    rowsOut(job, mem, r.dB, G * N, L, S, dB, b * G * N);
+    rowsOut(job, mem, r.dC, G * N, L, S, dC, b * G * N);
+  };
   parallelCalls(
     batch,
     regions.length,
     (slot, b) => {
-      const r = regions[slot];
-      copyInputs(mem, x, r, b, p, S);
-      mem.set(cs.subarray(b * CS, (b + 1) * CS), r.cs >> 2);
-      rowsIn(mem, g, b * D, D, L, r.g, S);
+      const r = regions[slot], job: KernelCall[] = [];
+      copyInputs(job, mem, x, r, b, p, S);
+      rowsIn(job, mem, cs, b, 1, CS, r.cs, CS);
+      rowsIn(job, mem, g, b * D, D, L, r.g, S);
       f64(r.dA, D * N).fill(0);
       f64(r.dD, D).fill(0);
       f64(r.dBias, D).fill(0);
       const ins = [r.u, r.delta, pA, r.B, r.C, pD, r.z, pbias, r.cs, r.g];
       const outs = [r.du, r.dd, r.dz, r.dA, r.dB, r.dC, r.dD, r.dBias, r.scratch];
-      return { kernel: "scanBackward", args: [...ins, ...outs, D, L, N, G, T, p.deltaSoftplus ? 1 : 0, S] };
+      job.push({ kernel: "scanBackward", args: [...ins, ...outs, D, L, N, G, T, p.deltaSoftplus ? 1 : 0, S] });
+      outputs(job, slot, b);
+      return job;
     },
     (slot, b) => {
       const r = regions[slot];
-      rowsOut(mem, r.du, D, L, S, du, b * D);
-      rowsOut(mem, r.dd, D, L, S, dd, b * D);
-      if (dz) rowsOut(mem, r.dz, D, L, S, dz, b * D);
-      rowsOut(mem, r.dB, G * N, L, S, dB, b * G * N);
-      rowsOut(mem, r.dC, G * N, L, S, dC, b * G * N);
+      outputs(null, slot, b);
       for (const [tot, at] of [[totA, r.dA], [totD, r.dD], [totBias, r.dBias]] as const) {
         const part = f64(at, tot.length);
         for (let i = 0; i < tot.length; i++) tot[i] += part[i];

@@ -1,6 +1,7 @@
 /**
  * The control words shared by the main thread (threads.ts) and a kernel worker (thread.ts), in one
- * Int32Array on a SharedArrayBuffer per worker: [state, kernel index, argument count, arguments...].
+ * Int32Array on a SharedArrayBuffer per worker: [state, call count, words used, calls...], each call written as
+ * [kernel index, argument count, arguments...] and run in order.
  *
  * @module
  */
@@ -13,10 +14,10 @@ export const IDLE = 0;
 export const JOB = 1;
 /** Worker state: the last job threw; the worker takes no more jobs. */
 export const FAILED = 2;
-/** Index of the first argument word. */
+/** Index of the first call's first word. */
 export const ARGS = 3;
-/** Control words per worker. */
-export const CTRL_WORDS = ARGS + 32;
+/** Control words per worker: room for a job of about a dozen calls. */
+export const CTRL_WORDS = ARGS + 512;
 /** The kernels a job can name, by index (exports of src/index.ts). */
 export const KERNELS = [
   "scanForward",

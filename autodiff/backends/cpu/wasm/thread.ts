@@ -29,8 +29,11 @@ for (;;) {
   Atomics.wait(ctrl, 0, IDLE);
   if (Atomics.load(ctrl, 0) !== JOB) continue;
   try {
-    const args = Array.from(ctrl.subarray(ARGS, ARGS + ctrl[2]));
-    fns[ctrl[1]](...args);
+    for (let k = 0, at = ARGS; k < ctrl[1]; k++) {
+      const n = ctrl[at + 1];
+      fns[ctrl[at]](...Array.from(ctrl.subarray(at + 2, at + 2 + n)));
+      at += 2 + n;
+    }
     Atomics.store(ctrl, 0, IDLE);
   } catch {
     Atomics.store(ctrl, 0, FAILED);

@@ -91,16 +91,19 @@ export interface KernelCall {
   args: number[];
 }
 
+/** What one thread runs for one item: a kernel call, or calls run in order (copies in, kernel, copies out). */
+export type KernelJob = KernelCall | KernelCall[];
+
 /**
- * Runs `count` independent kernel calls over the calling thread and the ready workers, `threads` at a time:
- * `prepare(slot, item)` lays out item's inputs in the slot's region and returns its call, `finish(slot, item)`
+ * Runs `count` independent jobs over the calling thread and the ready workers, `threads` at a time:
+ * `prepare(slot, item)` lays out item's inputs in the slot's region and returns its job, `finish(slot, item)`
  * collects its outputs. `slots` is how many regions the caller laid out (at least 1); `run` calls a kernel on
  * the calling thread.
  */
 export function parallelCalls(
   count: number,
   regions: number,
-  prepare: (slot: number, item: number) => KernelCall,
+  prepare: (slot: number, item: number) => KernelJob,
   finish: (slot: number, item: number) => void,
   run: (call: KernelCall) => void,
 ): void {
@@ -108,12 +111,13 @@ export function parallelCalls(
   const width = 1 + workers.length;
   for (let i0 = 0; i0 < count; i0 += width) {
     const n = Math.min(width, count - i0);
-    const calls = Array.from({ length: n }, (_, s) => prepare(s, i0 + s));
-    for (let s = 1; s < n; s++) post(workers[s - 1], calls[s]);
-    run(calls[0]);
+    const jobs = Array.from({ length: n }, (_, s) => prepare(s, i0 + s));
+    const runHere = (job: KernelJob) => Array.isArray(job) ? job.forEach(run) : run(job);
+    for (let s = 1; s < n; s++) post(workers[s - 1], jobs[s]);
+    runHere(jobs[0]);
     for (let s = 1; s < n; s++) {
-      // a worker that failed leaves its call to this thread
-      if (!wait(workers[s - 1])) run(calls[s]);
+      // a worker that failed leaves its job to this thread
+      if (!wait(workers[s - 1])) runHere(jobs[s]);
     }
     for (let s = 0; s < n; s++) finish(s, i0 + s);
   }
@@ -134,11 +138,18 @@ export function splitRows(
   parallelCalls(parts, parts, (_, i) => call(range(i)[0], range(i)[1]), () => {}, run);
 }
 
-function post(w: WorkerSlot, call: KernelCall): void {
-  const c = w.ctrl;
-  c[1] = KERNELS.indexOf(call.kernel);
-  c[2] = call.args.length;
-  c.set(call.args, ARGS);
+function post(w: WorkerSlot, job: KernelJob): void {
+  const c = w.ctrl, calls = Array.isArray(job) ? job : [job];
+  let at = ARGS;
+  for (const call of calls) {
+    if (at + 2 + call.args.length > CTRL_WORDS) throw new RangeError("CPU kernel job: too many calls for one job");
+    c[at] = KERNELS.indexOf(call.kernel);
+    c[at + 1] = call.args.length;
+    c.set(call.args, at + 2);
+    at += 2 + call.args.length;
+  }
+  c[1] = calls.length;
+  c[2] = at - ARGS;
   Atomics.store(c, 0, JOB);
   Atomics.notify(c, 0);
 }
