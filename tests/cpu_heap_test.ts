@@ -6,10 +6,22 @@
  */
 import assert from "node:assert/strict";
 import type { CpuBuffer } from "../autodiff/backends/cpu/backend.ts";
-import { add, div, gelu, mul, permute, selectiveScan, silu, sub, type Tensor, tensor, tidy } from "../mod.ts";
+import {
+  add,
+  div,
+  gelu,
+  layerNorm,
+  mul,
+  permute,
+  selectiveScan,
+  silu,
+  sub,
+  type Tensor,
+  tensor,
+  tidy,
+} from "../mod.ts";
 import { BlockAllocator, heapStats, onHeap, setCpuHeapEnabled } from "../autodiff/backends/cpu/wasm/heap.ts";
-import { heapKernelCalls } from "../autodiff/backends/cpu/heap_kernels.ts";
-import { sharedMemory } from "../autodiff/backends/cpu/wasm/module.ts";
+import { sharedMemory, wasmKernelRuns } from "../autodiff/backends/cpu/wasm/module.ts";
 
 const hasHeap = typeof SharedArrayBuffer !== "undefined" && sharedMemory() !== null;
 
@@ -113,9 +125,9 @@ for (const { name, a: sa, b: sb } of binaryCases) {
     const strides = (s: number[]) => s.map((d, k) => (d === 1 ? 0 : s.slice(k + 1).reduce((p, q) => p * q, 1)));
     const [ra, rb] = [strides(pa), strides(pb)];
     for (const [op, f] of Object.entries(binaryOps)) {
-      const calls = heapKernelCalls();
+      const calls = wasmKernelRuns("binary");
       const [on, off] = await bothWays(() => f(tensor(va, { shape: sa }), tensor(vb, { shape: sb })));
-      if (rank <= 4) assert.ok(heapKernelCalls() > calls, `${op}: the heap kernel did not run`);
+      if (rank <= 4) assert.ok(wasmKernelRuns("binary") > calls, `${op}: the heap kernel did not run`);
       assertSame(on, off, `${op}: heap against loops`);
       const idx = new Array(rank).fill(0);
       for (let i = 0; i < on.length; i++) {
@@ -143,9 +155,10 @@ for (const { shape, dims } of copyCases) {
   Deno.test(`cpu heap: permute [${shape}] by [${dims}] = host index arithmetic, heap on and off`, async () => {
     const n = shape.reduce((a, b) => a * b, 1);
     const src = Float32Array.from({ length: n }, (_, i) => i);
-    const calls = heapKernelCalls();
+    const calls = wasmKernelRuns("copy") + wasmKernelRuns("transpose");
     const [on, off] = await bothWays(() => permute(tensor(src, { shape }), dims));
-    if (shape.length <= 4) assert.ok(heapKernelCalls() > calls, "the heap kernel did not run");
+    const ran = wasmKernelRuns("copy") + wasmKernelRuns("transpose") > calls;
+    if (shape.length <= 4) assert.ok(ran, "the heap kernel did not run");
     const outShape = dims.map((d) => shape[d]);
     const srcStrides = shape.map((_, k) => shape.slice(k + 1).reduce((a, b) => a * b, 1));
     const idx = new Array(outShape.length).fill(0);
@@ -195,9 +208,44 @@ Deno.test("cpu heap: the selective scan's worker-side copies (operands in the he
     for (const t of [u, delta, A, B, C, D, z, bias]) out.push((await t.grad!.data()) as Float32Array);
     return out;
   };
+  const copies = wasmKernelRuns("copy");
   const on = await run(true);
+  assert.ok(wasmKernelRuns("copy") > copies, "no copy calls in the scan's jobs");
   setCpuHeapEnabled(false);
   const off = await run(false).finally(() => setCpuHeapEnabled(true));
   const names = ["y", "du", "ddelta", "dA", "dB", "dC", "dD", "dz", "dbias"];
   names.forEach((name, k) => assertSame(on[k], off[k], name));
 });
+
+for (
+  const [name, shape, normalized, axis] of [
+    ["rows (LayerNorm)", [4, 1000, 48], [48], 2],
+    ["channels-first (LayerNorm2d)", [3, 24, 20, 36], [24], 1],
+  ] as const
+) {
+  Deno.test(`cpu heap: layerNorm ${name} in the heap = the reference loops`, async () => {
+    const n = shape.reduce((p, q) => p * q, 1), c = normalized[0];
+    const run = async () => {
+      const x = tensor(values(n, 11), { shape: [...shape], requiresGrad: true });
+      const weight = tensor(values(c, 12), { shape: [c], requiresGrad: true });
+      const bias = tensor(values(c, 13), { shape: [c], requiresGrad: true });
+      const y = layerNorm(x, [...normalized], { weight, bias, axis, eps: 1e-6 });
+      mul(y, tensor(values(n, 14), { shape: [...shape] })).sum().backward();
+      return [y, x.grad!, weight.grad!, bias.grad!].map((t) => t.data() as Promise<Float32Array>);
+    };
+    const [forward, backward] = [wasmKernelRuns("lnForward"), wasmKernelRuns("lnBackward")];
+    const on = await Promise.all(await run());
+    assert.ok(wasmKernelRuns("lnForward") > forward && wasmKernelRuns("lnBackward") > backward, "kernels did not run");
+    setCpuHeapEnabled(false);
+    const off = await Promise.all(await run().finally(() => setCpuHeapEnabled(true)));
+    // y and dx: the same float64 arithmetic in the same order
+    assertSame(on[0], off[0], "y");
+    assertSame(on[1], off[1], "dx");
+    // dw and db: float64 sums in another order, rounded to float32
+    for (const k of [2, 3]) {
+      on[k].forEach((v, i) =>
+        assert.ok(Math.abs(v - off[k][i]) <= 1e-6 * Math.abs(off[k][i]) + 1e-9, `grad ${k} ${i}`)
+      );
+    }
+  });
+}

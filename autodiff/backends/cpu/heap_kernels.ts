@@ -9,8 +9,8 @@
 
 import type { BinaryOp, HostArray } from "../../backend.ts";
 import { coalesce } from "../../shape.ts";
-import { cpuWasm, WasmLayout } from "./wasm/module.ts";
-import { onHeap } from "./wasm/heap.ts";
+import { cpuWasm } from "./wasm/module.ts";
+import { KernelOperands, onHeap } from "./wasm/heap.ts";
 import { type KernelCall, parallelCalls, splitRows } from "./wasm/threads.ts";
 
 /** The ops of src/binary.ts, in its op-code order. */
@@ -22,16 +22,7 @@ const PER_THREAD = 1 << 15;
 /** Side of src/copy.ts's transpose tiles. */
 const TILE = 32;
 
-let calls = 0;
-
-/** How many times a kernel here ran (tests check that the in-place path really ran). */
-export function heapKernelCalls(): number {
-  return calls;
-}
-
 const isHeapF32 = (a: HostArray): boolean => a instanceof Float32Array && onHeap(a);
-/** In the heap, or a float32 array small enough to copy into the scratch space. */
-const reachable = (a: HostArray): boolean => a instanceof Float32Array && (onHeap(a) || a.length <= 1 << 16);
 
 /** Pads a coalesced shape and its strides to 4 dims at the front; null when there are more. */
 function four(shape: number[], strides: number[][]): [number[], number[][]] | null {
@@ -51,24 +42,21 @@ export function binaryOnHeap(
   stridesB: readonly number[],
 ): boolean {
   const code = HEAP_BINARY.indexOf(op);
-  if (code < 0 || o.length < MIN_ELEMENTS || !isHeapF32(o) || !reachable(x) || !reachable(y)) return false;
+  if (code < 0 || o.length < MIN_ELEMENTS || !isHeapF32(o)) return false;
+  if (!(x instanceof Float32Array && y instanceof Float32Array)) return false;
   const m = cpuWasm();
   const dims = four(...coalesce(shape, [stridesA, stridesB]));
   if (!m || !dims) return false;
-  // an operand outside the heap (a bias, a scale: small) goes to the scratch space first
-  const lay = new WasmLayout(), px = isHeapF32(x) ? 0 : lay.take(x.length), py = isHeapF32(y) ? 0 : lay.take(y.length);
-  const mem = m.reserve(lay.bytes);
-  if (!mem) return false;
-  if (px) mem.set(x as Float32Array, px >> 2);
-  if (py) mem.set(y as Float32Array, py >> 2);
+  // an operand outside the heap (a bias, a scale: small) goes through the scratch space
+  const ops = new KernelOperands(), px = ops.input(x), py = ops.input(y);
+  if (!ops.stage(m)) return false;
   const [[, n1, n2, len], [sa, sb]] = dims, rows = o.length / len;
-  calls++;
   splitRows(
     rows,
     Math.ceil(PER_THREAD / len),
     (r0, r1) => ({
       kernel: "binary",
-      args: [code, px || x.byteOffset, py || y.byteOffset, o.byteOffset, n1, n2, len, ...sa, ...sb, r0, r1],
+      args: [code, px, py, o.byteOffset, n1, n2, len, ...sa, ...sb, r0, r1],
     }),
     (call) => m.run(call),
   );
@@ -93,14 +81,12 @@ export function copyOnHeap(
   const src0 = s.byteOffset + 4 * srcOffset, dst0 = d.byteOffset + 4 * dstOffset;
   const last = cs.length - 1, j = ss.indexOf(1);
   if (last >= 1 && ds[last] === 1 && ss[last] !== 1 && cs[last] >= TILE && j >= 0 && j !== last && cs[j] >= TILE) {
-    calls++;
     transposeCalls(m.run, cs, ss, ds, j, src0, dst0);
     return true;
   }
   const dims = four(cs, [ss, ds]);
   if (!dims) return false;
   const [[, n1, n2, len], [sv, dv]] = dims;
-  calls++;
   splitRows(
     count / len,
     Math.ceil(PER_THREAD / len),

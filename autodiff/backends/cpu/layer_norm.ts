@@ -8,6 +8,8 @@
  * @module
  */
 
+import { layerNormBackwardWasm, layerNormForwardWasm } from "./layer_norm_wasm.ts";
+
 /** y = (x − mean)·rstd·w + b per (outer, ·, inner) row; writes mean and rstd, (outer, inner). */
 export function layerNormForward(
   x: Float32Array,
@@ -21,6 +23,7 @@ export function layerNormForward(
   inner: number,
   eps: number,
 ): void {
+  if (layerNormForwardWasm(x, w, b, y, mean, rstd, outer, size, inner, eps)) return;
   if (inner === 1) {
     for (let o = 0; o < outer; o++) {
       const base = o * size;
@@ -88,6 +91,7 @@ export function layerNormBackward(
   size: number,
   inner: number,
 ): void {
+  if (layerNormBackwardWasm(gy, x, w, mean, rstd, dx, dw, db, outer, size, inner)) return;
   const sw = dw ? new Float64Array(size) : null, sb = db ? new Float64Array(size) : null;
   if (inner === 1) {
     // rows of `size`: scalar sums, x̂ recomputed (cheaper than storing it)

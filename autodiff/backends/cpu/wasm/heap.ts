@@ -11,7 +11,7 @@
  * @module
  */
 
-import { HEAP_BASE, sharedMemory } from "./module.ts";
+import { type CpuWasm, HEAP_BASE, sharedMemory, WasmLayout } from "./module.ts";
 
 /** Block alignment in bytes (a cache line; SIMD loads need 16). */
 const ALIGN = 64;
@@ -150,4 +150,54 @@ export function heapArray(length: number): Float32Array | null {
 /** Returns a heap array's block (the array must not be used again). */
 export function heapFree(a: Float32Array): void {
   blocks.release(a.byteOffset, blockSize(a.length));
+}
+
+/** The most floats an operand outside the heap may have to be copied through the scratch space. */
+const MAX_STAGED = 1 << 16;
+
+/**
+ * The addresses of one kernel call's operands: arrays in the heap as they are, small ones outside it (weights,
+ * biases, statistics: at most 65,536 floats) through slots of the scratch space, copied in by {@linkcode stage}
+ * and out by {@linkcode collect}. `ok` turns false when an operand can be neither.
+ */
+export class KernelOperands {
+  /** Whether every operand got an address. */
+  ok = true;
+  private readonly lay = new WasmLayout();
+  private readonly ins: [Float32Array, number][] = [];
+  private readonly outs: [Float32Array, number][] = [];
+
+  private place(a: Float32Array | null, list: [Float32Array, number][]): number {
+    if (!a) return 0;
+    if (onHeap(a)) return a.byteOffset;
+    if (a.length > MAX_STAGED) {
+      this.ok = false;
+      return 0;
+    }
+    const at = this.lay.take(a.length);
+    list.push([a, at]);
+    return at;
+  }
+  /** An input's address (0 for null). */
+  input(a: Float32Array | null): number {
+    return this.place(a, this.ins);
+  }
+  /** An output's address (0 for null). */
+  output(a: Float32Array | null): number {
+    return this.place(a, this.outs);
+  }
+  /** A scratch slot of `floats` floats (a float64 takes two). */
+  scratch(floats: number): number {
+    return this.lay.take(floats);
+  }
+  /** Reserves the scratch space and copies the staged inputs in; null when not `ok` or it does not fit. */
+  stage(m: CpuWasm): Float32Array | null {
+    const mem = this.ok ? m.reserve(this.lay.bytes) : null;
+    if (mem) { for (const [a, at] of this.ins) mem.set(a, at >> 2); }
+    return mem;
+  }
+  /** Copies the staged outputs back, after the calls ran. */
+  collect(mem: Float32Array): void {
+    for (const [a, at] of this.outs) a.set(mem.subarray(at >> 2, (at >> 2) + a.length));
+  }
 }

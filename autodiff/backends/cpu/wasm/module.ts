@@ -34,6 +34,10 @@ export interface CpuWasmExports {
   copy(...args: number[]): void;
   /** Rows [a0, a1) of a tiled transpose (src/copy.ts). */
   transpose(...args: number[]): void;
+  /** Layer norm forward over outer indices [o0, o1) (src/layer_norm.ts). */
+  lnForward(...args: number[]): void;
+  /** Layer norm backward over outer indices [o0, o1). */
+  lnBackward(...args: number[]): void;
 }
 
 /** The instance and its memory. */
@@ -103,6 +107,12 @@ export function sharedMemory(): WebAssembly.Memory | null {
 export const HEAP_BASE = 1 << 30;
 
 let instance: CpuWasm | null | undefined;
+const runs = new Map<string, number>();
+
+/** How many calls of kernel `name` the calling thread ran so far (tests check that a WebAssembly path ran). */
+export function wasmKernelRuns(name: string): number {
+  return runs.get(name) ?? 0;
+}
 let enabled = true;
 
 /** The kernels, or null when the runtime lacks WebAssembly SIMD or they were turned off. */
@@ -128,6 +138,7 @@ export function cpuWasm(): CpuWasm | null {
         return view;
       },
       run(call: KernelCall): void {
+        runs.set(call.kernel, (runs.get(call.kernel) ?? 0) + 1);
         fns[call.kernel](...call.args);
       },
     };

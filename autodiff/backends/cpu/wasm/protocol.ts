@@ -31,6 +31,8 @@ export const KERNELS = [
   "binary",
   "copy",
   "transpose",
+  "lnForward",
+  "lnBackward",
 ] as const;
 /** A kernel's name. */
 export type KernelName = (typeof KERNELS)[number];

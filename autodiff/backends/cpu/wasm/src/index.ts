@@ -4,3 +4,4 @@ export { geluCross, geluCrossGrad, unary } from "./elementwise";
 export { dwBackwardInput, dwBackwardWeight, dwForward } from "./depthwise";
 export { binary } from "./binary";
 export { copy, transpose } from "./copy";
+export { lnBackward, lnForward } from "./layer_norm";
