@@ -318,6 +318,9 @@ async function main(args: string[]): Promise<number> {
   const passFlags = flags.filter((f) => f !== "--no-check" && !f.startsWith("--jobs"));
   // one module alone streams its output; several at once each print theirs whole when they end, never interleaved
   const stream = jobs === 1;
+  const writeAllSync = (to: { writeSync(p: Uint8Array): number }, chunks: Uint8Array[]) => {
+    for (const chunk of chunks) for (let at = 0; at < chunk.length;) at += to.writeSync(chunk.subarray(at));
+  };
   const runModule = async (file: string): Promise<void> => {
     const start = performance.now();
     const child = new Deno.Command(Deno.execPath(), {
@@ -336,9 +339,10 @@ async function main(args: string[]): Promise<number> {
     }
     verdict.push(dec.decode());
     const status = await child.status;
-    for (const chunk of held) await Deno.stdout.write(chunk);
     const err = await errText;
-    if (err.length) await Deno.stderr.write(err);
+    // synchronously, whole: an await between chunks would let another module's output in between
+    writeAllSync(Deno.stdout, held);
+    writeAllSync(Deno.stderr, [err]);
     const why = verdict.failure(status, filtered ? [] : [file]);
     const r: ModuleResult = {
       file,

@@ -1,7 +1,8 @@
 /**
  * Dense convolution on the CPU as GEMMs (OpenBLAS through {@linkcode sgemm} when present).
  *
- * Stride 1 needs no unfolded copy at all: with the input zero-padded to (C, Hp, Wp) and the output
+ * A 1×1 conv at stride 1 without padding is one GEMM per image on the planes as they are. Other stride-1 convs
+ * need no unfolded copy either: with the input zero-padded to (C, Hp, Wp) and the output
  * computed on the padded width (O, OH, Wp), every kernel tap (i, j) is one GEMM
  * `Yp += W[:, :, i, j] · Xpad[:, off .. off + OH·Wp]` whose right operand is the padded input read at
  * the offset `off = i·dilationH·Wp + j·dilationW` with row stride Hp·Wp. The Wp − OW extra columns per
@@ -118,6 +119,9 @@ function padded(p: Im2colParams): Padded {
 }
 
 const isStride1 = (p: Im2colParams) => p.strideH === 1 && p.strideW === 1;
+/** A 1×1 conv at stride 1 without padding: per image one GEMM straight on the (C, H·W) planes, no copies. */
+const isPointwise = (p: Im2colParams) =>
+  isStride1(p) && p.kernelH === 1 && p.kernelW === 1 && p.padH === 0 && p.padW === 0;
 
 /** Copies image `b` of x into the zeroed padded planes. */
 function padImage(x: Float32Array, b: number, p: Im2colParams, g: Padded, xpad: Float32Array): void {
@@ -142,6 +146,10 @@ function weightsByTap(w: Float32Array, o: number, c: number, taps: number): Floa
 export function conv2dForward(x: Float32Array, w: Float32Array, out: Float32Array, p: Im2colParams, o: number): void {
   const { batch: N, channels: C, kernelH: KH, kernelW: KW, outH: OH, outW: OW } = p;
   const L = OH * OW, taps = KH * KW;
+  if (isPointwise(p)) {
+    for (let b = 0; b < N; b++) sgemm(false, false, o, L, C, 1, w, 0, C, x, b * C * L, L, 0, out, b * o * L, L);
+    return;
+  }
   if (!isStride1(p)) {
     const cols = scratch("cols", C * taps * L);
     for (let b = 0; b < N; b++) {
@@ -206,6 +214,10 @@ export function conv2dBackwardInput(
 ): void {
   const { batch: N, channels: C, height: H, width: W, kernelH: KH, kernelW: KW, outH: OH, outW: OW } = p;
   const L = OH * OW, taps = KH * KW;
+  if (isPointwise(p)) {
+    for (let b = 0; b < N; b++) sgemm(true, false, C, L, o, 1, w, 0, C, gy, b * o * L, L, 0, dx, b * C * L, L);
+    return;
+  }
   if (!isStride1(p)) {
     const cols = scratch("cols", C * taps * L);
     for (let b = 0; b < N; b++) {
@@ -245,6 +257,10 @@ export function conv2dBackwardWeight(
   const L = OH * OW, taps = KH * KW;
   if (N === 0) {
     dw.fill(0);
+    return;
+  }
+  if (isPointwise(p)) {
+    for (let b = 0; b < N; b++) sgemm(false, true, o, C, L, 1, gy, b * o * L, L, x, b * C * L, L, b ? 1 : 0, dw, 0, C);
     return;
   }
   if (!isStride1(p)) {
