@@ -21,7 +21,13 @@ import {
   tidy,
 } from "../mod.ts";
 import { BlockAllocator, heapStats, onHeap, setCpuHeapEnabled } from "../autodiff/backends/cpu/wasm/heap.ts";
-import { sharedMemory, wasmKernelRuns } from "../autodiff/backends/cpu/wasm/module.ts";
+import {
+  type CpuWasm,
+  reserveRegions,
+  sharedMemory,
+  wasmKernelRuns,
+  WasmLayout,
+} from "../autodiff/backends/cpu/wasm/module.ts";
 
 const hasHeap = typeof SharedArrayBuffer !== "undefined" && sharedMemory() !== null;
 
@@ -249,3 +255,16 @@ for (
     }
   });
 }
+
+Deno.test("cpu heap: reserveRegions halves the region count until the layout fits, null when one does not", () => {
+  const limit = 10_000;
+  const fake = { reserve: (bytes: number) => (bytes <= limit ? new Float32Array(1) : null) } as unknown as CpuWasm;
+  const plan = (per: number) => (k: number) => {
+    const lay = new WasmLayout();
+    return { lay, regions: Array.from({ length: k }, () => lay.take(per)) };
+  };
+  assert.equal(reserveRegions(fake, 8, plan(100))?.regions.length, 8);
+  assert.equal(reserveRegions(fake, 8, plan(1000))?.regions.length, 2, "8 and 4 regions of 4 KB do not fit 10 KB");
+  assert.equal(reserveRegions(fake, 7, plan(2000))?.regions.length, 1, "7, 4, 2 do not fit");
+  assert.equal(reserveRegions(fake, 8, plan(3000)), null);
+});

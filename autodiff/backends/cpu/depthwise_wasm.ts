@@ -8,7 +8,7 @@
  */
 
 import type { Im2colParams } from "../../backend.ts";
-import { cpuWasm, WasmLayout } from "./wasm/module.ts";
+import { cpuWasm, reserveRegions, WasmLayout } from "./wasm/module.ts";
 import { onHeap } from "./wasm/heap.ts";
 import { cpuThreads, parallelCalls } from "./wasm/threads.ts";
 
@@ -56,18 +56,19 @@ function perImage(
 ): boolean {
   const m = cpuWasm()!;
   const inPlace = onHeap(first) && (!second || onHeap(second)) && (!out || onHeap(out));
-  const lay = new WasmLayout();
-  const pw = kernel === "dwBackwardWeight" ? 0 : lay.take(w.length);
-  const regions: ImageRegion[] = Array.from(
-    { length: Math.min(p.batch, cpuThreads()) },
-    () => ({
+  // one region per thread, fewer when they do not fit the scratch space
+  const planned = reserveRegions(m, Math.min(p.batch, cpuThreads()), (k) => {
+    const lay = new WasmLayout();
+    const pw = kernel === "dwBackwardWeight" ? 0 : lay.take(w.length);
+    const regions: ImageRegion[] = Array.from({ length: k }, () => ({
       a: inPlace ? 0 : lay.take(sizes[0]),
       b: inPlace ? 0 : lay.take(sizes[1]),
       c: inPlace && out ? 0 : lay.take(sizes[2]),
-    }),
-  );
-  const mem = m.reserve(lay.bytes);
-  if (!mem) return false;
+    }));
+    return { lay, pw, regions };
+  });
+  if (!planned) return false;
+  const { mem, pw, regions } = planned;
   if (pw) mem.set(w, pw >> 2);
   const at = (t: Float32Array, b: number, size: number) => t.byteOffset + 4 * b * size;
   parallelCalls(

@@ -12,7 +12,7 @@
  */
 
 import type { BackendBuffer, SelectiveScanGrads, SelectiveScanInputs, SelectiveScanParams } from "../../backend.ts";
-import { cpuWasm, WasmLayout } from "./wasm/module.ts";
+import { cpuWasm, reserveRegions, WasmLayout } from "./wasm/module.ts";
 import { onHeap } from "./wasm/heap.ts";
 import { cpuThreads, type KernelCall, parallelCalls } from "./wasm/threads.ts";
 
@@ -129,22 +129,26 @@ export function selectiveScanForwardWasm(
   const { batch, channels: D, length: L, dState: N, groups: G, chunk: T } = p;
   const nC = Math.ceil(L / T), DL = D * L, CS = D * nC * N;
   const S = paddedStride(L), DS = D * S, GNS = G * N * S;
-  const lay = new WasmLayout();
-  const pA = lay.take(D * N), pD = lay.take(x.D ? D : 0), pbias = lay.take(x.deltaBias ? D : 0);
-  const regions: ForwardRegion[] = Array.from({ length: Math.min(batch, cpuThreads()) }, () => ({
-    u: lay.take(DS),
-    delta: lay.take(DS),
-    z: lay.take(x.z ? DS : 0),
-    B: lay.take(GNS),
-    C: lay.take(GNS),
-    out: lay.take(DS),
-    cs: lay.take(CS),
-    last: lay.take(returnLastState ? D * N : 0),
-    // constants; h and A (N vectors each); δ, δ·u and y of a chunk's steps (T vectors each)
-    scratch: lay.take(4 * (CONSTANT_VECTORS + 2 * N + 3 * T)),
-  }));
-  const mem = m.reserve(lay.bytes);
-  if (!mem) return null;
+  // one region per thread, fewer when they do not fit the scratch space
+  const planned = reserveRegions(m, Math.min(batch, cpuThreads()), (k) => {
+    const lay = new WasmLayout();
+    const pA = lay.take(D * N), pD = lay.take(x.D ? D : 0), pbias = lay.take(x.deltaBias ? D : 0);
+    const regions: ForwardRegion[] = Array.from({ length: k }, () => ({
+      u: lay.take(DS),
+      delta: lay.take(DS),
+      z: lay.take(x.z ? DS : 0),
+      B: lay.take(GNS),
+      C: lay.take(GNS),
+      out: lay.take(DS),
+      cs: lay.take(CS),
+      last: lay.take(returnLastState ? D * N : 0),
+      // constants; h and A (N vectors each); δ, δ·u and y of a chunk's steps (T vectors each)
+      scratch: lay.take(4 * (CONSTANT_VECTORS + 2 * N + 3 * T)),
+    }));
+    return { lay, pA, pD, pbias, regions };
+  });
+  if (!planned) return null;
+  const { mem, pA, pD, pbias, regions } = planned;
   const outB = alloc(batch * DL), csB = alloc(batch * CS);
   const lastB = returnLastState ? alloc(batch * D * N) : undefined;
   mem.set(f32(x.A), pA >> 2);
@@ -204,32 +208,36 @@ export function selectiveScanBackwardWasm(
   const { batch, channels: D, length: L, dState: N, groups: G, chunk: T } = p;
   const nC = Math.ceil(L / T), DL = D * L, GNL = G * N * L, CS = D * nC * N;
   const S = paddedStride(L), DS = D * S, GNS = G * N * S;
-  const lay = new WasmLayout();
-  const pA = lay.take(D * N), pD = lay.take(x.D ? D : 0), pbias = lay.take(x.deltaBias ? D : 0);
-  const regions: BackwardRegion[] = Array.from({ length: Math.min(batch, cpuThreads()) }, () => ({
-    u: lay.take(DS),
-    delta: lay.take(DS),
-    z: lay.take(x.z ? DS : 0),
-    B: lay.take(GNS),
-    C: lay.take(GNS),
-    cs: lay.take(CS),
-    g: lay.take(DS),
-    du: lay.take(DS),
-    dd: lay.take(DS),
-    dz: lay.take(x.z ? DS : 0),
-    dB: lay.take(GNS),
-    dC: lay.take(GNS),
-    // float64 sums over this batch element: two float32 slots each
-    dA: lay.take(2 * D * N),
-    dD: lay.take(2 * D),
-    dBias: lay.take(2 * D),
-    // constants; a chunk's states and decays ((T + 1)·N, T·N vectors); 8 vectors per step of a chunk (δ, δ·u,
-    // y, gy, u, masked δ·u, the δ and u gradients); A, dA sums (N each); a chunk's dB, dC lane sums (T·N each);
-    // the adjoint states of a group's lane blocks (N each)
-    scratch: lay.take(4 * (CONSTANT_VECTORS + (T + 1) * N + 3 * T * N + 8 * T + 2 * N + Math.ceil(D / G / 4) * N)),
-  }));
-  const mem = m.reserve(lay.bytes);
-  if (!mem) return null;
+  // one region per thread, fewer when they do not fit the scratch space
+  const planned = reserveRegions(m, Math.min(batch, cpuThreads()), (k) => {
+    const lay = new WasmLayout();
+    const pA = lay.take(D * N), pD = lay.take(x.D ? D : 0), pbias = lay.take(x.deltaBias ? D : 0);
+    const regions: BackwardRegion[] = Array.from({ length: k }, () => ({
+      u: lay.take(DS),
+      delta: lay.take(DS),
+      z: lay.take(x.z ? DS : 0),
+      B: lay.take(GNS),
+      C: lay.take(GNS),
+      cs: lay.take(CS),
+      g: lay.take(DS),
+      du: lay.take(DS),
+      dd: lay.take(DS),
+      dz: lay.take(x.z ? DS : 0),
+      dB: lay.take(GNS),
+      dC: lay.take(GNS),
+      // float64 sums over this batch element: two float32 slots each
+      dA: lay.take(2 * D * N),
+      dD: lay.take(2 * D),
+      dBias: lay.take(2 * D),
+      // constants; a chunk's states and decays ((T + 1)·N, T·N vectors); 8 vectors per step of a chunk (δ, δ·u,
+      // y, gy, u, masked δ·u, the δ and u gradients); A, dA sums (N each); a chunk's dB, dC lane sums (T·N each);
+      // the adjoint states of a group's lane blocks (N each)
+      scratch: lay.take(4 * (CONSTANT_VECTORS + (T + 1) * N + 3 * T * N + 8 * T + 2 * N + Math.ceil(D / G / 4) * N)),
+    }));
+    return { lay, pA, pD, pbias, regions };
+  });
+  if (!planned) return null;
+  const { mem, pA, pD, pbias, regions } = planned;
   // sums over the batch, added batch element by batch element in order (the same result however many threads ran)
   const totA = new Float64Array(D * N), totD = new Float64Array(D), totBias = new Float64Array(D);
   const f64 = (at: number, n: number) => new Float64Array(mem.buffer, at, n);

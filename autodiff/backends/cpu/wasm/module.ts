@@ -104,7 +104,7 @@ export function sharedMemory(): WebAssembly.Memory | null {
  * kernel call lays out from address 16 on ({@linkcode WasmLayout}); the address space of a shared memory is
  * reserved up front, so pages of either only cost memory once touched.
  */
-export const HEAP_BASE = 1 << 30;
+export const HEAP_BASE = 1 << 29;
 
 let instance: CpuWasm | null | undefined;
 const runs = new Map<string, number>();
@@ -151,6 +151,22 @@ export function cpuWasm(): CpuWasm | null {
 /** Turns the WebAssembly kernels on or off (tests compare them with the scalar reference kernels). */
 export function setCpuWasmEnabled(on: boolean): void {
   enabled = on;
+}
+
+/**
+ * Plans a layout of `count` regions (`plan(k)` lays out k), halving the count while it does not fit the scratch
+ * space below the tensor heap; reserves it. Null when even one region does not fit.
+ */
+export function reserveRegions<T extends { lay: WasmLayout }>(
+  m: CpuWasm,
+  count: number,
+  plan: (regions: number) => T,
+): (T & { mem: Float32Array }) | null {
+  for (let k = count; k >= 1; k = k === 1 ? 0 : Math.ceil(k / 2)) {
+    const planned = plan(k), mem = m.reserve(planned.lay.bytes);
+    if (mem) return { ...planned, mem };
+  }
+  return null;
 }
 
 /** Byte offsets of regions in the module's memory, each 16-byte aligned; 0 is never handed out ("absent"). */
