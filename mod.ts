@@ -51,6 +51,7 @@ export * from "./autodiff/ops/index.ts";
 export { gradcheck, type GradcheckOptions, type GradcheckResult } from "./autodiff/gradcheck.ts";
 export { type MemoryStats, memoryStats, resetPeakMemory } from "./autodiff/memory.ts";
 export { cpuThreads, setCpuThreads } from "./autodiff/backends/cpu/wasm/threads.ts";
+export { setCpuHeapEnabled } from "./autodiff/backends/cpu/wasm/heap.ts";
 export * from "./nn/index.ts";
 export * from "./nn/optim/index.ts";
 export * from "./nn/io/index.ts";

@@ -2,7 +2,7 @@
  * The CPU backend's tiled transpose path of `stridedCopyInto` (permutes that move the source's innermost dim,
  * at sizes where the tiles apply, with partial tiles) against index arithmetic done here on the host.
  */
-import assert from "node:assert/strict";
+import { assertPermuted } from "./util.ts";
 import { permute, tensor } from "../mod.ts";
 
 const cases: { shape: number[]; dims: number[] }[] = [
@@ -18,14 +18,6 @@ for (const { shape, dims } of cases) {
     const n = shape.reduce((a, b) => a * b, 1);
     const src = Float32Array.from({ length: n }, (_, i) => i);
     const out = await permute(tensor(src, { shape }), dims).data();
-    const outShape = dims.map((d) => shape[d]);
-    const srcStrides = shape.map((_, k) => shape.slice(k + 1).reduce((a, b) => a * b, 1));
-    const idx = new Array(outShape.length).fill(0);
-    for (let i = 0; i < n; i++) {
-      let at = 0;
-      for (let k = 0; k < dims.length; k++) at += idx[k] * srcStrides[dims[k]];
-      assert.equal(out[i], src[at], `element ${i} (index [${idx}])`);
-      for (let k = outShape.length - 1; k >= 0 && ++idx[k] === outShape[k]; k--) idx[k] = 0;
-    }
+    assertPermuted(out, src, shape, dims);
   });
 }

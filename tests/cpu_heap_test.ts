@@ -5,6 +5,7 @@
  * that the in-place kernels really ran.
  */
 import assert from "node:assert/strict";
+import { assertPermuted } from "./util.ts";
 import type { CpuBuffer } from "../autodiff/backends/cpu/backend.ts";
 import {
   add,
@@ -165,15 +166,7 @@ for (const { shape, dims } of copyCases) {
     const [on, off] = await bothWays(() => permute(tensor(src, { shape }), dims));
     const ran = wasmKernelRuns("copy") + wasmKernelRuns("transpose") > calls;
     if (shape.length <= 4) assert.ok(ran, "the heap kernel did not run");
-    const outShape = dims.map((d) => shape[d]);
-    const srcStrides = shape.map((_, k) => shape.slice(k + 1).reduce((a, b) => a * b, 1));
-    const idx = new Array(outShape.length).fill(0);
-    for (let i = 0; i < n; i++) {
-      let at = 0;
-      for (let k = 0; k < dims.length; k++) at += idx[k] * srcStrides[dims[k]];
-      assert.equal(on[i], src[at], `element ${i} (index [${idx}])`);
-      for (let k = outShape.length - 1; k >= 0 && ++idx[k] === outShape[k]; k--) idx[k] = 0;
-    }
+    assertPermuted(on, src, shape, dims);
     assertSame(on, off, "heap against loops");
   });
 }

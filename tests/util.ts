@@ -94,3 +94,24 @@ export function assertCloseToMax(actual: ArrayLike<number>, ref: ArrayLike<numbe
     throw new Error(`${what}: max|a-b| = ${worst} at ${at} (${actual[at]} vs ${ref[at]}) > ${tol}·${scale}`);
   }
 }
+
+/**
+ * Asserts that `out` is `src` (row-major, `shape`) permuted by `dims`, element by element, by index arithmetic done
+ * here on the host (an independent reference for every permute/copy kernel).
+ */
+export function assertPermuted(
+  out: ArrayLike<number>,
+  src: ArrayLike<number>,
+  shape: readonly number[],
+  dims: readonly number[],
+): void {
+  const outShape = dims.map((d) => shape[d]);
+  const srcStrides = shape.map((_, k) => shape.slice(k + 1).reduce((a, b) => a * b, 1));
+  const idx = new Array(outShape.length).fill(0);
+  for (let i = 0; i < src.length; i++) {
+    let at = 0;
+    for (let k = 0; k < dims.length; k++) at += idx[k] * srcStrides[dims[k]];
+    if (out[i] !== src[at]) throw new Error(`element ${i} (index [${idx}]) is ${out[i]}, want ${src[at]}`);
+    for (let k = outShape.length - 1; k >= 0 && ++idx[k] === outShape[k]; k--) idx[k] = 0;
+  }
+}

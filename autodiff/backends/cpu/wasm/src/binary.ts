@@ -4,6 +4,8 @@
 // threads: one call writes rows [r0, r1) of the contiguous output. Each result is the correctly rounded float32
 // result, as the host's scalar loops (double arithmetic rounded to float32) give.
 
+import { rowStart } from "./rows";
+
 /** Op codes; the host (binary_wasm.ts) lists the same names in the same order. */
 const ADD = 0, SUB = 1, MUL = 2, DIV = 3;
 
@@ -52,9 +54,7 @@ const ADD = 0, SUB = 1, MUL = 2, DIV = 3;
   sa0: i32, sa1: i32, sa2: i32, ia: i32, sb0: i32, sb1: i32, sb2: i32, ib: i32, r0: i32, r1: i32,
 ): void {
   for (let r = r0; r < r1; r++) {
-    const i2 = r % n2, q = r / n2, i1 = q % n1, i0 = q / n1;
-    const pa = a + (<usize>(i0 * sa0 + i1 * sa1 + i2 * sa2) << 2);
-    const pb = b + (<usize>(i0 * sb0 + i1 * sb1 + i2 * sb2) << 2);
+    const pa = a + rowStart(r, n1, n2, sa0, sa1, sa2), pb = b + rowStart(r, n1, n2, sb0, sb1, sb2);
     row(op, pa, pb, dst + (<usize>r * <usize>len << 2), len, ia, ib);
   }
 }

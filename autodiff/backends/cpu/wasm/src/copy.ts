@@ -3,15 +3,15 @@
 // `transpose` is the permute whose destination rows walk the source with a stride, done in 4×4 SIMD blocks inside
 // square tiles so both sides stay in cache.
 
+import { rowStart } from "./rows";
+
 /** Rows [r0, r1) of the (n0, n1, n2, len) walk: dst[i0·d0 + i1·d1 + i2·d2 + j·dl] = src[i0·s0 + … + j·sl]. */
 export function copy(
   src: usize, dst: usize, n1: i32, n2: i32, len: i32,
   s0: i32, s1: i32, s2: i32, sl: i32, d0: i32, d1: i32, d2: i32, dl: i32, r0: i32, r1: i32,
 ): void {
   for (let r = r0; r < r1; r++) {
-    const i2 = r % n2, q = r / n2, i1 = q % n1, i0 = q / n1;
-    const ps = src + (<usize>(i0 * s0 + i1 * s1 + i2 * s2) << 2);
-    const pd = dst + (<usize>(i0 * d0 + i1 * d1 + i2 * d2) << 2);
+    const ps = src + rowStart(r, n1, n2, s0, s1, s2), pd = dst + rowStart(r, n1, n2, d0, d1, d2);
     if (sl === 1 && dl === 1) {
       memory.copy(pd, ps, <usize>len << 2);
       continue;
