@@ -224,7 +224,7 @@ for (
 ) {
   Deno.test(`cpu heap: layerNorm ${name} in the heap = the reference loops`, async () => {
     const n = shape.reduce((p, q) => p * q, 1), c = normalized[0];
-    const run = async () => {
+    const run = () => {
       const x = tensor(values(n, 11), { shape: [...shape], requiresGrad: true });
       const weight = tensor(values(c, 12), { shape: [c], requiresGrad: true });
       const bias = tensor(values(c, 13), { shape: [c], requiresGrad: true });
@@ -233,10 +233,15 @@ for (
       return [y, x.grad!, weight.grad!, bias.grad!].map((t) => t.data() as Promise<Float32Array>);
     };
     const [forward, backward] = [wasmKernelRuns("lnForward"), wasmKernelRuns("lnBackward")];
-    const on = await Promise.all(await run());
+    const on = await Promise.all(run());
     assert.ok(wasmKernelRuns("lnForward") > forward && wasmKernelRuns("lnBackward") > backward, "kernels did not run");
     setCpuHeapEnabled(false);
-    const off = await Promise.all(await run().finally(() => setCpuHeapEnabled(true)));
+    let off: Float32Array[];
+    try {
+      off = await Promise.all(run());
+    } finally {
+      setCpuHeapEnabled(true);
+    }
     // y and dx: the same float64 arithmetic in the same order
     assertSame(on[0], off[0], "y");
     assertSame(on[1], off[1], "dx");

@@ -101,7 +101,7 @@ export class BlockAllocator {
 const blocks = new BlockAllocator(HEAP_BASE, HEAP_END);
 let enabled = true;
 /** The memory's current buffer (a new object after each growth), whose views we hand out. */
-let buffer: SharedArrayBuffer | null = null;
+let buffer: ArrayBufferLike | null = null;
 /** Every buffer object we handed views on: membership tells a heap array from an ordinary one. */
 const ours = new WeakSet<ArrayBufferLike>();
 
@@ -141,7 +141,7 @@ export function heapArray(length: number): Float32Array | null {
     }
   }
   if (!buffer || buffer.byteLength < at + size) {
-    buffer = memory.buffer as SharedArrayBuffer;
+    buffer = memory.buffer;
     ours.add(buffer);
   }
   return new Float32Array(buffer, at, length);
