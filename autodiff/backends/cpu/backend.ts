@@ -42,7 +42,7 @@ import { geluCrossGradWasm, geluCrossWasm, unaryWasm } from "./elementwise_wasm.
 import { depthwiseBackwardInputWasm, depthwiseBackwardWeightWasm, depthwiseForwardWasm } from "./depthwise_wasm.ts";
 import { cpuWasm } from "./wasm/module.ts";
 import { heapArray, heapFree, onHeap } from "./wasm/heap.ts";
-import { binaryOnHeap, copyOnHeap } from "./heap_kernels.ts";
+import { binaryOnHeap, copyOnHeap, TILE, transposeAxis } from "./heap_kernels.ts";
 import { haarDwtForward, haarIwtForward } from "./wavelet.ts";
 import { layerNormBackward, layerNormForward } from "./layer_norm.ts";
 import { adamStepCpu } from "./adam.ts";
@@ -647,9 +647,6 @@ export const cpuBackend: Backend = {
   },
 };
 
-/** Side of the square tiles of {@linkcode transposeCopy}: 2 · 32² floats stay in L1. */
-const TILE = 32;
-
 /**
  * The general strided copy: coalesced dims walked as an odometer, each innermost row a tight loop (short
  * contiguous rows too: a subarray per row costs more than the copy below about a thousand elements).
@@ -686,9 +683,8 @@ function stridedCopy(
 
 /**
  * A copy whose innermost destination dim walks the source with a stride while another dim walks it
- * contiguously (a permute that moves the source's innermost dim, e.g. channels-first ↔ channels-last):
- * row by row it would miss the cache on every source read, so it goes in square tiles over those two dims.
- * Returns false (nothing copied) for other copies.
+ * contiguously ({@linkcode transposeAxis}), in square tiles over those two dims. Returns false (nothing copied)
+ * for other copies.
  */
 function transposeCopy(
   s: HostArray,
@@ -700,10 +696,8 @@ function transposeCopy(
   shape: readonly number[],
 ): boolean {
   const [cs, [ss, ds]] = coalesce(shape, [srcStrides, dstStrides]);
-  const last = cs.length - 1;
-  if (last < 1 || ds[last] !== 1 || ss[last] === 1 || cs[last] < TILE) return false;
-  const j = ss.indexOf(1);
-  if (j < 0 || j === last || cs[j] < TILE) return false;
+  const last = cs.length - 1, j = transposeAxis(cs, ss, ds);
+  if (j < 0) return false;
   const nj = cs[j], nl = cs[last], dj = ds[j], sl = ss[last];
   // the other dims, walked as an odometer
   const outer = cs.map((_, k) => k).filter((k) => k !== j && k !== last);

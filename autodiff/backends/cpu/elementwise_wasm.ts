@@ -10,7 +10,7 @@
 import type { UnaryOp } from "../../backend.ts";
 import { cpuWasm, WasmLayout } from "./wasm/module.ts";
 import { onHeap } from "./wasm/heap.ts";
-import { cpuThreads, type KernelCall, parallelCalls, splitRows } from "./wasm/threads.ts";
+import { cpuThreads, type KernelCall, parallelCalls, runCalls, splitRows } from "./wasm/threads.ts";
 
 /** The ops with a WebAssembly kernel, in the op-code order of src/elementwise.ts. */
 const WASM_UNARY: readonly UnaryOp[] = ["exp", "sigmoid", "silu", "gelu", "softplus", "siluGrad", "geluGrad"];
@@ -101,7 +101,7 @@ function pairBlocks(
         });
       }
     }
-    parallelCalls(calls.length, calls.length, (_, i) => calls[i], () => {}, (call) => m.run(call));
+    runCalls(calls, (call) => m.run(call));
     return true;
   }
   const per = Math.ceil(span / BLOCK), items = outer * per;

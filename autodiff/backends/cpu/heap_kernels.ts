@@ -11,7 +11,7 @@ import type { BinaryOp, HostArray } from "../../backend.ts";
 import { coalesce } from "../../shape.ts";
 import { cpuWasm } from "./wasm/module.ts";
 import { KernelOperands, onHeap } from "./wasm/heap.ts";
-import { type KernelCall, parallelCalls, splitRows } from "./wasm/threads.ts";
+import { type KernelCall, runCalls, splitRows } from "./wasm/threads.ts";
 
 /** The ops of src/binary.ts, in its op-code order. */
 const HEAP_BINARY: readonly BinaryOp[] = ["add", "sub", "mul", "div"];
@@ -19,8 +19,21 @@ const HEAP_BINARY: readonly BinaryOp[] = ["add", "sub", "mul", "div"];
 const MIN_ELEMENTS = 1 << 14;
 /** Elements a thread's share should have at least. */
 const PER_THREAD = 1 << 15;
-/** Side of src/copy.ts's transpose tiles. */
-const TILE = 32;
+/** Side of the square tiles of a transposing copy (src/copy.ts, and backend.ts's loop): two 32² float tiles stay in L1. */
+export const TILE = 32;
+
+/**
+ * For a copy coalesced to dims `cs` with source and destination strides `ss`, `ds`: the dim j that walks the
+ * source contiguously while the innermost destination dim walks it with a stride (a permute that moves the
+ * source's innermost dim), when both are at least a tile long; −1 when the copy is not such a transpose. Row by
+ * row such a copy misses the cache on every source read, so it goes in tiles over j and the innermost dim.
+ */
+export function transposeAxis(cs: readonly number[], ss: readonly number[], ds: readonly number[]): number {
+  const last = cs.length - 1;
+  if (last < 1 || ds[last] !== 1 || ss[last] === 1 || cs[last] < TILE) return -1;
+  const j = ss.indexOf(1);
+  return j < 0 || j === last || cs[j] < TILE ? -1 : j;
+}
 
 const isHeapF32 = (a: HostArray): boolean => a instanceof Float32Array && onHeap(a);
 
@@ -79,8 +92,8 @@ export function copyOnHeap(
   if (!m) return false;
   const [cs, [ss, ds]] = coalesce(shape, [srcStrides, dstStrides]);
   const src0 = s.byteOffset + 4 * srcOffset, dst0 = d.byteOffset + 4 * dstOffset;
-  const last = cs.length - 1, j = ss.indexOf(1);
-  if (last >= 1 && ds[last] === 1 && ss[last] !== 1 && cs[last] >= TILE && j >= 0 && j !== last && cs[j] >= TILE) {
+  const j = transposeAxis(cs, ss, ds);
+  if (j >= 0) {
     transposeCalls(m.run, cs, ss, ds, j, src0, dst0);
     return true;
   }
@@ -125,5 +138,5 @@ function transposeCalls(
       list.push({ kernel: "transpose", args: [a, b, cs[last], ss[last], ds[j], a0, a1] });
     }
   }
-  parallelCalls(list.length, list.length, (_, i) => list[i], () => {}, run);
+  runCalls(list, run);
 }

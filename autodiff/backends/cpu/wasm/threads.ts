@@ -138,6 +138,11 @@ export function splitRows(
   parallelCalls(parts, parts, (_, i) => call(range(i)[0], range(i)[1]), () => {}, run);
 }
 
+/** Runs independent calls (or jobs) over the calling thread and the ready workers, nothing laid out per slot. */
+export function runCalls(jobs: KernelJob[], run: (call: KernelCall) => void): void {
+  parallelCalls(jobs.length, jobs.length, (_, i) => jobs[i], () => {}, run);
+}
+
 function post(w: WorkerSlot, job: KernelJob): void {
   const c = w.ctrl, calls = Array.isArray(job) ? job : [job];
   let at = ARGS;
