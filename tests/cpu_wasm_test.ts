@@ -103,6 +103,11 @@ const dwCases = [
   { c: 2, h: 6, w: 21, k: 7, pad: 3, dil: 1, stride: 1 }, // taps wider than some valid ranges
   { c: 5, h: 4, w: 3, k: 3, pad: 0, dil: 1, stride: 1 }, // output width 1
   { c: 2, h: 8, w: 8, k: 3, pad: 1, dil: 1, stride: 2 }, // stride 2: the scalar loops run both times
+  // 3×3 "same" with the width a multiple of 4: the register path (dw3x3), with rows above and below, one row
+  // only, and a single block per row
+  { c: 3, h: 9, w: 16, k: 3, pad: 1, dil: 1, stride: 1 },
+  { c: 2, h: 1, w: 8, k: 3, pad: 1, dil: 1, stride: 1 },
+  { c: 4, h: 2, w: 4, k: 3, pad: 1, dil: 1, stride: 1 },
 ];
 
 for (const c of dwCases) {

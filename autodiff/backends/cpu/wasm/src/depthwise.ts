@@ -1,5 +1,6 @@
 // AssemblyScript: depthwise 2-D convolution of one image at stride 1 (any kernel size, padding, dilation),
-// forward and both gradients, vectorised along the image rows (f32x4). The scalar loops of
+// forward and both gradients, vectorised along the image rows (f32x4); 3×3 "same" kernels (the SSM blocks')
+// sum each output in registers (dw3x3). The scalar loops of
 // autodiff/backends/cpu/backend.ts are the reference; the host calls these per image with the image's
 // planes laid out as (C, H, W) and the output as (C, OH, OW).
 
@@ -68,11 +69,96 @@
   }
 }
 
+const ZERO = f32x4.splat(0);
+
+/**
+ * acc + the three taps of one input row at output columns col..col+3: its columns −1, 0, +1 around them with
+ * weights w0, w1, w2 (with `rev`, columns +1, 0, −1); p, c, n are the row's columns col−4.., col.., col+4...
+ */
+@inline function rowTaps(acc: v128, p: v128, c: v128, n: v128, w0: v128, w1: v128, w2: v128, rev: bool): v128 {
+  const l = i32x4.shuffle(p, c, 3, 4, 5, 6), r = i32x4.shuffle(c, n, 1, 2, 3, 4);
+  const first = rev ? r : l, last = rev ? l : r;
+  return f32x4.add(f32x4.add(f32x4.add(acc, f32x4.mul(w0, first)), f32x4.mul(w1, c)), f32x4.mul(w2, last));
+}
+
+/**
+ * One output row o of {@link dw3x3} from the input rows t (above), m and b (below); hasT and hasB are constants
+ * at every call, so each of the four variants compiles without the row tests (3× faster than testing per block).
+ */
+@inline function row3(
+  o: usize, t: usize, m: usize, b: usize, W: i32, hasT: bool, hasB: bool,
+  w0: v128, w1: v128, w2: v128, w3: v128, w4: v128, w5: v128, w6: v128, w7: v128, w8: v128, rev: bool,
+): void {
+  let pt = ZERO, pm = ZERO, pb = ZERO;
+  let ct = hasT ? v128.load(t) : ZERO, cm = v128.load(m), cb = hasB ? v128.load(b) : ZERO;
+  const end = <usize> (W - 4) << 2;
+  let at: usize = 0;
+  for (; at < end; at += 16) {
+    const nt = hasT ? v128.load(t + at, 16) : ZERO;
+    const nm = v128.load(m + at, 16);
+    const nb = hasB ? v128.load(b + at, 16) : ZERO;
+    let acc = ZERO;
+    if (hasT) acc = rowTaps(acc, pt, ct, nt, w0, w1, w2, rev);
+    acc = rowTaps(acc, pm, cm, nm, w3, w4, w5, rev);
+    if (hasB) acc = rowTaps(acc, pb, cb, nb, w6, w7, w8, rev);
+    v128.store(o + at, acc);
+    pt = ct;
+    ct = nt;
+    pm = cm;
+    cm = nm;
+    pb = cb;
+    cb = nb;
+  }
+  // the last block: nothing right of the row
+  let acc = ZERO;
+  if (hasT) acc = rowTaps(acc, pt, ct, ZERO, w0, w1, w2, rev);
+  acc = rowTaps(acc, pm, cm, ZERO, w3, w4, w5, rev);
+  if (hasB) acc = rowTaps(acc, pb, cb, ZERO, w6, w7, w8, rev);
+  v128.store(o + at, acc);
+}
+
+/**
+ * The common case in registers: a 3×3 kernel at padding 1, dilation 1, W a multiple of 4, out (C, H, W) from
+ * inp (C, H, W). Each output sums the rows above, at and below it with weight rows k[0], k[1], k[2] (k = w, or
+ * w's rows reversed with `rev`), each row's taps left to right (right to left with `rev`): the forward, and with
+ * `rev` the input gradient, in the order the row-update loops below add them, so the sums are the same floats.
+ * Columns outside the image read as 0, which adds +0 to a sum that is never −0: the same as skipping the tap.
+ */
+function dw3x3(inp: usize, w: usize, out: usize, C: i32, H: i32, W: i32, rev: bool): void {
+  const rowBytes = <usize> W << 2;
+  for (let c = 0; c < C; c++) {
+    const k = w + ((<usize> (c * 9)) << 2);
+    const top = rev ? k + 24 : k, bottom = rev ? k : k + 24;
+    const w0 = v128.load32_splat(top), w1 = v128.load32_splat(top, 4), w2 = v128.load32_splat(top, 8);
+    const w3 = v128.load32_splat(k, 12), w4 = v128.load32_splat(k, 16), w5 = v128.load32_splat(k, 20);
+    const w6 = v128.load32_splat(bottom), w7 = v128.load32_splat(bottom, 4), w8 = v128.load32_splat(bottom, 8);
+    const plane = inp + (<usize> (c * H) * rowBytes);
+    for (let r = 0; r < H; r++) {
+      const m = plane + <usize> r * rowBytes, t = m - rowBytes, b = m + rowBytes;
+      const hasT = r > 0, hasB = r + 1 < H;
+      const o = out + (<usize> (c * H + r) * rowBytes);
+      if (hasT && hasB) row3(o, t, m, b, W, true, true, w0, w1, w2, w3, w4, w5, w6, w7, w8, rev);
+      else if (hasT) row3(o, t, m, b, W, true, false, w0, w1, w2, w3, w4, w5, w6, w7, w8, rev);
+      else if (hasB) row3(o, t, m, b, W, false, true, w0, w1, w2, w3, w4, w5, w6, w7, w8, rev);
+      else row3(o, t, m, b, W, false, false, w0, w1, w2, w3, w4, w5, w6, w7, w8, rev);
+    }
+  }
+}
+
+/** Whether {@link dw3x3} computes this geometry (output size = input size). */
+@inline function is3x3Same(H: i32, W: i32, KH: i32, KW: i32, OH: i32, OW: i32, padH: i32, padW: i32, dilH: i32, dilW: i32): bool {
+  return KH == 3 && KW == 3 && padH == 1 && padW == 1 && dilH == 1 && dilW == 1 && OH == H && OW == W && W % 4 == 0;
+}
+
 /** out (C, OH, OW) = depthwise conv of x (C, H, W) with w (C, KH, KW). */
 export function dwForward(
   x: usize, w: usize, out: usize,
   C: i32, H: i32, W: i32, KH: i32, KW: i32, OH: i32, OW: i32, padH: i32, padW: i32, dilH: i32, dilW: i32,
 ): void {
+  if (is3x3Same(H, W, KH, KW, OH, OW, padH, padW, dilH, dilW)) {
+    dw3x3(x, w, out, C, H, W, false);
+    return;
+  }
   taps(0, x, w, out, C, H, W, KH, KW, OH, OW, padH, padW, dilH, dilW);
 }
 
@@ -81,6 +167,10 @@ export function dwBackwardInput(
   gy: usize, w: usize, gx: usize,
   C: i32, H: i32, W: i32, KH: i32, KW: i32, OH: i32, OW: i32, padH: i32, padW: i32, dilH: i32, dilW: i32,
 ): void {
+  if (is3x3Same(H, W, KH, KW, OH, OW, padH, padW, dilH, dilW)) {
+    dw3x3(gy, w, gx, C, H, W, true);
+    return;
+  }
   memory.fill(gx, 0, (<usize> (C * H * W)) << 2);
   taps(1, gx, w, gy, C, H, W, KH, KW, OH, OW, padH, padW, dilH, dilW);
 }
