@@ -2,25 +2,31 @@
 // scalar forms call Math.exp (autodiff/op_table.ts gives their definitions). The host copies a block of the
 // input to `src`, runs one kernel, and copies `dst` back; `n` is rounded up to a multiple of 8 by the host.
 
-import { vexpIeee, vlog1pUnit, vOnePlusErf } from "./vmath";
+import { C_1_0, vexpIeee, vlog1pUnit, vOnePlusErf } from "./vmath";
 
 /** Op codes; the host (elementwise_wasm.ts) lists the same names in the same order. */
 const EXP = 0, SIGMOID = 1, SILU = 2, GELU = 3, SOFTPLUS = 4, SILU_GRAD = 5, GELU_GRAD = 6;
 
-const ONE = f32x4.splat(1.0);
+// Vector constants as globals (see vmath.ts).
+let C_0_5 = f32x4.splat(0.5);
+let C_0_70710678118654752 = f32x4.splat(0.70710678118654752);
+let C_0_3989422804014327 = f32x4.splat(0.3989422804014327);
+let C_M0_5 = f32x4.splat(-0.5);
+let C_0_0 = f32x4.splat(0.0);
+let C_20_0 = f32x4.splat(20.0);
 
 @inline function sigmoid(x: v128): v128 {
-  return f32x4.div(ONE, f32x4.add(ONE, vexpIeee(f32x4.neg(x))));
+  return f32x4.div(C_1_0, f32x4.add(C_1_0, vexpIeee(f32x4.neg(x))));
 }
 
 /** Φ(x) = (1 + erf(x/√2))/2, GELU's Gaussian CDF. */
 @inline function cdf(x: v128): v128 {
-  return f32x4.mul(f32x4.splat(0.5), vOnePlusErf(f32x4.mul(x, f32x4.splat(0.70710678118654752))));
+  return f32x4.mul(C_0_5, vOnePlusErf(f32x4.mul(x, C_0_70710678118654752)));
 }
 
 /** φ(x) = e^(−x²/2)/√(2π), its density. */
 @inline function pdf(x: v128): v128 {
-  return f32x4.mul(f32x4.splat(0.3989422804014327), vexpIeee(f32x4.mul(f32x4.splat(-0.5), f32x4.mul(x, x))));
+  return f32x4.mul(C_0_3989422804014327, vexpIeee(f32x4.mul(C_M0_5, f32x4.mul(x, x))));
 }
 
 @inline function apply(op: i32, x: v128): v128 {
@@ -30,13 +36,13 @@ const ONE = f32x4.splat(1.0);
   if (op === GELU) return f32x4.mul(x, cdf(x)); // x·Φ(x)
   if (op === SOFTPLUS) {
     // x > 20: x (torch's threshold); else max(x, 0) + log1p(e^−|x|)
-    const sp = f32x4.add(f32x4.max(x, f32x4.splat(0.0)), vlog1pUnit(vexpIeee(f32x4.neg(f32x4.abs(x)))));
-    return v128.bitselect(x, sp, f32x4.gt(x, f32x4.splat(20.0)));
+    const sp = f32x4.add(f32x4.max(x, C_0_0), vlog1pUnit(vexpIeee(f32x4.neg(f32x4.abs(x)))));
+    return v128.bitselect(x, sp, f32x4.gt(x, C_20_0));
   }
   if (op === SILU_GRAD) {
     // s·(1 + x·(1 − s))
     const s = sigmoid(x);
-    return f32x4.mul(s, f32x4.add(ONE, f32x4.mul(x, f32x4.sub(ONE, s))));
+    return f32x4.mul(s, f32x4.add(C_1_0, f32x4.mul(x, f32x4.sub(C_1_0, s))));
   }
   return f32x4.add(cdf(x), f32x4.mul(x, pdf(x))); // GELU_GRAD: Φ(x) + x·φ(x)
 }
