@@ -9,6 +9,7 @@ import { assertPermuted } from "./util.ts";
 import type { CpuBuffer } from "../autodiff/backends/cpu/backend.ts";
 import {
   add,
+  conv2d,
   div,
   gelu,
   layerNorm,
@@ -266,3 +267,39 @@ Deno.test("cpu heap: reserveRegions halves the region count until the layout fit
   assert.equal(reserveRegions(fake, 7, plan(2000))?.regions.length, 1, "7, 4, 2 do not fit");
   assert.equal(reserveRegions(fake, 8, plan(3000)), null);
 });
+
+const convCases = [
+  // batch, channels, size, out channels, kernel, stride, padding, dilation
+  { n: 2, c: 8, h: 48, o: 6, k: 3, stride: 1, pad: 1, dil: 1 }, // padded planes, garbage columns dropped
+  { n: 2, c: 6, h: 40, o: 5, k: 3, stride: 1, pad: 2, dil: 2 },
+  { n: 2, c: 3, h: 64, o: 4, k: 7, stride: 2, pad: 3, dil: 1 }, // the stem: unfolded from the padded planes
+  { n: 2, c: 16, h: 64, o: 8, k: 1, stride: 2, pad: 0, dil: 1 }, // unfolded from x itself
+  { n: 2, c: 8, h: 48, o: 4, k: 3, stride: 2, pad: 1, dil: 1 },
+];
+
+for (const c of convCases) {
+  Deno.test(
+    `cpu heap: conv2d k${c.k} stride ${c.stride} pad ${c.pad} dil ${c.dil}: padding and unfolding copies equal the loops`,
+    async () => {
+      const n = c.n * c.c * c.h * c.h;
+      const x = tensor(values(n, 1), { shape: [c.n, c.c, c.h, c.h] }).requiresGrad_(true);
+      const w = tensor(values(c.o * c.c * c.k * c.k, 2).map((v) => v / 8), { shape: [c.o, c.c, c.k, c.k] })
+        .requiresGrad_(true);
+      const results: Float32Array[][] = [];
+      const copies = wasmKernelRuns("copy") + wasmKernelRuns("transpose");
+      for (const heap of [true, false]) {
+        setCpuHeapEnabled(heap);
+        try {
+          const xi = x.detach().requiresGrad_(true), wi = w.detach().requiresGrad_(true);
+          const y = conv2d(xi, wi, null, { stride: c.stride, padding: c.pad, dilation: c.dil });
+          y.backward(tensor(values(y.size, 3), { shape: y.shape }));
+          results.push([await y.data(), await xi.grad!.data(), await wi.grad!.data()] as Float32Array[]);
+        } finally {
+          setCpuHeapEnabled(true);
+        }
+      }
+      assert.ok(wasmKernelRuns("copy") + wasmKernelRuns("transpose") > copies, "no heap copy ran");
+      ["out", "dx", "dw"].forEach((what, i) => assertSame(results[0][i], results[1][i], what));
+    },
+  );
+}

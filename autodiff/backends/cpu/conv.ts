@@ -14,14 +14,20 @@
 
 import type { Im2colParams } from "../../backend.ts";
 import { sgemm } from "./gemm.ts";
+import { copyOnHeap } from "./heap_kernels.ts";
+import { heapArray, heapFree, onHeap } from "./wasm/heap.ts";
 
 const scratchBuffers = new Map<string, Float32Array>();
 
-/** A reused scratch array of at least `length` elements (contents unspecified). */
+/**
+ * A reused scratch array of at least `length` elements (contents unspecified), in the tensor heap when it has
+ * room, so the padding and unfolding copies run as threaded heap kernels.
+ */
 function scratch(name: string, length: number): Float32Array {
   let buf = scratchBuffers.get(name);
   if (!buf || buf.length < length) {
-    buf = new Float32Array(length);
+    if (buf && onHeap(buf)) heapFree(buf);
+    buf = heapArray(length) ?? new Float32Array(length);
     scratchBuffers.set(name, buf);
   }
   return buf;
@@ -123,16 +129,77 @@ const isStride1 = (p: Im2colParams) => p.strideH === 1 && p.strideW === 1;
 const isPointwise = (p: Im2colParams) =>
   isStride1(p) && p.kernelH === 1 && p.kernelW === 1 && p.padH === 0 && p.padW === 0;
 
-/** Copies image `b` of x into the zeroed padded planes. */
-function padImage(x: Float32Array, b: number, p: Im2colParams, g: Padded, xpad: Float32Array): void {
-  const { channels: C, height: H, width: W } = p;
-  xpad.fill(0, 0, C * g.plane + g.slack);
-  for (let c = 0; c < C; c++) {
-    for (let h = 0; h < H; h++) {
-      const src = ((b * C + c) * H + h) * W, dst = c * g.plane + (h + p.padH) * g.wp + p.padW;
-      for (let w = 0; w < W; w++) xpad[dst + w] = x[src + w];
+/** Where image b's padded planes start in a batch of them. */
+const imageAt = (b: number, p: Im2colParams, g: Padded) => b * p.channels * g.plane;
+
+/** x (N, C, H, W) → zero-padded planes (N, C, Hp, Wp) with `slack` zeros after them, in a reused scratch array. */
+function padBatch(x: Float32Array, p: Im2colParams, g: Padded): Float32Array {
+  const { batch: N, channels: C, height: H, width: W } = p;
+  const size = N * C * g.plane + g.slack, at = p.padH * g.wp + p.padW;
+  const xpad = scratch("xpad", size);
+  xpad.fill(0, 0, size);
+  copyBlock(x, 0, [H * W, W], xpad, at, [g.plane, g.wp], { planes: N * C, rows: H, width: W });
+  return xpad;
+}
+
+/** A (planes, rows, width) block between two arrays, each with its own plane and row strides. */
+interface Block {
+  planes: number;
+  rows: number;
+  width: number;
+}
+
+/** d[dAt + i·dPlane + r·dRow + c] = s[sAt + i·sPlane + r·sRow + c] over the block. */
+function copyBlock(
+  s: Float32Array,
+  sAt: number,
+  [sPlane, sRow]: [number, number],
+  d: Float32Array,
+  dAt: number,
+  [dPlane, dRow]: [number, number],
+  { planes, rows, width }: Block,
+): void {
+  if (copyOnHeap(s, sAt, [sPlane, sRow, 1], d, dAt, [dPlane, dRow, 1], [planes, rows, width])) return;
+  for (let i = 0; i < planes; i++) {
+    for (let r = 0; r < rows; r++) {
+      const a = sAt + i * sPlane + r * sRow, b = dAt + i * dPlane + r * dRow;
+      for (let c = 0; c < width; c++) d[b + c] = s[a + c];
     }
   }
+}
+
+/**
+ * Unfolds image b into cols (C·KH·KW, OH·OW) from `src`, x or its zero-padded planes (when p pads) with
+ * plane and row strides `plane`, `row`: one strided heap copy per kernel row, or im2colInto's loops.
+ */
+function unfold(
+  x: Float32Array,
+  src: { data: Float32Array; plane: number; row: number },
+  b: number,
+  p: Im2colParams,
+  cols: Float32Array,
+): void {
+  const { channels: C, kernelH: KH, kernelW: KW, outH: OH, outW: OW } = p;
+  const L = OH * OW, base = b * C * src.plane;
+  const srcStrides = [src.plane, p.dilationW, p.strideH * src.row, p.strideW], dstStrides = [KH * KW * L, L, OW, 1];
+  // every kernel row's copy has the same size and arrays: the first says whether the heap kernel takes them
+  for (let ki = 0; ki < KH; ki++) {
+    const at = base + ki * p.dilationH * src.row;
+    if (!copyOnHeap(src.data, at, srcStrides, cols, ki * KW * L, dstStrides, [C, KW, OH, OW])) {
+      im2colInto(x, b, 1, p, 0, cols);
+      return;
+    }
+  }
+}
+
+/** What {@linkcode unfold} reads: x itself when p does not pad, else its zero-padded planes. */
+function unfoldSource(
+  x: Float32Array,
+  p: Im2colParams,
+): { data: Float32Array; plane: number; row: number } {
+  if (p.padH === 0 && p.padW === 0) return { data: x, plane: p.height * p.width, row: p.width };
+  const g = padded(p);
+  return { data: padBatch(x, p, g), plane: g.plane, row: g.wp };
 }
 
 /** Weights (O, C, KH, KW) → one contiguous (O, C) matrix per tap. */
@@ -151,20 +218,20 @@ export function conv2dForward(x: Float32Array, w: Float32Array, out: Float32Arra
     return;
   }
   if (!isStride1(p)) {
-    const cols = scratch("cols", C * taps * L);
+    const cols = scratch("cols", C * taps * L), src = unfoldSource(x, p);
     for (let b = 0; b < N; b++) {
-      im2colInto(x, b, 1, p, 0, cols);
+      unfold(x, src, b, p, cols);
       sgemm(false, false, o, L, C * taps, 1, w, 0, C * taps, cols, 0, L, 0, out, b * o * L, L);
     }
     return;
   }
   const g = padded(p);
-  const xpad = scratch("xpad", C * g.plane + g.slack);
-  const yp = scratch("yp", o * g.cols);
+  const xpad = padBatch(x, p, g);
+  const yp = scratch("yp", N * o * g.cols);
   const wt = weightsByTap(w, o, C, taps);
   for (let b = 0; b < N; b++) {
-    padImage(x, b, p, g, xpad);
     for (let t = 0; t < taps; t++) {
+      const beta = t === 0 ? 0 : 1;
       sgemm(
         false,
         false,
@@ -176,31 +243,25 @@ export function conv2dForward(x: Float32Array, w: Float32Array, out: Float32Arra
         t * o * C,
         C,
         xpad,
-        g.offsets[t],
+        imageAt(b, p, g) + g.offsets[t],
         g.plane,
-        t === 0 ? 0 : 1,
+        beta,
         yp,
-        0,
+        b * o * g.cols,
         g.cols,
       );
     }
-    // drop the garbage columns
-    for (let r = 0; r < o * OH; r++) {
-      const src = r * g.wp, dst = b * o * L + r * OW;
-      for (let c = 0; c < OW; c++) out[dst + c] = yp[src + c];
-    }
   }
+  // drop the garbage columns
+  copyBlock(yp, 0, [g.cols, g.wp], out, 0, [L, OW], { planes: N * o, rows: OH, width: OW });
 }
 
-/** dy (N, O, OH, OW) of image b → (O, OH, Wp) with zeroed garbage columns. */
-function padGrad(gy: Float32Array, b: number, o: number, p: Im2colParams, g: Padded): Float32Array {
-  const { outH: OH, outW: OW } = p;
-  const gp = scratch("gp", o * g.cols);
-  for (let r = 0; r < o * OH; r++) {
-    const src = b * o * OH * OW + r * OW, dst = r * g.wp;
-    for (let c = 0; c < OW; c++) gp[dst + c] = gy[src + c];
-    for (let c = OW; c < g.wp; c++) gp[dst + c] = 0;
-  }
+/** dy (N, O, OH, OW) → (N, O, OH, Wp) with zeroed garbage columns, in a reused scratch array. */
+function padGrad(gy: Float32Array, o: number, p: Im2colParams, g: Padded): Float32Array {
+  const { batch: N, outH: OH, outW: OW } = p;
+  const gp = scratch("gp", N * o * g.cols);
+  gp.fill(0, 0, N * o * g.cols);
+  copyBlock(gy, 0, [OH * OW, OW], gp, 0, [g.cols, g.wp], { planes: N * o, rows: OH, width: OW });
   return gp;
 }
 
@@ -228,21 +289,19 @@ export function conv2dBackwardInput(
   }
   const g = padded(p);
   const wt = weightsByTap(w, o, C, taps);
-  const dxpad = scratch("dxpad", C * g.plane + g.slack);
+  const gp = padGrad(gy, o, p, g);
+  const size = N * C * g.plane + g.slack;
+  const dxpad = scratch("dxpad", size);
+  dxpad.fill(0, 0, size);
   for (let b = 0; b < N; b++) {
-    const gp = padGrad(gy, b, o, p, g);
-    dxpad.fill(0, 0, C * g.plane + g.slack);
     // each tap adds Wtᵀ·gp into its shifted window (windows overlap across taps, never within one GEMM)
     for (let t = 0; t < taps; t++) {
-      sgemm(true, false, C, g.cols, o, 1, wt, t * o * C, C, gp, 0, g.cols, 1, dxpad, g.offsets[t], g.plane);
-    }
-    for (let c = 0; c < C; c++) {
-      for (let h = 0; h < H; h++) {
-        const src = c * g.plane + (h + p.padH) * g.wp + p.padW, dst = ((b * C + c) * H + h) * W;
-        for (let x = 0; x < W; x++) dx[dst + x] = dxpad[src + x];
-      }
+      const at = imageAt(b, p, g) + g.offsets[t];
+      sgemm(true, false, C, g.cols, o, 1, wt, t * o * C, C, gp, b * o * g.cols, g.cols, 1, dxpad, at, g.plane);
     }
   }
+  const at = p.padH * g.wp + p.padW;
+  copyBlock(dxpad, at, [g.plane, g.wp], dx, 0, [H * W, W], { planes: N * C, rows: H, width: W });
 }
 
 /** Gradient with respect to w: x (N, C, H, W), gy (N, O, OH, OW) → dw (O, C, KH, KW). */
@@ -264,38 +323,20 @@ export function conv2dBackwardWeight(
     return;
   }
   if (!isStride1(p)) {
-    const cols = scratch("cols", C * taps * L);
+    const cols = scratch("cols", C * taps * L), src = unfoldSource(x, p);
     for (let b = 0; b < N; b++) {
-      im2colInto(x, b, 1, p, 0, cols);
+      unfold(x, src, b, p, cols);
       sgemm(false, true, o, C * taps, L, 1, gy, b * o * L, L, cols, 0, L, b === 0 ? 0 : 1, dw, 0, C * taps);
     }
     return;
   }
   const g = padded(p);
-  const xpad = scratch("xpad", C * g.plane + g.slack);
+  const xpad = padBatch(x, p, g), gp = padGrad(gy, o, p, g);
   const dwt = scratch("dwt", taps * o * C);
   for (let b = 0; b < N; b++) {
-    padImage(x, b, p, g, xpad);
-    const gp = padGrad(gy, b, o, p, g);
     for (let t = 0; t < taps; t++) {
-      sgemm(
-        false,
-        true,
-        o,
-        C,
-        g.cols,
-        1,
-        gp,
-        0,
-        g.cols,
-        xpad,
-        g.offsets[t],
-        g.plane,
-        b === 0 ? 0 : 1,
-        dwt,
-        t * o * C,
-        C,
-      );
+      const at = imageAt(b, p, g) + g.offsets[t], beta = b === 0 ? 0 : 1;
+      sgemm(false, true, o, C, g.cols, 1, gp, b * o * g.cols, g.cols, xpad, at, g.plane, beta, dwt, t * o * C, C);
     }
   }
   for (let oc = 0; oc < o * C; oc++) for (let t = 0; t < taps; t++) dw[oc * taps + t] = dwt[t * o * C + oc];
