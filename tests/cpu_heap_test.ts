@@ -13,6 +13,7 @@ import {
   div,
   gelu,
   layerNorm,
+  maxPool2d,
   mul,
   permute,
   selectiveScan,
@@ -300,6 +301,45 @@ for (const c of convCases) {
       }
       assert.ok(wasmKernelRuns("copy") + wasmKernelRuns("transpose") > copies, "no heap copy ran");
       ["out", "dx", "dw"].forEach((what, i) => assertSame(results[0][i], results[1][i], what));
+    },
+  );
+}
+
+const poolCases = [
+  // size (H, W), kernel, stride, padding, dilation (outputs of 2 × 4 planes: enough for the tensor heap)
+  { h: 37, w: 66, k: 3, stride: 2, pad: 1, dil: 1 }, // ResNet's: the 4-output vectors, their edges on both sides
+  { h: 64, w: 64, k: 2, stride: 2, pad: 0, dil: 1 },
+  { h: 30, w: 41, k: 3, stride: 1, pad: 1, dil: 2 },
+  { h: 65, w: 59, k: 3, stride: 2, pad: 0, dil: 1 },
+];
+
+for (const c of poolCases) {
+  Deno.test(
+    `cpu heap: maxPool2d k${c.k} stride ${c.stride} pad ${c.pad} dil ${c.dil} (${c.h}×${c.w}): WebAssembly = the loops`,
+    async () => {
+      // few distinct values, so windows tie (the first maximum wins), a NaN, and -Infinity everywhere in one plane
+      const n = 2 * 4 * c.h * c.w, plane = c.h * c.w;
+      const v = values(n, 4).map((a, i) => (i < plane ? -Infinity : Math.round(a * 2)));
+      v[plane + 5 * c.w + 7] = NaN;
+      const run = async () => {
+        const x = tensor(v, { shape: [2, 4, c.h, c.w] }).requiresGrad_(true);
+        const y = maxPool2d(x, c.k, { stride: c.stride, padding: c.pad, dilation: c.dil });
+        y.backward(tensor(values(y.size, 6), { shape: y.shape }));
+        return [await y.data(), await x.grad!.data()] as Float32Array[];
+      };
+      const before = wasmKernelRuns("maxPoolForward");
+      const on = await run();
+      assert.ok(wasmKernelRuns("maxPoolForward") > before, "the WebAssembly kernel did not run");
+      setCpuHeapEnabled(false);
+      let off: Float32Array[];
+      try {
+        off = await run();
+      } finally {
+        setCpuHeapEnabled(true);
+      }
+      assertSame(on[0], off[0], "out");
+      // the gradient lands where the indices say
+      assertSame(on[1], off[1], "dx");
     },
   );
 }

@@ -35,7 +35,7 @@ import {
   im2colInto,
   validRange,
 } from "./conv.ts";
-import { isPlain2x2, maxPool2dBackward, maxPool2dForward, maxPool2dForward2x2 } from "./pool.ts";
+import { isPlain2x2, maxPool2dBackward, maxPool2dForward, maxPool2dForward2x2, maxPool2dForwardWasm } from "./pool.ts";
 import { selectiveScanBackwardCpu, selectiveScanForwardCpu } from "./selective_scan.ts";
 import { selectiveScanBackwardWasm, selectiveScanForwardWasm } from "./selective_scan_wasm.ts";
 import { geluCrossGradWasm, geluCrossWasm, unaryWasm } from "./elementwise_wasm.ts";
@@ -530,8 +530,8 @@ export const cpuBackend: Backend = {
   maxPool2d(x: BackendBuffer, p: Im2colParams): { out: BackendBuffer; indices: BackendBuffer } {
     const n = p.batch * p.channels * p.outH * p.outW;
     const out = make(n, "float32"), indices = make(n, "int32");
-    const forward = isPlain2x2(p) ? maxPool2dForward2x2 : maxPool2dForward;
-    forward(f32(x), out.data as Float32Array, indices.data as Int32Array, p);
+    const args = [f32(x), out.data as Float32Array, indices.data as Int32Array, p] as const;
+    if (!maxPool2dForwardWasm(...args)) (isPlain2x2(p) ? maxPool2dForward2x2 : maxPool2dForward)(...args);
     return { out, indices };
   },
   maxPool2dBackward(gy: BackendBuffer, indices: BackendBuffer, p: Im2colParams): BackendBuffer {

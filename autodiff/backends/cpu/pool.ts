@@ -1,5 +1,6 @@
 /**
- * Max pooling on the CPU: direct window loops over NCHW planes (no unfolded columns).
+ * Max pooling on the CPU: direct window loops over NCHW planes (no unfolded columns); the forward of tensors in
+ * the tensor heap runs as a threaded WebAssembly kernel with the same scan.
  *
  * - Forward: each output scans its window's in-image taps row-major and keeps the first maximum (a tap
  *   replaces the running maximum when it is greater, or NaN), writing the value and its flat index
@@ -10,6 +11,37 @@
  */
 
 import type { Im2colParams } from "../../backend.ts";
+import { cpuWasm, WasmLayout } from "./wasm/module.ts";
+import { onHeap } from "./wasm/heap.ts";
+import { splitRows } from "./wasm/threads.ts";
+
+/** Planes a thread's share of a WebAssembly max-pool call has at least. */
+const PLANES_PER_THREAD = 4;
+
+/**
+ * The forward through WebAssembly (wasm/src/pool.ts, the same scan, 3×3 stride-2 windows 4 outputs at a time),
+ * planes split over the kernel threads, for x and out in the tensor heap; the indices are written to the
+ * scratch space and copied out. False (nothing written) otherwise.
+ */
+export function maxPool2dForwardWasm(
+  x: Float32Array,
+  out: Float32Array,
+  indices: Int32Array,
+  p: Im2colParams,
+): boolean {
+  const m = cpuWasm();
+  if (!m || !onHeap(x) || !onHeap(out)) return false;
+  const lay = new WasmLayout(), at = lay.take(indices.length);
+  const mem = m.reserve(lay.bytes);
+  if (!mem) return false;
+  const geometry = [p.height, p.width, p.outH, p.outW, p.kernelH, p.kernelW, p.strideH, p.strideW, p.padH, p.padW];
+  splitRows(p.batch * p.channels, PLANES_PER_THREAD, (p0, p1) => ({
+    kernel: "maxPoolForward",
+    args: [x.byteOffset, out.byteOffset, at, ...geometry, p.dilationH, p.dilationW, p0, p1],
+  }), (call) => m.run(call));
+  indices.set(new Int32Array(mem.buffer, at, indices.length));
+  return true;
+}
 
 /** Forward: x (N, C, H, W) → out and indices (N, C, OH, OW). */
 export function maxPool2dForward(x: Float32Array, out: Float32Array, indices: Int32Array, p: Im2colParams): void {

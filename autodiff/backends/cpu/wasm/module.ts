@@ -38,6 +38,8 @@ export interface CpuWasmExports {
   lnForward(...args: number[]): void;
   /** Layer norm backward over outer indices [o0, o1). */
   lnBackward(...args: number[]): void;
+  /** Max pooling forward of planes [p0, p1): values and int32 indices (src/pool.ts). */
+  maxPoolForward(...args: number[]): void;
 }
 
 /** The instance and its memory. */

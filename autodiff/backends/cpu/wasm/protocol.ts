@@ -33,6 +33,7 @@ export const KERNELS = [
   "transpose",
   "lnForward",
   "lnBackward",
+  "maxPoolForward",
 ] as const;
 /** A kernel's name. */
 export type KernelName = (typeof KERNELS)[number];

@@ -5,3 +5,4 @@ export { dwBackwardInput, dwBackwardWeight, dwForward } from "./depthwise";
 export { binary } from "./binary";
 export { copy, transpose } from "./copy";
 export { lnBackward, lnForward } from "./layer_norm";
+export { maxPoolForward } from "./pool";
