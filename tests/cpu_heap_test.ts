@@ -11,6 +11,7 @@ import {
   add,
   conv2d,
   div,
+  flip,
   gelu,
   layerNorm,
   maxPool2d,
@@ -169,6 +170,29 @@ for (const { shape, dims } of copyCases) {
     const ran = wasmKernelRuns("copy") + wasmKernelRuns("transpose") > calls;
     if (shape.length <= 4) assert.ok(ran, "the heap kernel did not run");
     assertPermuted(on, src, shape, dims);
+    assertSame(on, off, "heap against loops");
+  });
+}
+
+for (const { shape, axes } of [{ shape: [4, 40, 131], axes: [2] }, { shape: [4, 9, 37, 66], axes: [1, 3] }]) {
+  Deno.test(`cpu heap: flip [${shape}] over [${axes}] (reversed rows in vectors) = host index arithmetic`, async () => {
+    const n = shape.reduce((a, b) => a * b, 1);
+    const src = Float32Array.from({ length: n }, (_, i) => i);
+    const calls = wasmKernelRuns("copy");
+    const [on, off] = await bothWays(() => flip(tensor(src, { shape }), axes));
+    assert.ok(wasmKernelRuns("copy") > calls, "the heap kernel did not run");
+    // the element at index i of the output is the source's at i with the flipped axes' coordinates mirrored
+    const strides = shape.map((_, d) => shape.slice(d + 1).reduce((a, b) => a * b, 1));
+    const want = new Float32Array(n);
+    for (let i = 0; i < n; i++) {
+      let j = 0;
+      for (let d = 0; d < shape.length; d++) {
+        const c = Math.floor(i / strides[d]) % shape[d];
+        j += (axes.includes(d) ? shape[d] - 1 - c : c) * strides[d];
+      }
+      want[i] = src[j];
+    }
+    assertSame(on, want, "flip");
     assertSame(on, off, "heap against loops");
   });
 }

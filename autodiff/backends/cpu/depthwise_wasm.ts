@@ -31,11 +31,12 @@ function handles(p: Im2colParams): boolean {
   return p.strideH === 1 && p.strideW === 1 && cpuWasm() !== null;
 }
 
-/** One image's regions: its input planes, output planes and (weight gradient) partial sums. */
+/** One image's regions: its input planes, output planes and (weight gradient) partial sums, and 9 vectors of scratch. */
 interface ImageRegion {
   a: number;
   b: number;
   c: number;
+  acc: number;
 }
 
 /**
@@ -64,6 +65,7 @@ function perImage(
       a: inPlace ? 0 : lay.take(sizes[0]),
       b: inPlace ? 0 : lay.take(sizes[1]),
       c: inPlace && out ? 0 : lay.take(sizes[2]),
+      acc: lay.take(36),
     }));
     return { lay, pw, regions };
   });
@@ -87,9 +89,9 @@ function perImage(
         else mem.fill(0, r.b >> 2, (r.b >> 2) + sizes[1]);
       }
       // forward and input gradient: (input, weights, output); weight gradient: (x, gy, dw)
-      const args = kernel === "dwBackwardWeight" ? [ra, rb, rc] : [ra, pw, rc];
-      if (kernel === "dwBackwardWeight") mem.fill(0, r.c >> 2, (r.c >> 2) + sizes[2]);
-      return { kernel, args: [...args, ...geometry(p)] };
+      if (kernel !== "dwBackwardWeight") return { kernel, args: [ra, pw, rc, ...geometry(p)] };
+      mem.fill(0, r.c >> 2, (r.c >> 2) + sizes[2]);
+      return { kernel, args: [ra, rb, rc, ...geometry(p), r.acc] };
     },
     (slot, b) => {
       if (!(inPlace && out)) collect(mem, regions[slot], b);

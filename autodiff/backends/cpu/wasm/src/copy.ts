@@ -20,10 +20,24 @@ export function copy(
       stride2Row(ps, pd, len);
       continue;
     }
+    if (sl === -1 && dl === 1) {
+      reversedRow(ps, pd, len);
+      continue;
+    }
     const sb = <usize>sl << 2, db = <usize>dl << 2;
     let a = ps, b = pd;
     for (let j = 0; j < len; j++, a += sb, b += db) store<f32>(b, load<f32>(a));
   }
+}
+
+/** dst[j] = src[−j] for j < len (a flip): 4 elements a load, lanes reversed. */
+@inline function reversedRow(src: usize, dst: usize, len: i32): void {
+  let j = 0;
+  for (; j + 4 <= len; j += 4, dst += 16) {
+    const v = v128.load(src - (<usize> (j + 3) << 2));
+    v128.store(dst, i32x4.shuffle(v, v, 3, 2, 1, 0));
+  }
+  for (; j < len; j++, dst += 4) store<f32>(dst, load<f32>(src - (<usize> j << 2)));
 }
 
 /**

@@ -175,10 +175,69 @@ export function dwBackwardInput(
   taps(1, gx, w, gy, C, H, W, KH, KW, OH, OW, padH, padW, dilH, dilW);
 }
 
-/** dw (C, KH, KW) += the weight gradient of one image: x (C, H, W), gy (C, OH, OW). */
+/** Horizontal sum of a vector's 4 lanes, lane 0 first. */
+@inline function lanes(v: v128): f32 {
+  return f32x4.extract_lane(v, 0) + f32x4.extract_lane(v, 1) + f32x4.extract_lane(v, 2) + f32x4.extract_lane(v, 3);
+}
+
+/**
+ * One weight row of {@link dwWeight3x3}: the sums over gy row g of gy·x for x row `xr`'s taps at columns −1, 0,
+ * +1 (the shifted row vectors of {@link rowTaps}), added to a0, a1, a2 through the pointers' three vectors.
+ */
+@inline function weightRow(g: usize, xr: usize, W: i32, acc: usize): void {
+  let a0 = v128.load(acc), a1 = v128.load(acc, 16), a2 = v128.load(acc, 32);
+  let p = ZERO, c = v128.load(xr);
+  const end = <usize> (W - 4) << 2;
+  let at: usize = 0;
+  for (; at < end; at += 16) {
+    const n = v128.load(xr + at, 16), gv = v128.load(g + at);
+    a0 = f32x4.add(a0, f32x4.mul(gv, i32x4.shuffle(p, c, 3, 4, 5, 6)));
+    a1 = f32x4.add(a1, f32x4.mul(gv, c));
+    a2 = f32x4.add(a2, f32x4.mul(gv, i32x4.shuffle(c, n, 1, 2, 3, 4)));
+    p = c;
+    c = n;
+  }
+  const gv = v128.load(g + at);
+  a0 = f32x4.add(a0, f32x4.mul(gv, i32x4.shuffle(p, c, 3, 4, 5, 6)));
+  a1 = f32x4.add(a1, f32x4.mul(gv, c));
+  a2 = f32x4.add(a2, f32x4.mul(gv, i32x4.shuffle(c, ZERO, 1, 2, 3, 4)));
+  v128.store(acc, a0);
+  v128.store(acc, a1, 16);
+  v128.store(acc, a2, 32);
+}
+
+/**
+ * The weight gradient of {@link dw3x3}'s geometry: dw[c, ki, kj] += Σ gy[r, col]·x[r + ki − 1, col + kj − 1],
+ * summed per lane over the plane in 9 vectors (at `acc`, 144 bytes of scratch) and the lanes added at the end.
+ */
+function dwWeight3x3(x: usize, gy: usize, dw: usize, C: i32, H: i32, W: i32, acc: usize): void {
+  const rowBytes = <usize> W << 2;
+  for (let c = 0; c < C; c++) {
+    for (let i = 0; i < 9; i++) v128.store(acc + (<usize> i << 4), ZERO);
+    const plane = x + (<usize> (c * H) * rowBytes), gPlane = gy + (<usize> (c * H) * rowBytes);
+    for (let r = 0; r < H; r++) {
+      const g = gPlane + <usize> r * rowBytes, m = plane + <usize> r * rowBytes;
+      if (r > 0) weightRow(g, m - rowBytes, W, acc);
+      weightRow(g, m, W, acc + 48);
+      if (r + 1 < H) weightRow(g, m + rowBytes, W, acc + 96);
+    }
+    const d = dw + ((<usize> (c * 9)) << 2);
+    for (let i = 0; i < 9; i++) {
+      const at = d + (<usize> i << 2);
+      store<f32>(at, load<f32>(at) + lanes(v128.load(acc + (<usize> i << 4))));
+    }
+  }
+}
+
+/** dw (C, KH, KW) += the weight gradient of one image: x (C, H, W), gy (C, OH, OW); `acc`: 144 bytes of scratch. */
 export function dwBackwardWeight(
   x: usize, gy: usize, dw: usize,
   C: i32, H: i32, W: i32, KH: i32, KW: i32, OH: i32, OW: i32, padH: i32, padW: i32, dilH: i32, dilW: i32,
+  acc: usize,
 ): void {
+  if (is3x3Same(H, W, KH, KW, OH, OW, padH, padW, dilH, dilW)) {
+    dwWeight3x3(x, gy, dw, C, H, W, acc);
+    return;
+  }
   taps(2, x, dw, gy, C, H, W, KH, KW, OH, OW, padH, padW, dilH, dilW);
 }
