@@ -245,6 +245,8 @@ Deno.test("cpu heap: the selective scan's worker-side copies (operands in the he
 for (
   const [name, shape, normalized, axis] of [
     ["rows (LayerNorm)", [4, 1000, 48], [48], 2],
+    // rows of odd length (the 2-element vectors' scalar tail), row counts per call not a multiple of 4
+    ["rows of 47 (LayerNorm)", [2, 1001, 47], [47], 2],
     ["channels-first (LayerNorm2d)", [3, 24, 20, 36], [24], 1],
   ] as const
 ) {

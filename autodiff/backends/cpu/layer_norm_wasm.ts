@@ -10,7 +10,7 @@
 
 import { cpuWasm } from "./wasm/module.ts";
 import { KernelOperands, onHeap } from "./wasm/heap.ts";
-import { cpuThreads, parallelCalls } from "./wasm/threads.ts";
+import { cpuThreads, type KernelCall, parallelCalls, runCalls } from "./wasm/threads.ts";
 
 /** Below this many elements the reference loops are as fast. */
 const MIN_ELEMENTS = 1 << 14;
@@ -27,6 +27,21 @@ function words(v: number): [number, number] {
 function ranges(outer: number, inner: number): [number, number][] {
   const k = inner === 1 ? Math.min(outer, CHUNKS) : outer;
   return Array.from({ length: k }, (_, i) => [Math.floor(outer * i / k), Math.floor(outer * (i + 1) / k)]);
+}
+
+/**
+ * Runs the `count` calls over the threads: rows (inner = 1) need no scratch, so the calls go out as one share per
+ * thread (runCalls); outer indices use their slot's scratch, one round of calls at a time.
+ */
+function spread(
+  count: number,
+  threads: number,
+  inner: number,
+  call: (slot: number, i: number) => KernelCall,
+  run: (c: KernelCall) => void,
+): void {
+  if (inner === 1) runCalls(Array.from({ length: count }, (_, i) => call(0, i)), run);
+  else parallelCalls(count, threads, call, () => {}, run);
 }
 
 /** {@linkcode layerNormForward} in place; false (nothing written) when the operands are not in the heap. */
@@ -51,13 +66,11 @@ export function layerNormForwardWasm(
   const mem = ops.stage(m);
   if (!mem) return false;
   const [lo, hi] = words(eps);
-  parallelCalls(
-    parts.length,
-    threads,
-    (slot, i) => ({ kernel: "lnForward", args: [...args, size, inner, lo, hi, ...parts[i], scratch[slot]] }),
-    () => {},
-    (call) => m.run(call),
-  );
+  const call = (slot: number, i: number): KernelCall => ({
+    kernel: "lnForward",
+    args: [...args, size, inner, lo, hi, ...parts[i], scratch[slot]],
+  });
+  spread(parts.length, threads, inner, call, (c) => m.run(c));
   ops.collect(mem);
   return true;
 }
@@ -86,13 +99,11 @@ export function layerNormBackwardWasm(
   const scratch = Array.from({ length: threads }, () => (inner > 1 ? ops.scratch(4 * inner) : 0));
   const mem = ops.stage(m);
   if (!mem) return false;
-  parallelCalls(
-    parts.length,
-    threads,
-    (slot, i) => ({ kernel: "lnBackward", args: [...args, ...sums[i], size, inner, ...parts[i], scratch[slot]] }),
-    () => {},
-    (call) => m.run(call),
-  );
+  const call = (slot: number, i: number): KernelCall => ({
+    kernel: "lnBackward",
+    args: [...args, ...sums[i], size, inner, ...parts[i], scratch[slot]],
+  });
+  spread(parts.length, threads, inner, call, (c) => m.run(c));
   ops.collect(mem);
   [dw, db].forEach((out, k) => {
     if (!out) return;

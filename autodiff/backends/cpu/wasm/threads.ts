@@ -138,9 +138,41 @@ export function splitRows(
   parallelCalls(parts, parts, (_, i) => call(range(i)[0], range(i)[1]), () => {}, run);
 }
 
-/** Runs independent calls (or jobs) over the calling thread and the ready workers, nothing laid out per slot. */
+/**
+ * Runs independent calls (or jobs) over the calling thread and the ready workers, nothing laid out per slot. The
+ * calls are cut into one contiguous share per thread, and each share is posted as few jobs as the control words
+ * hold: a handful of hand-offs instead of one per call (each costs a worker's wake-up).
+ */
 export function runCalls(jobs: KernelJob[], run: (call: KernelCall) => void): void {
-  parallelCalls(jobs.length, jobs.length, (_, i) => jobs[i], () => {}, run);
+  const width = Math.min(jobs.length, 1 + readyWorkers().length);
+  if (width <= 1) {
+    for (const job of jobs) Array.isArray(job) ? job.forEach(run) : run(job);
+    return;
+  }
+  // each thread's share of the jobs, then the share in pieces that fit a job; round k runs every share's piece k
+  const pieces: KernelCall[][][] = [];
+  for (let t = 0; t < width; t++) {
+    const share = jobs.slice(Math.floor(jobs.length * t / width), Math.floor(jobs.length * (t + 1) / width));
+    const list: KernelCall[][] = [];
+    let piece: KernelCall[] = [], words = 0;
+    for (const job of share) {
+      const calls = Array.isArray(job) ? job : [job];
+      const need = calls.reduce((a, c) => a + 2 + c.args.length, 0);
+      if (piece.length && words + need > CTRL_WORDS - ARGS) {
+        list.push(piece);
+        piece = [];
+        words = 0;
+      }
+      piece.push(...calls);
+      words += need;
+    }
+    if (piece.length) list.push(piece);
+    pieces.push(list);
+  }
+  const rounds = Math.max(...pieces.map((l) => l.length));
+  const order: KernelCall[][] = [];
+  for (let k = 0; k < rounds; k++) for (const list of pieces) order.push(list[k] ?? []);
+  parallelCalls(order.length, width, (_, i) => order[i], () => {}, run);
 }
 
 function post(w: WorkerSlot, job: KernelJob): void {
