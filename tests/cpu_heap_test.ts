@@ -13,6 +13,7 @@ import {
   div,
   flip,
   gelu,
+  indexSelect,
   layerNorm,
   maxPool2d,
   mul,
@@ -368,4 +369,35 @@ for (const c of poolCases) {
       assertSame(on[1], off[1], "dx");
     },
   );
+}
+
+for (
+  const [name, shape, axis, picks] of [
+    ["rows (inner 1)", [6, 40, 257], 2, 300], // a scan order's gather: every index, some twice
+    ["planes (inner > 1)", [5, 33, 20, 30], 1, 40],
+  ] as const
+) {
+  Deno.test(`cpu heap: indexSelect over ${name} and its gradient = the loops`, async () => {
+    const n = shape.reduce((a, b) => a * b, 1), size = shape[axis];
+    // indices that repeat (the gradient adds twice there) and skip some (zero gradient there)
+    const idx = Array.from({ length: picks }, (_, j) => (j * 7 + (j % 3)) % size);
+    const run = async () => {
+      const x = tensor(values(n, 21), { shape: [...shape], requiresGrad: true });
+      const y = indexSelect(x, axis, tensor(idx, { dtype: "int32" }));
+      mul(y, tensor(values(y.size, 22), { shape: y.shape })).sum().backward();
+      return [await y.data(), await x.grad!.data()] as Float32Array[];
+    };
+    const [g0, s0] = [wasmKernelRuns("gather"), wasmKernelRuns("scatterAdd")];
+    const on = await run();
+    assert.ok(wasmKernelRuns("gather") > g0 && wasmKernelRuns("scatterAdd") > s0, "the heap kernels did not run");
+    setCpuHeapEnabled(false);
+    let off: Float32Array[];
+    try {
+      off = await run();
+    } finally {
+      setCpuHeapEnabled(true);
+    }
+    assertSame(on[0], off[0], "y");
+    assertSame(on[1], off[1], "dx");
+  });
 }

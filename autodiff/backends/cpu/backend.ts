@@ -42,7 +42,7 @@ import { geluCrossGradWasm, geluCrossWasm, unaryWasm } from "./elementwise_wasm.
 import { depthwiseBackwardInputWasm, depthwiseBackwardWeightWasm, depthwiseForwardWasm } from "./depthwise_wasm.ts";
 import { cpuWasm } from "./wasm/module.ts";
 import { heapArray, heapFree, onHeap } from "./wasm/heap.ts";
-import { binaryOnHeap, copyOnHeap, TILE, transposeAxis } from "./heap_kernels.ts";
+import { binaryOnHeap, copyOnHeap, indexOnHeap, TILE, transposeAxis } from "./heap_kernels.ts";
 import { haarDwtForward, haarIwtForward } from "./wavelet.ts";
 import { layerNormBackward, layerNormForward } from "./layer_norm.ts";
 import { adamStepCpu } from "./adam.ts";
@@ -594,6 +594,7 @@ export const cpuBackend: Backend = {
   indexSelect(x: BackendBuffer, index: BackendBuffer, { outer, size, inner, count }: IndexSelectParams): BackendBuffer {
     const idx = arr(index) as Int32Array, s = arr(x), out = make(outer * count * inner, x.dtype), o = out.data;
     for (let j = 0; j < count; j++) checkGatherIndex(idx[j], size, "indexSelect");
+    if (indexOnHeap("gather", s, idx, o, outer, size, count, inner)) return out;
     if (inner === 1) {
       for (let r = 0; r < outer; r++) {
         const src = r * size, dst = r * count;
@@ -615,6 +616,7 @@ export const cpuBackend: Backend = {
     { outer, size, inner, count }: IndexSelectParams,
   ): BackendBuffer {
     const idx = arr(index) as Int32Array, src = arr(g), out = make(outer * size * inner, g.dtype), o = out.data;
+    if (indexOnHeap("scatterAdd", src, idx, o, outer, size, count, inner)) return out;
     o.fill(0);
     for (let r = 0; r < outer; r++) {
       for (let j = 0; j < count; j++) {

@@ -1,6 +1,7 @@
 /**
  * Kernels that run on tensors in the tensor heap (wasm/heap.ts) in place, split over the kernel threads: the
- * float32 arithmetic ops with broadcasting (src/binary.ts) and strided copies, permutes included (src/copy.ts).
+ * float32 arithmetic ops with broadcasting (src/binary.ts), strided copies, permutes included (src/copy.ts), and
+ * indexSelect with its gradient (src/gather.ts).
  * Each returns false (nothing written) when an operand is not in the heap, the shape has more than four
  * coalesced dims, or the work is too small to be worth a call; the caller then runs its TypeScript loop.
  *
@@ -9,7 +10,7 @@
 
 import type { BinaryOp, HostArray } from "../../backend.ts";
 import { coalesce } from "../../shape.ts";
-import { cpuWasm } from "./wasm/module.ts";
+import { cpuWasm, WasmLayout } from "./wasm/module.ts";
 import { KernelOperands, onHeap } from "./wasm/heap.ts";
 import { type KernelCall, runCalls, splitRows } from "./wasm/threads.ts";
 
@@ -139,4 +140,38 @@ function transposeCalls(
     }
   }
   runCalls(list, run);
+}
+
+/** Rows a thread's share of a gather or scatter-add call has at least (in elements: rows × count × inner). */
+const GATHER_PER_THREAD = 1 << 15;
+
+/**
+ * indexSelect (kernel "gather") or its gradient ("scatterAdd", which zeroes `o` first) on x and o in the heap, over
+ * (outer, ·, inner) rows split over the threads; `index` (checked by the caller) goes through the scratch space.
+ * False (nothing written) when the operands are not in the heap.
+ */
+export function indexOnHeap(
+  kernel: "gather" | "scatterAdd",
+  x: HostArray,
+  index: Int32Array,
+  o: HostArray,
+  outer: number,
+  size: number,
+  count: number,
+  inner: number,
+): boolean {
+  if (!isHeapF32(x) || !isHeapF32(o)) return false;
+  const m = cpuWasm();
+  if (!m) return false;
+  const lay = new WasmLayout(), at = lay.take(index.length);
+  const mem = m.reserve(lay.bytes);
+  if (!mem) return false;
+  new Int32Array(mem.buffer, at, index.length).set(index);
+  splitRows(
+    outer,
+    Math.ceil(GATHER_PER_THREAD / (count * inner)),
+    (r0, r1) => ({ kernel, args: [x.byteOffset, at, o.byteOffset, size, count, inner, r0, r1] }),
+    (call) => m.run(call),
+  );
+  return true;
 }

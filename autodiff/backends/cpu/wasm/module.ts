@@ -40,6 +40,10 @@ export interface CpuWasmExports {
   lnBackward(...args: number[]): void;
   /** Max pooling forward of planes [p0, p1): values and int32 indices (src/pool.ts). */
   maxPoolForward(...args: number[]): void;
+  /** indexSelect of rows [r0, r1) (src/gather.ts). */
+  gather(...args: number[]): void;
+  /** indexSelect's gradient of rows [r0, r1): zeroed, then added into in index order. */
+  scatterAdd(...args: number[]): void;
 }
 
 /** The instance and its memory. */

@@ -34,6 +34,8 @@ export const KERNELS = [
   "lnForward",
   "lnBackward",
   "maxPoolForward",
+  "gather",
+  "scatterAdd",
 ] as const;
 /** A kernel's name. */
 export type KernelName = (typeof KERNELS)[number];

@@ -6,3 +6,4 @@ export { binary } from "./binary";
 export { copy, transpose } from "./copy";
 export { lnBackward, lnForward } from "./layer_norm";
 export { maxPoolForward } from "./pool";
+export { gather, scatterAdd } from "./gather";
