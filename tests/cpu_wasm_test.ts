@@ -13,7 +13,7 @@ import { cpuBackend } from "../autodiff/backends/cpu/backend.ts";
 import type { UnaryOp } from "../autodiff/backend.ts";
 import { UNARY } from "../autodiff/op_table.ts";
 import { Generator } from "../autodiff/random.ts";
-import { cpuWasm, setCpuWasmEnabled } from "../autodiff/backends/cpu/wasm/module.ts";
+import { cpuWasm, setCpuWasmEnabled, wasmKernelRuns } from "../autodiff/backends/cpu/wasm/module.ts";
 import { cpuThreads, setCpuThreads } from "../autodiff/backends/cpu/wasm/threads.ts";
 import { selectiveScan } from "../nn/ssm/selective_scan.ts";
 import { assertCloseToMax } from "./util.ts";
@@ -186,6 +186,19 @@ for (const op of ["exp", "sigmoid", "silu", "gelu", "softplus", "siluGrad", "gel
     x.dispose();
   });
 }
+
+Deno.test("unary relu: WebAssembly (in the heap) = the bit loop, bit for bit (NaN and −0 give +0)", opts, async () => {
+  const values = Float32Array.from([...SPECIAL, -0, ...(await randn([4093]).data())]);
+  const x = tensor(values);
+  const runs = wasmKernelRuns("unary");
+  const { ref, wasm } = both(() => cpuBackend.unary("relu", x.buffer));
+  assert.ok(wasmKernelRuns("unary") > runs, "the WebAssembly kernel did not run");
+  const r = (ref as unknown as { data: Float32Array }).data, w = (wasm as unknown as { data: Float32Array }).data;
+  r.forEach((v, i) => assert.ok(Object.is(w[i], v), `relu(${values[i]}): WebAssembly ${w[i]}, loop ${v}`));
+  cpuBackend.free(ref);
+  cpuBackend.free(wasm);
+  x.dispose();
+});
 
 // x (outer, 2, span) with spans that end in a partial SIMD vector and cross the 65,536-element block
 for (const [outer, span] of [[3, 1029], [2, 70001]]) {

@@ -226,7 +226,8 @@ export const cpuBackend: Backend = {
   unary(op: UnaryOp, x: BackendBuffer): BackendBuffer {
     const src = arr(x);
     const out = make(src.length, op === "isnan" ? "bool" : x.dtype);
-    if (op === "relu" && src instanceof Float32Array) reluBits(out.data as Float32Array, src);
+    // relu's bit loop beats copying blocks through the kernels' memory: WebAssembly only in place in the heap
+    if (op === "relu" && src instanceof Float32Array && !onHeap(src)) reluBits(out.data as Float32Array, src);
     else if (!(src instanceof Float32Array && unaryWasm(op, out.data as Float32Array, src))) {
       unaryLoop(op)(out.data, src, src.length);
     }

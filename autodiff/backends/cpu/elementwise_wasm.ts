@@ -1,7 +1,7 @@
 /**
  * Unary elementwise ops through WebAssembly SIMD (src/elementwise.ts) for the ops whose scalar forms call
- * `Math.exp` (exp, sigmoid, silu, gelu, softplus and the gradients of silu and gelu): 4 lanes at a time with
- * vector polynomials, 5–10× the scalar loop. The input goes through the module's memory in blocks that stay
+ * `Math.exp` (exp, sigmoid, silu, gelu, softplus and the gradients of silu and gelu), and relu (the backend uses
+ * it for tensors in the heap only): 4 lanes at a time with vector polynomials, 5–10× the scalar loop. The input goes through the module's memory in blocks that stay
  * in cache, spread over the kernel threads (wasm/threads.ts).
  *
  * @module
@@ -13,7 +13,7 @@ import { onHeap } from "./wasm/heap.ts";
 import { cpuThreads, type KernelCall, parallelCalls, runCalls, splitRows } from "./wasm/threads.ts";
 
 /** The ops with a WebAssembly kernel, in the op-code order of src/elementwise.ts. */
-const WASM_UNARY: readonly UnaryOp[] = ["exp", "sigmoid", "silu", "gelu", "softplus", "siluGrad", "geluGrad"];
+const WASM_UNARY: readonly UnaryOp[] = ["exp", "sigmoid", "silu", "gelu", "softplus", "siluGrad", "geluGrad", "relu"];
 
 /** Elements per block (256 KB each way). */
 const BLOCK = 1 << 16;

@@ -1,11 +1,11 @@
 // AssemblyScript: elementwise float32 kernels of the CPU backend (WebAssembly SIMD), for the unary ops whose
-// scalar forms call Math.exp (autodiff/op_table.ts gives their definitions). The host copies a block of the
+// scalar forms call Math.exp, and relu (autodiff/op_table.ts gives their definitions). The host copies a block of the
 // input to `src`, runs one kernel, and copies `dst` back; `n` is rounded up to a multiple of 8 by the host.
 
 import { C_1_0, vexpIeee, vlog1pUnit, vOnePlusErf } from "./vmath";
 
 /** Op codes; the host (elementwise_wasm.ts) lists the same names in the same order. */
-const EXP = 0, SIGMOID = 1, SILU = 2, GELU = 3, SOFTPLUS = 4, SILU_GRAD = 5, GELU_GRAD = 6;
+const EXP = 0, SIGMOID = 1, SILU = 2, GELU = 3, SOFTPLUS = 4, SILU_GRAD = 5, GELU_GRAD = 6, RELU = 7;
 
 // Vector constants as globals (see vmath.ts).
 let C_0_5 = f32x4.splat(0.5);
@@ -30,6 +30,7 @@ let C_20_0 = f32x4.splat(20.0);
 }
 
 @inline function apply(op: i32, x: v128): v128 {
+  if (op === RELU) return v128.and(x, f32x4.gt(x, C_0_0)); // x > 0 ? x : 0 (NaN and −0 give +0)
   if (op === EXP) return vexpIeee(x);
   if (op === SIGMOID) return sigmoid(x);
   if (op === SILU) return f32x4.mul(x, sigmoid(x));
@@ -66,6 +67,7 @@ export function unary(op: i32, src: usize, dst: usize, n: i32): void {
   else if (op === GELU) run(GELU, src, dst, end);
   else if (op === SOFTPLUS) run(SOFTPLUS, src, dst, end);
   else if (op === SILU_GRAD) run(SILU_GRAD, src, dst, end);
+  else if (op === RELU) run(RELU, src, dst, end);
   else run(GELU_GRAD, src, dst, end);
 }
 
