@@ -11,9 +11,11 @@ import {
   add,
   conv2d,
   div,
+  dwt,
   flip,
   gelu,
   indexSelect,
+  iwt,
   layerNorm,
   maxPool2d,
   mul,
@@ -399,5 +401,29 @@ for (
     }
     assertSame(on[0], off[0], "y");
     assertSame(on[1], off[1], "dx");
+  });
+}
+
+for (const [h, w] of [[64, 48], [18, 46]]) {
+  Deno.test(`cpu heap: Haar DWT and IWT on ${h}×${w} planes (WebAssembly) = the loops, bit for bit`, async () => {
+    const shape = [3, 8, h, w], n = shape.reduce((a, b) => a * b, 1);
+    const run = async () => {
+      const x = tensor(values(n, 41), { shape, requiresGrad: true });
+      const bands = dwt(x);
+      const back = iwt(mul(bands, tensor(values(bands.size, 42), { shape: bands.shape })));
+      back.sum().backward();
+      return [await bands.data(), await back.data(), await x.grad!.data()] as Float32Array[];
+    };
+    const [d0, i0] = [wasmKernelRuns("haarDwt"), wasmKernelRuns("haarIwt")];
+    const on = await run();
+    assert.ok(wasmKernelRuns("haarDwt") > d0 && wasmKernelRuns("haarIwt") > i0, "the WebAssembly kernels did not run");
+    setCpuHeapEnabled(false);
+    let off: Float32Array[];
+    try {
+      off = await run();
+    } finally {
+      setCpuHeapEnabled(true);
+    }
+    ["bands", "iwt", "dx"].forEach((what, k) => assertSame(on[k], off[k], what));
   });
 }

@@ -10,12 +10,41 @@
  *   b = (LL−HL+LH−HH)/2, c = (LL+HL−LH−HH)/2, d = (LL+HL+LH+HH)/2: (4B, C, h, w) → (B, C, 2h, 2w).
  *
  * Arithmetic follows the official PyTorch code step by step in float32 (each tap halved first, then summed
- * left to right, every intermediate rounded with `Math.fround`), so the results are bitwise PyTorch's.
+ * left to right, every intermediate rounded with `Math.fround`), so the results are bitwise PyTorch's. Arrays in
+ * the tensor heap go through the same operations as WebAssembly kernels (wasm/src/haar.ts), 4 quads a vector,
+ * planes split over the kernel threads.
  *
  * @module
  */
 
+import { cpuWasm } from "./wasm/module.ts";
+import { onHeap } from "./wasm/heap.ts";
+import { splitRows } from "./wasm/threads.ts";
+
 const fr = Math.fround;
+
+/** Elements a thread's share of a WebAssembly Haar call has at least. */
+const PER_THREAD = 1 << 15;
+
+/** The transform through WebAssembly (src/haar.ts, bitwise the loops below) for arrays in the heap; false otherwise. */
+function haarWasm(
+  kernel: "haarDwt" | "haarIwt",
+  src: Float32Array,
+  out: Float32Array,
+  args: number[],
+  planes: number,
+): boolean {
+  const m = cpuWasm();
+  if (!m || !onHeap(src) || !onHeap(out)) return false;
+  const perPlane = src.length / planes;
+  splitRows(
+    planes,
+    Math.ceil(PER_THREAD / perPlane),
+    (p0, p1) => ({ kernel, args: [src.byteOffset, out.byteOffset, planes, ...args, p0, p1] }),
+    (call) => m.run(call),
+  );
+  return true;
+}
 
 /**
  * DWT: `x` holds `planes` (= batch·channels) planes of height × width (both even); `out` receives the four
@@ -28,6 +57,7 @@ export function haarDwtForward(
   height: number,
   width: number,
 ): void {
+  if (haarWasm("haarDwt", x, out, [height, width], planes)) return;
   const h = height >> 1, w = width >> 1, band = planes * h * w;
   let q = 0;
   for (let p = 0; p < planes; p++) {
@@ -53,6 +83,7 @@ export function haarDwtForward(
  * receives `planes` planes of 2h × 2w.
  */
 export function haarIwtForward(y: Float32Array, out: Float32Array, planes: number, h: number, w: number): void {
+  if (haarWasm("haarIwt", y, out, [h, w], planes)) return;
   const band = planes * h * w, width = 2 * w;
   let q = 0;
   for (let p = 0; p < planes; p++) {

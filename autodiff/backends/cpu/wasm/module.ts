@@ -44,6 +44,10 @@ export interface CpuWasmExports {
   gather(...args: number[]): void;
   /** indexSelect's gradient of rows [r0, r1): zeroed, then added into in index order. */
   scatterAdd(...args: number[]): void;
+  /** Haar DWT of planes [p0, p1) (src/haar.ts). */
+  haarDwt(...args: number[]): void;
+  /** Haar IWT of planes [p0, p1). */
+  haarIwt(...args: number[]): void;
 }
 
 /** The instance and its memory. */

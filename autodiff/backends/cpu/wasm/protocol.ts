@@ -36,6 +36,8 @@ export const KERNELS = [
   "maxPoolForward",
   "gather",
   "scatterAdd",
+  "haarDwt",
+  "haarIwt",
 ] as const;
 /** A kernel's name. */
 export type KernelName = (typeof KERNELS)[number];

@@ -7,3 +7,4 @@ export { copy, transpose } from "./copy";
 export { lnBackward, lnForward } from "./layer_norm";
 export { maxPoolForward } from "./pool";
 export { gather, scatterAdd } from "./gather";
+export { haarDwt, haarIwt } from "./haar";
