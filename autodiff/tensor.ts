@@ -12,6 +12,7 @@
 import type { Backend, BackendBuffer, Device, DType, HostArray } from "./backend.ts";
 import { getBackend } from "./device.ts";
 import * as ops from "./ops/index.ts";
+import { joinScattered } from "./ops/scattered.ts";
 import { numel } from "./shape.ts";
 
 /** Shared storage of one or more tensors (reshape shares; everything else copies). */
@@ -459,6 +460,25 @@ export function record(
   return out;
 }
 
+/** A slice's gradient: `g` (the slice's shape) is the input's gradient at `offset` with `strides`, zero elsewhere. */
+export interface ScatteredPiece {
+  g: Tensor;
+  strides: readonly number[];
+  offset: number;
+}
+
+const scatteredAt = new WeakMap<Tensor, { strides: readonly number[]; offset: number }>();
+
+/**
+ * Marks `g`, returned by a backward rule, as its input's gradient only at `offset` with `strides` (zero elsewhere):
+ * backward() keeps such pieces apart and joins an input's pieces once (split's chunks become one concat) instead
+ * of writing each into a zero tensor of the input's shape and adding them up.
+ */
+export function markScattered(g: Tensor, strides: readonly number[], offset: number): Tensor {
+  scatteredAt.set(g, { strides, offset });
+  return g;
+}
+
 function topoSort(root: Tensor): Tensor[] {
   const order: Tensor[] = [];
   const seen = new Set<Tensor>();
@@ -496,13 +516,27 @@ function backward(root: Tensor, grad: Tensor | undefined, retainGraph: boolean):
   }
   const order = topoSort(root);
   const grads = new Map<Tensor, Tensor>();
+  // slice gradients, kept apart until their input's gradient is needed (see markScattered)
+  const pieces = new Map<Tensor, ScatteredPiece[]>();
+  /** t's whole gradient: its dense sum plus its joined pieces; removed from the maps. */
+  const take = (t: Tensor): Tensor | undefined => {
+    const dense = grads.get(t), parts = pieces.get(t);
+    grads.delete(t);
+    pieces.delete(t);
+    if (!parts) return dense;
+    const joined = keep(joinScattered(t.shape, parts));
+    if (!dense) return joined;
+    const sum = keep(ops.add(dense, joined));
+    dense.dispose();
+    joined.dispose();
+    return sum;
+  };
   withGradMode(false, () => {
     grads.set(root, keep(grad ? grad.detach() : ops.onesLike(root)));
     for (let i = order.length - 1; i >= 0; i--) {
       const t = order[i];
-      const g = grads.get(t);
+      const g = take(t);
       if (!g) continue;
-      grads.delete(t);
       const node = t.node;
       if (!node) {
         // a leaf: accumulate
@@ -540,6 +574,13 @@ function backward(root: Tensor, grad: Tensor | undefined, retainGraph: boolean):
           ig.dispose();
           return;
         }
+        const at = scatteredAt.get(ig);
+        if (at) {
+          const list = pieces.get(inp) ?? [];
+          list.push({ g: ig, ...at });
+          pieces.set(inp, list);
+          return;
+        }
         if (ig.shape.join() !== inp.shape.join()) {
           throw new Error(`backward of ${node.op}: gradient shape [${ig.shape}] != input shape [${inp.shape}]`);
         }
@@ -555,6 +596,7 @@ function backward(root: Tensor, grad: Tensor | undefined, retainGraph: boolean):
     }
   });
   for (const g of grads.values()) g.dispose();
+  for (const list of pieces.values()) for (const p of list) p.g.dispose();
   if (!retainGraph) {
     for (const t of order) {
       const node = t.node;

@@ -32,7 +32,9 @@ import {
   relu,
   reshape,
   sigmoid,
+  slice,
   softmax,
+  split,
   sub,
   sum,
   tanh,
@@ -716,4 +718,50 @@ test("tidy: a throwing function still releases what it created", (device) => {
     /boom/,
   );
   assert.equal(memoryStats()[device]!.buffers, before);
+});
+
+// ---- slice gradients joined per input (split's chunks, overlaps, partial use) ----------------------------
+
+/** x (2, 6) = 0..11 requiring grad; `loss(x)` is backpropagated and x's gradient returned, with the live count. */
+async function sliceGrad(device: Device, loss: (x: Tensor) => Tensor): Promise<{ grad: number[]; leaked: number }> {
+  const x = tensor(Array.from({ length: 12 }, (_, i) => i), { shape: [2, 6], device, requiresGrad: true });
+  const start = live(device).buffers;
+  const l = tidy(() => loss(x));
+  l.backward();
+  l.dispose();
+  const grad = Array.from(await x.grad!.data());
+  x.zeroGrad();
+  const leaked = live(device).buffers - start;
+  x.dispose();
+  return { grad, leaked };
+}
+
+/** Σ x·w with w = 1, 2, … over x's elements (its gradient is w). */
+const weighted = (x: Tensor, from: number) =>
+  sum(mul(x, tensor(Array.from({ length: x.size }, (_, i) => from + i), { shape: x.shape, device: x.device })));
+
+test("split's chunk gradients join into the input's gradient (all, some, or overlapping slices)", async (device) => {
+  // all chunks along dim 1: a concat of their gradients
+  let r = await sliceGrad(device, (x) => {
+    const [a, b, c] = split(x, [1, 3, 2], 1);
+    return add(add(weighted(a, 100), weighted(b, 200)), weighted(c, 300));
+  });
+  assert.deepEqual(r.grad, [100, 200, 201, 202, 300, 301, 101, 203, 204, 205, 302, 303]);
+  assert.equal(r.leaked, 0);
+  // one chunk unused: zeros there
+  r = await sliceGrad(device, (x) => weighted(split(x, 2, 1)[1], 1));
+  assert.deepEqual(r.grad, [0, 0, 1, 2, 0, 0, 0, 0, 3, 4, 0, 0]);
+  assert.equal(r.leaked, 0);
+  // overlapping slices, a step-2 slice, a slice along dim 0 and x itself: every contribution added
+  r = await sliceGrad(device, (x) =>
+    add(
+      add(weighted(slice(x, 1, 0, 4), 1), weighted(slice(x, 1, 2, 6), 10)),
+      add(add(weighted(slice(x, 1, 0, 6, 2), 100), weighted(slice(x, 0, 1, 2), 1000)), sum(x)),
+    ));
+  const want = [
+    [1 + 100 + 1, 2 + 1, 3 + 10 + 101 + 1, 4 + 11 + 1, 12 + 102 + 1, 13 + 1],
+    [5 + 103 + 1000 + 1, 6 + 1001 + 1, 7 + 14 + 104 + 1002 + 1, 8 + 15 + 1003 + 1, 16 + 105 + 1004 + 1, 17 + 1005 + 1],
+  ].flat();
+  assert.deepEqual(r.grad, want);
+  assert.equal(r.leaked, 0);
 });

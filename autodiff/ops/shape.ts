@@ -5,7 +5,7 @@
  * @module
  */
 
-import { record, Tensor } from "../tensor.ts";
+import { markScattered, record, Tensor } from "../tensor.ts";
 import { full } from "./creation.ts";
 import { sumTo } from "./reduce.ts";
 import { fmt, normAxes, normAxis, numel } from "./util.ts";
@@ -148,8 +148,8 @@ export function slice(x: Tensor, dim: number, start?: number, end?: number, step
   const strides = st.slice();
   strides[axis] = st[axis] * step;
   const out = gatherView(x, shape, strides, s * st[axis]);
-  const inShape = x.shape;
-  return record("slice", out, [x], [], (g) => [scatterView(g, inShape, strides, s * st[axis])]);
+  // the gradient stays a slice-shaped piece: backward() joins the pieces of one input (split's chunks: a concat)
+  return record("slice", out, [x], [], (g) => [markScattered(g.shareWithShape(g.shape), strides, s * st[axis])]);
 }
 
 /** Joins tensors along an existing dim. */
