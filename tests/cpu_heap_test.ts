@@ -62,6 +62,16 @@ async function bothWays(f: () => Tensor): Promise<[Float32Array, Float32Array]> 
   }
 }
 
+/** Runs `run` with the heap off (ordinary arrays, the TypeScript loops); returns its result. */
+async function heapOff<T>(run: () => Promise<T>): Promise<T> {
+  setCpuHeapEnabled(false);
+  try {
+    return await run();
+  } finally {
+    setCpuHeapEnabled(true);
+  }
+}
+
 Deno.test("cpu heap: the runtime has it (shared memory and WebAssembly SIMD)", () => {
   assert.ok(hasHeap, "no shared WebAssembly memory: the CPU backend would copy every kernel's operands");
 });
@@ -266,13 +276,7 @@ for (
     const [forward, backward] = [wasmKernelRuns("lnForward"), wasmKernelRuns("lnBackward")];
     const on = await Promise.all(run());
     assert.ok(wasmKernelRuns("lnForward") > forward && wasmKernelRuns("lnBackward") > backward, "kernels did not run");
-    setCpuHeapEnabled(false);
-    let off: Float32Array[];
-    try {
-      off = await Promise.all(run());
-    } finally {
-      setCpuHeapEnabled(true);
-    }
+    const off = await heapOff(() => Promise.all(run()));
     // y and dx: the same float64 arithmetic in the same order
     assertSame(on[0], off[0], "y");
     assertSame(on[1], off[1], "dx");
@@ -359,13 +363,7 @@ for (const c of poolCases) {
       const before = wasmKernelRuns("maxPoolForward");
       const on = await run();
       assert.ok(wasmKernelRuns("maxPoolForward") > before, "the WebAssembly kernel did not run");
-      setCpuHeapEnabled(false);
-      let off: Float32Array[];
-      try {
-        off = await run();
-      } finally {
-        setCpuHeapEnabled(true);
-      }
+      const off = await heapOff(run);
       assertSame(on[0], off[0], "out");
       // the gradient lands where the indices say
       assertSame(on[1], off[1], "dx");
@@ -392,13 +390,7 @@ for (
     const [g0, s0] = [wasmKernelRuns("gather"), wasmKernelRuns("scatterAdd")];
     const on = await run();
     assert.ok(wasmKernelRuns("gather") > g0 && wasmKernelRuns("scatterAdd") > s0, "the heap kernels did not run");
-    setCpuHeapEnabled(false);
-    let off: Float32Array[];
-    try {
-      off = await run();
-    } finally {
-      setCpuHeapEnabled(true);
-    }
+    const off = await heapOff(run);
     assertSame(on[0], off[0], "y");
     assertSame(on[1], off[1], "dx");
   });
@@ -417,13 +409,7 @@ for (const [h, w] of [[64, 48], [18, 46]]) {
     const [d0, i0] = [wasmKernelRuns("haarDwt"), wasmKernelRuns("haarIwt")];
     const on = await run();
     assert.ok(wasmKernelRuns("haarDwt") > d0 && wasmKernelRuns("haarIwt") > i0, "the WebAssembly kernels did not run");
-    setCpuHeapEnabled(false);
-    let off: Float32Array[];
-    try {
-      off = await run();
-    } finally {
-      setCpuHeapEnabled(true);
-    }
+    const off = await heapOff(run);
     ["bands", "iwt", "dx"].forEach((what, k) => assertSame(on[k], off[k], what));
   });
 }
