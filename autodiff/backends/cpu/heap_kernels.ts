@@ -10,7 +10,7 @@
 
 import type { BinaryOp, HostArray } from "../../backend.ts";
 import { coalesce } from "../../shape.ts";
-import { cpuWasm, WasmLayout } from "./wasm/module.ts";
+import { type CpuWasm, cpuWasm, WasmLayout } from "./wasm/module.ts";
 import { KernelOperands, onHeap } from "./wasm/heap.ts";
 import { type KernelCall, runCalls, splitRows } from "./wasm/threads.ts";
 
@@ -37,6 +37,14 @@ export function transposeAxis(cs: readonly number[], ss: readonly number[], ds: 
 }
 
 const isHeapF32 = (a: HostArray): boolean => a instanceof Float32Array && onHeap(a);
+
+/**
+ * The kernels, when they can work on every one of `arrays` in place (float32 arrays in the tensor heap) and the
+ * runtime has them; null otherwise (the caller runs its TypeScript loop).
+ */
+export function heapWasm(...arrays: HostArray[]): CpuWasm | null {
+  return arrays.every(isHeapF32) ? cpuWasm() : null;
+}
 
 /** Pads a coalesced shape and its strides to 4 dims at the front; null when there are more. */
 function four(shape: number[], strides: number[][]): [number[], number[][]] | null {
@@ -88,8 +96,7 @@ export function copyOnHeap(
   shape: readonly number[],
 ): boolean {
   const count = shape.reduce((a, b) => a * b, 1);
-  if (count < MIN_ELEMENTS || !isHeapF32(s) || !isHeapF32(d)) return false;
-  const m = cpuWasm();
+  const m = count < MIN_ELEMENTS ? null : heapWasm(s, d);
   if (!m) return false;
   const [cs, [ss, ds]] = coalesce(shape, [srcStrides, dstStrides]);
   const src0 = s.byteOffset + 4 * srcOffset, dst0 = d.byteOffset + 4 * dstOffset;
@@ -160,8 +167,7 @@ export function indexOnHeap(
   count: number,
   inner: number,
 ): boolean {
-  if (!isHeapF32(x) || !isHeapF32(o)) return false;
-  const m = cpuWasm();
+  const m = heapWasm(x, o);
   if (!m) return false;
   const lay = new WasmLayout(), at = lay.take(index.length);
   const mem = m.reserve(lay.bytes);

@@ -11,8 +11,8 @@
  */
 
 import type { Im2colParams } from "../../backend.ts";
-import { cpuWasm, WasmLayout } from "./wasm/module.ts";
-import { onHeap } from "./wasm/heap.ts";
+import { WasmLayout } from "./wasm/module.ts";
+import { heapWasm } from "./heap_kernels.ts";
 import { splitRows } from "./wasm/threads.ts";
 
 /** Planes a thread's share of a WebAssembly max-pool call has at least. */
@@ -29,8 +29,8 @@ export function maxPool2dForwardWasm(
   indices: Int32Array,
   p: Im2colParams,
 ): boolean {
-  const m = cpuWasm();
-  if (!m || !onHeap(x) || !onHeap(out)) return false;
+  const m = heapWasm(x, out);
+  if (!m) return false;
   const lay = new WasmLayout(), at = lay.take(indices.length);
   const mem = m.reserve(lay.bytes);
   if (!mem) return false;

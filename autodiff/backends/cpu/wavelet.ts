@@ -17,8 +17,7 @@
  * @module
  */
 
-import { cpuWasm } from "./wasm/module.ts";
-import { onHeap } from "./wasm/heap.ts";
+import { heapWasm } from "./heap_kernels.ts";
 import { splitRows } from "./wasm/threads.ts";
 
 const fr = Math.fround;
@@ -34,8 +33,8 @@ function haarWasm(
   args: number[],
   planes: number,
 ): boolean {
-  const m = cpuWasm();
-  if (!m || !onHeap(src) || !onHeap(out)) return false;
+  const m = heapWasm(src, out);
+  if (!m) return false;
   const perPlane = src.length / planes;
   splitRows(
     planes,
