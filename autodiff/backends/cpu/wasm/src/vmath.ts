@@ -69,15 +69,18 @@ let I_127 = i32x4.splat(127);
   return f32x4.mul(expReduced(r), bits);
 }
 
-/** e^r for |r| ≤ ln2/2: Cephes' degree-7 polynomial. */
+/**
+ * e^r for |r| ≤ ln2/2: Cephes' degree-7 polynomial 1 + r + r²·p(r), p by Estrin's scheme. Horner's chain of
+ * multiply-adds is ~40 cycles of latency; a loop of these is bound by that latency (the out-of-order window holds
+ * only one or two elements' chains), and Estrin's pairs halve it (see docs/architecture.md).
+ */
 @inline function expReduced(r: v128): v128 {
-  let p = C_1_9875691500E_M4;
-  p = f32x4.add(f32x4.mul(p, r), C_1_3981999507E_M3);
-  p = f32x4.add(f32x4.mul(p, r), C_8_3334519073E_M3);
-  p = f32x4.add(f32x4.mul(p, r), C_4_1665795894E_M2);
-  p = f32x4.add(f32x4.mul(p, r), C_1_6666665459E_M1);
-  p = f32x4.add(f32x4.mul(p, r), C_5_0000001201E_M1);
-  return f32x4.add(f32x4.add(f32x4.mul(f32x4.mul(p, r), r), r), C_1_0);
+  const r2 = f32x4.mul(r, r), r4 = f32x4.mul(r2, r2);
+  const a = f32x4.add(f32x4.mul(C_1_6666665459E_M1, r), C_5_0000001201E_M1);
+  const b = f32x4.add(f32x4.mul(C_8_3334519073E_M3, r), C_4_1665795894E_M2);
+  const c = f32x4.add(f32x4.mul(C_1_9875691500E_M4, r), C_1_3981999507E_M3);
+  const p = f32x4.add(f32x4.add(a, f32x4.mul(r2, b)), f32x4.mul(r4, c));
+  return f32x4.add(f32x4.add(r, C_1_0), f32x4.mul(r2, p));
 }
 
 /**
@@ -101,15 +104,13 @@ let I_127 = i32x4.splat(127);
 /** log(1 + y) for y in [0, 1]: 2·atanh(s), s = y / (2 + y) ≤ 1/3, series to s¹⁵ (error < 1e-8). */
 @inline export function vlog1pUnit(y: v128): v128 {
   const s = f32x4.div(y, f32x4.add(y, C_2_0));
-  const s2 = f32x4.mul(s, s);
-  let p = C_1_0_DIV_15_0;
-  p = f32x4.add(f32x4.mul(p, s2), C_1_0_DIV_13_0);
-  p = f32x4.add(f32x4.mul(p, s2), C_1_0_DIV_11_0);
-  p = f32x4.add(f32x4.mul(p, s2), C_1_0_DIV_9_0);
-  p = f32x4.add(f32x4.mul(p, s2), C_1_0_DIV_7_0);
-  p = f32x4.add(f32x4.mul(p, s2), C_1_0_DIV_5_0);
-  p = f32x4.add(f32x4.mul(p, s2), C_1_0_DIV_3_0);
-  p = f32x4.add(f32x4.mul(p, s2), C_1_0);
+  // the series in w = s² by Estrin's scheme (see expReduced)
+  const w = f32x4.mul(s, s), w2 = f32x4.mul(w, w), w4 = f32x4.mul(w2, w2);
+  const a = f32x4.add(f32x4.mul(C_1_0_DIV_3_0, w), C_1_0);
+  const b = f32x4.add(f32x4.mul(C_1_0_DIV_7_0, w), C_1_0_DIV_5_0);
+  const c = f32x4.add(f32x4.mul(C_1_0_DIV_11_0, w), C_1_0_DIV_9_0);
+  const d = f32x4.add(f32x4.mul(C_1_0_DIV_15_0, w), C_1_0_DIV_13_0);
+  const p = f32x4.add(f32x4.add(a, f32x4.mul(w2, b)), f32x4.mul(w4, f32x4.add(c, f32x4.mul(w2, d))));
   return f32x4.mul(f32x4.mul(p, s), C_2_0);
 }
 
@@ -130,16 +131,15 @@ let I_127 = i32x4.splat(127);
 @inline function erfcAbs(x: v128): v128 {
   const z = f32x4.abs(x);
   const t = f32x4.div(C_1_0, f32x4.add(C_1_0, f32x4.mul(C_0_5, z)));
-  let p = C_0_17087277;
-  p = f32x4.add(f32x4.mul(p, t), C_M0_82215223);
-  p = f32x4.add(f32x4.mul(p, t), C_1_48851587);
-  p = f32x4.add(f32x4.mul(p, t), C_M1_13520398);
-  p = f32x4.add(f32x4.mul(p, t), C_0_27886807);
-  p = f32x4.add(f32x4.mul(p, t), C_M0_18628806);
-  p = f32x4.add(f32x4.mul(p, t), C_0_09678418);
-  p = f32x4.add(f32x4.mul(p, t), C_0_37409196);
-  p = f32x4.add(f32x4.mul(p, t), C_1_00002368);
-  p = f32x4.add(f32x4.mul(p, t), C_M1_26551223);
+  // P(t), degree 9, by Estrin's scheme (see expReduced)
+  const t2 = f32x4.mul(t, t), t4 = f32x4.mul(t2, t2), t8 = f32x4.mul(t4, t4);
+  const e0 = f32x4.add(f32x4.mul(C_1_00002368, t), C_M1_26551223);
+  const e1 = f32x4.add(f32x4.mul(C_0_09678418, t), C_0_37409196);
+  const e2 = f32x4.add(f32x4.mul(C_0_27886807, t), C_M0_18628806);
+  const e3 = f32x4.add(f32x4.mul(C_1_48851587, t), C_M1_13520398);
+  const e4 = f32x4.add(f32x4.mul(C_0_17087277, t), C_M0_82215223);
+  const lo = f32x4.add(e0, f32x4.mul(t2, e1)), hi = f32x4.add(e2, f32x4.mul(t2, e3));
+  const p = f32x4.add(f32x4.add(lo, f32x4.mul(t4, hi)), f32x4.mul(t8, e4));
   return f32x4.mul(t, vexpIeee(f32x4.sub(p, f32x4.mul(z, z))));
 }
 
