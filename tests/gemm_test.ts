@@ -207,3 +207,24 @@ function sgemmUsesBlas() {
   sgemm(false, false, 4, 4, 4, 1, a, 0, 4, b, 0, 4, 0, c, 0, 4);
   assert.equal(blasSgemmCalls(), before + 1);
 }
+
+Deno.test("OpenBLAS: loading it sets OPENBLAS_THREAD_TIMEOUT (idle threads sleep at once) unless the user set it", async () => {
+  const blas = new URL("../autodiff/backends/cpu/blas.ts", import.meta.url).href;
+  const script = `import { blasLoaded } from "${blas}"; const ok = blasLoaded(); ` +
+    `console.log(JSON.stringify([ok, Deno.env.get("OPENBLAS_THREAD_TIMEOUT") ?? null]));`;
+  const run = async (env: Record<string, string>) => {
+    const out = await new Deno.Command(Deno.execPath(), {
+      args: ["eval", "--no-config", script],
+      env,
+      clearEnv: true,
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    assert.equal(out.code, 0, new TextDecoder().decode(out.stderr));
+    return JSON.parse(new TextDecoder().decode(out.stdout)) as [boolean, string | null];
+  };
+  const [loaded, fresh] = await run({});
+  assert.equal(loaded, true, "OpenBLAS is installed here (README); the test needs it");
+  assert.equal(fresh, "4");
+  assert.deepEqual(await run({ OPENBLAS_THREAD_TIMEOUT: "20" }), [true, "20"]);
+});
