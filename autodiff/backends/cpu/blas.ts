@@ -63,10 +63,12 @@ function envDisabled(): boolean {
  * How long OpenBLAS's idle threads wait for the next call before they sleep, as 2^N cycles (its
  * `OPENBLAS_THREAD_TIMEOUT`, read once when the library loads). Its default, 2^28 (about 0.1 s), keeps them
  * spinning on `sched_yield` between GEMMs while the backend's own kernel threads need the cores: on a 2-core
- * machine the spinning took a quarter of all CPU time during Wave-MambaAD inference, and the smallest value,
- * 2^4, made the pass 1.11× faster. A value the user set wins.
+ * machine the spinning took a quarter of all CPU time during Wave-MambaAD inference. 2^20 (about 0.3 ms) still
+ * spans the back-to-back GEMMs of a convolution. Measured in one process against the default (two copies of the
+ * library, passes alternating): inference 1.14× faster, a training step the same (2^16 and 2^4 made training
+ * slower: every GEMM waited for a thread to wake). A value the user set wins.
  */
-export const OPENBLAS_THREAD_TIMEOUT = 4;
+export const OPENBLAS_THREAD_TIMEOUT = 20;
 
 function setThreadTimeout(): void {
   try {
