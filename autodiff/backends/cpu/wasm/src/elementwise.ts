@@ -2,7 +2,7 @@
 // scalar forms call Math.exp, and relu (autodiff/op_table.ts gives their definitions). The host copies a block of the
 // input to `src`, runs one kernel, and copies `dst` back; `n` is rounded up to a multiple of 8 by the host.
 
-import { C_1_0, vexpIeee, vlog1pUnit, vOnePlusErf } from "./vmath";
+import { C_1_0, vexpIeee, vexpNegative, vlog1pUnit, vOnePlusErf } from "./vmath";
 
 /** Op codes; the host (elementwise_wasm.ts) lists the same names in the same order. */
 const EXP = 0, SIGMOID = 1, SILU = 2, GELU = 3, SOFTPLUS = 4, SILU_GRAD = 5, GELU_GRAD = 6, RELU = 7;
@@ -26,7 +26,7 @@ let C_20_0 = f32x4.splat(20.0);
 
 /** φ(x) = e^(−x²/2)/√(2π), its density. */
 @inline function pdf(x: v128): v128 {
-  return f32x4.mul(C_0_3989422804014327, vexpIeee(f32x4.mul(C_M0_5, f32x4.mul(x, x))));
+  return f32x4.mul(C_0_3989422804014327, vexpNegative(f32x4.mul(C_M0_5, f32x4.mul(x, x))));
 }
 
 @inline function apply(op: i32, x: v128): v128 {

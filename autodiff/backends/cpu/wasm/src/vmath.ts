@@ -140,7 +140,16 @@ let I_127 = i32x4.splat(127);
   const e4 = f32x4.add(f32x4.mul(C_0_17087277, t), C_M0_82215223);
   const lo = f32x4.add(e0, f32x4.mul(t2, e1)), hi = f32x4.add(e2, f32x4.mul(t2, e3));
   const p = f32x4.add(f32x4.add(lo, f32x4.mul(t4, hi)), f32x4.mul(t8, e4));
-  return f32x4.mul(t, vexpIeee(f32x4.sub(p, f32x4.mul(z, z))));
+  return f32x4.mul(t, vexpNegative(f32x4.sub(p, f32x4.mul(z, z))));
+}
+
+/**
+ * e^x for x ≤ 0 (NaN kept), flushing results below float32's smallest normal (x < −87.3) to 0: vexp and a mask,
+ * 10 operations fewer than vexpIeee, whose gradual underflow only erfc's and φ's far tails (|x| > 13 in GELU)
+ * would reach.
+ */
+@inline export function vexpNegative(x: v128): v128 {
+  return v128.andnot(vexp(x), f32x4.lt(x, C_M87_3));
 }
 
 /** 1 + erf(x), from erfc(|x|) = r without cancellation: 2 − r for x ≥ 0, r for x < 0 (GELU's Φ = this / 2). */
