@@ -14,6 +14,7 @@ import { loadPthStateDict } from "../nn/io/pth.ts";
 import { selectiveScan, selectiveScanReference } from "../nn/ssm/selective_scan.ts";
 import { dwt, iwt } from "../nn/wavelet/haar.ts";
 import { formatProfile, profileGpu, profileKernels } from "./profile.ts";
+import { modelInferPass, modelTrainStep, trainStep } from "./passes.ts";
 import type { Runtime as WebGPURuntime } from "../autodiff/backends/webgpu/runtime.ts";
 
 const args = parseArgs({
@@ -202,46 +203,6 @@ function sscanForwardBackward(device: Device, b: number): () => Promise<void> {
     y.dispose();
     await T.getBackend(device).sync();
     xs.forEach((x) => x.zeroGrad());
-  };
-}
-
-/**
- * One training step of a zoo model as the engine runs it (anomaly/engine/train.ts): `tidy(loss(forward))`,
- * backward, clip the global grad norm to 5, AdamW (lr 0.005, weight decay 1e-4 except 1-D and biases), loss
- * readback. Batch 8 of random images at `size`².
- */
-async function modelTrainStep(name: ModelName, device: Device, size: number): Promise<() => Promise<void>> {
-  T.manualSeed(42);
-  const model = await createModel(name, { imageSize: size }, { device });
-  model.train();
-  const opt = new T.AdamW(T.decayGroups(model.namedParameters(), 1e-4), { lr: 5e-3 });
-  const x = T.keep(T.randn([8, 3, size, size], { device }));
-  return async () => {
-    const loss = T.tidy(() => model.loss(model.forward(x)));
-    loss.backward();
-    T.tidy(() => T.clipGradNorm(model.parameters(), 5));
-    opt.step();
-    opt.zeroGrad();
-    await loss.item();
-    loss.dispose();
-  };
-}
-
-/**
- * Inference as the engine runs it (anomaly/engine/evaluate.ts): features and anomaly maps of a batch of 8 at
- * 256² under `noGrad(tidy(...))` (`useTidy` false drops the tidy, leaving the blocks' own scopes and the
- * garbage collector). Returns the pass and the model's device.
- */
-async function modelInferPass(name: ModelName, device: Device, useTidy = true): Promise<() => Promise<void>> {
-  const model = await createModel(name, { imageSize: 256 }, { device });
-  model.eval();
-  const x = T.keep(T.randn([8, 3, 256, 256], { device }));
-  return async () => {
-    const f = () => model.anomalyMap(model.forward(x));
-    const res = T.noGrad(() => (useTidy ? T.tidy(f) : f()));
-    await res.score.data();
-    res.map.dispose();
-    res.score.dispose();
   };
 }
 
@@ -491,13 +452,7 @@ async function webgpuDispatches(name: ModelName, train: boolean): Promise<number
       // the second step is counted: it also pays for whatever the first step left lazy (optimiser state)
       for (let step = 0; step < 2; step++) {
         rt.resetCounters();
-        const loss = T.tidy(() => model.loss(model.forward(x)));
-        loss.backward();
-        T.tidy(() => T.clipGradNorm(model.parameters(), 5));
-        opt.step();
-        opt.zeroGrad();
-        await loss.item();
-        loss.dispose();
+        await trainStep(model, opt, x);
       }
       opt.disposeState();
     } else {

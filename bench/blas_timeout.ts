@@ -14,9 +14,8 @@ import { parseArgs } from "node:util";
 import { copyFileSync, mkdtempSync, realpathSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import * as T from "../mod.ts";
 import { registerSgemm } from "../autodiff/backends/cpu/gemm.ts";
-import { createModel } from "../models/registry.ts";
+import { modelInferPass, modelTrainStep } from "./passes.ts";
 
 const { values } = parseArgs({
   options: {
@@ -83,30 +82,9 @@ registerSgemm(() => true, (tA, tB, m, n, k, alpha, a, offA, lda, b, offB, ldb, b
   return true;
 });
 
-T.manualSeed(42);
-const model = await createModel("wave_mambaad", { imageSize: 256 }, { device: "cpu" });
-const x = T.keep(T.randn([8, 3, 256, 256]));
-const opt = new T.AdamW(T.decayGroups(model.namedParameters(), 1e-4), { lr: 0 });
-if (mode === "train") model.train();
-else model.eval();
-
-/** The bench's pass: `noGrad(tidy(anomalyMap(forward)))`, or a training step (loss, backward, clip 5, AdamW). */
-async function pass(): Promise<void> {
-  if (mode === "train") {
-    const loss = T.tidy(() => model.loss(model.forward(x)));
-    loss.backward();
-    T.tidy(() => T.clipGradNorm(model.parameters(), 5));
-    opt.step();
-    opt.zeroGrad();
-    await loss.item();
-    loss.dispose();
-  } else {
-    const r = T.noGrad(() => T.tidy(() => model.anomalyMap(model.forward(x))));
-    await r.score.data();
-    r.map.dispose();
-    r.score.dispose();
-  }
-}
+const pass = mode === "train"
+  ? await modelTrainStep("wave_mambaad", "cpu", 256)
+  : await modelInferPass("wave_mambaad", "cpu");
 
 const times: number[][] = [[], []];
 for (const lib of libs) {
