@@ -10,6 +10,7 @@ import * as T from "../mod.ts";
 import { createModel, type ModelName } from "../models/registry.ts";
 import type { WebGPUBackend } from "../autodiff/backends/webgpu/backend.ts";
 import { profileGpu } from "../bench/profile.ts";
+import { trainStep } from "../bench/passes.ts";
 
 const SIZE = 256;
 const REPEATS = Number(Deno.env.get("GPU_CHECK_REPEATS") ?? 3);
@@ -64,15 +65,7 @@ async function measure(name: ModelName, key: string): Promise<void> {
     model.train();
     const opt = new T.AdamW(T.decayGroups(model.namedParameters(), 1e-4), { lr: 5e-3 });
     const x = T.keep(T.randn([batch, 3, SIZE, SIZE], { device: "webgpu" }));
-    const step = async () => {
-      const loss = T.tidy(() => model.loss(model.forward(x)));
-      loss.backward();
-      T.tidy(() => T.clipGradNorm(model.parameters(), 5));
-      opt.step();
-      opt.zeroGrad();
-      await loss.item();
-      loss.dispose();
-    };
+    const step = () => trainStep(model, opt, x);
     T.resetPeakMemory();
     rt.resetCounters();
     await step();

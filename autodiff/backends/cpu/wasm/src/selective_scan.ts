@@ -20,7 +20,7 @@
 // Memory: the caller (../selective_scan_wasm.ts) copies one batch element's operands into linear memory
 // and passes byte addresses; 0 means "absent". Scratch areas are passed in too. Nothing is allocated here.
 
-import { vsigmoid, vsoftplus } from "./vmath";
+import { mulAdd, vsigmoid, vsoftplus } from "./vmath";
 
 // ---- strided lane access: lane k is row (d0 + k) of a (channels, L) array ------------------------------
 
@@ -120,9 +120,10 @@ function writeExpConstants(k: usize): void {
 }
 
 /**
- * vexp(x) (vmath.ts, Estrin's scheme as there) with its constants passed in (see writeExpConstants). `round` is 1.5·2²³ + 127, so t's
- * low mantissa bits are k + 127 and shifting t left by 23 leaves exactly 2^k's bits (vexp adds
- * 127 − bits(1.5·2²³) first: the same bits, one constant and one operation more).
+ * vexp(x) (vmath.ts, its polynomial by Estrin's scheme as there) with its constants passed in (see
+ * writeExpConstants). `round` is 1.5·2²³ + 127, so t's low mantissa bits are k + 127 and shifting t left by 23
+ * leaves exactly 2^k's bits (vexp adds 127 − bits(1.5·2²³) first: the same bits, one constant and one operation
+ * more).
  */
 @inline function expK(
   x: v128, lo: v128, hi: v128, log2e: v128, round: v128, ln2hi: v128, ln2lo: v128,
@@ -134,8 +135,8 @@ function writeExpConstants(k: usize): void {
   const r = f32x4.sub(f32x4.sub(x, f32x4.mul(k, ln2hi)), f32x4.mul(k, ln2lo));
   const bits = i32x4.shl(t, 23);
   const r2 = f32x4.mul(r, r), r4 = f32x4.mul(r2, r2);
-  const a = f32x4.add(f32x4.mul(p4, r), p5), b = f32x4.add(f32x4.mul(p2, r), p3);
-  const c = f32x4.add(f32x4.mul(p0, r), p1);
+  const a = mulAdd(p4, r, p5), b = mulAdd(p2, r, p3);
+  const c = mulAdd(p0, r, p1);
   const p = f32x4.add(f32x4.add(a, f32x4.mul(r2, b)), f32x4.mul(r4, c));
   return f32x4.mul(f32x4.add(f32x4.add(r, one), f32x4.mul(r2, p)), bits);
 }
@@ -146,8 +147,8 @@ function writeExpConstants(k: usize): void {
  * polynomial (a relative least-squares-minimax fit, error 2e-9 in exact arithmetic, under 1e-7 evaluated in
  * float32) in Estrin's pairs. Fewer operations and constants than expK's Cody–Waite reduction; against the
  * float64 reference the scan's outputs and gradients come out as close as with vexp (mean error within 3 %).
- * The scan is bound by the latency of this chain, not by its operation count: Estrin's scheme (about 21 cycles
- * where Horner's took 42) made the scan 1.17× faster. x is clamped to [−125.9, 127.4] (vexp's [−87.3, 88.7]
+ * Horner's rule made this chain ~42 cycles long and the scan waited on it; Estrin's pairs (~21 cycles) made the
+ * scan 1.17× faster. What bounds it now is its instruction count (reordering or splitting the loop gained nothing). x is clamped to [−125.9, 127.4] (vexp's [−87.3, 88.7]
  * in base 2, less the top half unit that would make k = 128).
  */
 @inline function exp2K(
@@ -157,7 +158,7 @@ function writeExpConstants(k: usize): void {
   const t = f32x4.add(x, round);
   const f = f32x4.sub(x, f32x4.nearest(x));
   const f2 = f32x4.mul(f, f), f4 = f32x4.mul(f2, f2);
-  const a = f32x4.add(f32x4.mul(q0, f), one), b = f32x4.add(f32x4.mul(q2, f), q1), c = f32x4.add(f32x4.mul(q4, f), q3);
+  const a = mulAdd(q0, f, one), b = mulAdd(q2, f, q1), c = mulAdd(q4, f, q3);
   const p = f32x4.add(f32x4.add(a, f32x4.mul(f2, b)), f32x4.mul(f4, f32x4.add(c, f32x4.mul(f2, q5))));
   return f32x4.mul(p, i32x4.shl(t, 23));
 }
@@ -176,8 +177,8 @@ function writeExpConstants(k: usize): void {
 ): v128 {
   const s = f32x4.div(y, f32x4.add(y, two));
   const w = f32x4.mul(s, s), w2 = f32x4.mul(w, w), w4 = f32x4.mul(w2, w2);
-  const a = f32x4.add(f32x4.mul(s3, w), one), b = f32x4.add(f32x4.mul(s7, w), s5);
-  const c = f32x4.add(f32x4.mul(s11, w), s9), d = f32x4.add(f32x4.mul(s15, w), s13);
+  const a = mulAdd(s3, w, one), b = mulAdd(s7, w, s5);
+  const c = mulAdd(s11, w, s9), d = mulAdd(s15, w, s13);
   const p = f32x4.add(f32x4.add(a, f32x4.mul(w2, b)), f32x4.mul(w4, f32x4.add(c, f32x4.mul(w2, d))));
   return f32x4.mul(f32x4.mul(p, s), two);
 }

@@ -54,6 +54,11 @@ let I_127_ROUND_BITS = i32x4.splat(127 - ROUND_BITS);
 let I_ROUND_BITS = i32x4.splat(ROUND_BITS);
 let I_127 = i32x4.splat(127);
 
+/** a·x + b, one term pair of Estrin's scheme (see expReduced). */
+@inline export function mulAdd(a: v128, x: v128, b: v128): v128 {
+  return f32x4.add(f32x4.mul(a, x), b);
+}
+
 /**
  * e^x for 4 lanes; x clamped to [−87.3, 88.7] (the scan's arguments; below that e^x is within 1e-38 of 0).
  * k = round(x·log2 e) by the ROUND trick, so k's integer bits come for free; pmin/pmax are single
@@ -76,9 +81,9 @@ let I_127 = i32x4.splat(127);
  */
 @inline function expReduced(r: v128): v128 {
   const r2 = f32x4.mul(r, r), r4 = f32x4.mul(r2, r2);
-  const a = f32x4.add(f32x4.mul(C_1_6666665459E_M1, r), C_5_0000001201E_M1);
-  const b = f32x4.add(f32x4.mul(C_8_3334519073E_M3, r), C_4_1665795894E_M2);
-  const c = f32x4.add(f32x4.mul(C_1_9875691500E_M4, r), C_1_3981999507E_M3);
+  const a = mulAdd(C_1_6666665459E_M1, r, C_5_0000001201E_M1);
+  const b = mulAdd(C_8_3334519073E_M3, r, C_4_1665795894E_M2);
+  const c = mulAdd(C_1_9875691500E_M4, r, C_1_3981999507E_M3);
   const p = f32x4.add(f32x4.add(a, f32x4.mul(r2, b)), f32x4.mul(r4, c));
   return f32x4.add(f32x4.add(r, C_1_0), f32x4.mul(r2, p));
 }
@@ -106,10 +111,10 @@ let I_127 = i32x4.splat(127);
   const s = f32x4.div(y, f32x4.add(y, C_2_0));
   // the series in w = s² by Estrin's scheme (see expReduced)
   const w = f32x4.mul(s, s), w2 = f32x4.mul(w, w), w4 = f32x4.mul(w2, w2);
-  const a = f32x4.add(f32x4.mul(C_1_0_DIV_3_0, w), C_1_0);
-  const b = f32x4.add(f32x4.mul(C_1_0_DIV_7_0, w), C_1_0_DIV_5_0);
-  const c = f32x4.add(f32x4.mul(C_1_0_DIV_11_0, w), C_1_0_DIV_9_0);
-  const d = f32x4.add(f32x4.mul(C_1_0_DIV_15_0, w), C_1_0_DIV_13_0);
+  const a = mulAdd(C_1_0_DIV_3_0, w, C_1_0);
+  const b = mulAdd(C_1_0_DIV_7_0, w, C_1_0_DIV_5_0);
+  const c = mulAdd(C_1_0_DIV_11_0, w, C_1_0_DIV_9_0);
+  const d = mulAdd(C_1_0_DIV_15_0, w, C_1_0_DIV_13_0);
   const p = f32x4.add(f32x4.add(a, f32x4.mul(w2, b)), f32x4.mul(w4, f32x4.add(c, f32x4.mul(w2, d))));
   return f32x4.mul(f32x4.mul(p, s), C_2_0);
 }
@@ -133,11 +138,11 @@ let I_127 = i32x4.splat(127);
   const t = f32x4.div(C_1_0, f32x4.add(C_1_0, f32x4.mul(C_0_5, z)));
   // P(t), degree 9, by Estrin's scheme (see expReduced)
   const t2 = f32x4.mul(t, t), t4 = f32x4.mul(t2, t2), t8 = f32x4.mul(t4, t4);
-  const e0 = f32x4.add(f32x4.mul(C_1_00002368, t), C_M1_26551223);
-  const e1 = f32x4.add(f32x4.mul(C_0_09678418, t), C_0_37409196);
-  const e2 = f32x4.add(f32x4.mul(C_0_27886807, t), C_M0_18628806);
-  const e3 = f32x4.add(f32x4.mul(C_1_48851587, t), C_M1_13520398);
-  const e4 = f32x4.add(f32x4.mul(C_0_17087277, t), C_M0_82215223);
+  const e0 = mulAdd(C_1_00002368, t, C_M1_26551223);
+  const e1 = mulAdd(C_0_09678418, t, C_0_37409196);
+  const e2 = mulAdd(C_0_27886807, t, C_M0_18628806);
+  const e3 = mulAdd(C_1_48851587, t, C_M1_13520398);
+  const e4 = mulAdd(C_0_17087277, t, C_M0_82215223);
   const lo = f32x4.add(e0, f32x4.mul(t2, e1)), hi = f32x4.add(e2, f32x4.mul(t2, e3));
   const p = f32x4.add(f32x4.add(lo, f32x4.mul(t4, hi)), f32x4.mul(t8, e4));
   return f32x4.mul(t, vexpNegative(f32x4.sub(p, f32x4.mul(z, z))));
